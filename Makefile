@@ -1,0 +1,72 @@
+# Everything installs itself from nothing: `make demo` runs the main job, `make test` runs every check.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+# One Python for the dev environment and the Lambda runtime (python3.13): the first python3.13 that
+# really runs, from PATH or from pyenv (whose shim fails when 3.13 is not the selected version).
+PY313 := $(shell for p in "$$(command -v python3.13 2>/dev/null)" $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13.*/bin/python3.13 2>/dev/null | sort -rV); do \
+  [ -n "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$p"; break; }; done)
+UV_VERSION := 0.13.8
+VENV := .venv
+PY := $(CURDIR)/$(VENV)/bin/python
+UV := $(CURDIR)/$(VENV)/bin/uv
+SAM := $(CURDIR)/.venv-sam/bin/sam
+CHECKOV := $(CURDIR)/.venv-checkov/bin/checkov
+
+export UV_PYTHON_DOWNLOADS := never
+export SAM_CLI_TELEMETRY := 0
+export PYTHONDONTWRITEBYTECODE := 1
+# sam build's python3.13 workflow looks the runtime up on PATH.
+export PATH := $(dir $(PY313)):$(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# --- environments -----------------------------------------------------------------------------
+
+define make_venv
+	@[ -n "$(PY313)" ] || { echo "python3.13 not found (install it with: pyenv install 3.13)"; exit 1; }
+	rm -rf $(1)
+	$(PY313) -m venv $(1)
+	$(1)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(1)/bin/uv pip sync --quiet --python $(1)/bin/python $(2)
+endef
+
+$(VENV)/.stamp: requirements/dev.txt pyproject.toml
+	$(call make_venv,$(VENV),requirements/dev.txt)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+.venv-sam/.stamp: requirements/sam.txt
+	$(call make_venv,.venv-sam,requirements/sam.txt)
+	touch $@
+
+.venv-checkov/.stamp: requirements/checkov.txt
+	$(call make_venv,.venv-checkov,requirements/checkov.txt)
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.stamp .venv-sam/.stamp .venv-checkov/.stamp ## Create the three pinned environments
+
+.PHONY: lock
+lock: $(VENV)/.stamp ## Re-resolve requirements/*.in into the pinned requirements/*.txt
+	for f in dev sam checkov; do $(UV) pip compile --quiet --no-header --python $(PY313) requirements/$$f.in -o requirements/$$f.txt; done
+
+# --- checks -----------------------------------------------------------------------------------
+
+.PHONY: lint
+lint: $(VENV)/.stamp ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: test
+test: venv lint ## Everything CI runs: lint, types, template checks, build, all tests
+	$(VENV)/bin/pytest
+
+.PHONY: clean
+clean: ## Remove environments and build output
+	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam build .pytest_cache .mypy_cache .ruff_cache

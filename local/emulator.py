@@ -1,0 +1,229 @@
+"""A local AWS emulator: moto's server on a free loopback port, with SageMaker fidelity fixes.
+
+Every component talks to it over HTTP through the standard ``AWS_ENDPOINT_URL`` setting, exactly as
+it would talk to AWS or LocalStack. :meth:`Emulator.environ` gives the variables to export.
+
+moto 5.2.5 falls short of SageMaker Pipelines in three ways this project depends on, and
+:func:`_install_sagemaker_fidelity` closes each gap with a small patch of moto's backend:
+
+1. ``ClientRequestToken`` is stored but not honoured: the same token twice makes two executions.
+   Real SageMaker returns the first execution. Patched to do the same.
+2. Every execution is ``Succeeded`` from creation. Patched to start ``Executing``; the local
+   pipeline runner records ``Succeeded``/``Failed`` through :meth:`Emulator.record_execution`.
+3. ``ListPipelineExecutionSteps`` answers HTTP 500 (NotImplemented). Patched to list the steps the
+   runner recorded, newest first, as SageMaker does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.sagemaker import models as sm_models
+from moto.sagemaker import responses as sm_responses
+from moto.sagemaker.exceptions import ValidationError
+from moto.sagemaker.utils import get_pipeline_from_name
+from moto.server import ThreadedMotoServer
+
+DEFAULT_REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+# Dummy credentials: the emulator accepts any, and they keep boto3 away from real ones.
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+@dataclass
+class StepRecord:
+    """One step of an execution, as ListPipelineExecutionSteps reports it."""
+
+    name: str
+    step_type: str
+    status: str
+    start_time: datetime
+    end_time: datetime | None = None
+    failure_reason: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_api(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "StepName": self.name,
+            "StepDisplayName": self.name,
+            "StepStatus": self.status,
+            "StartTime": self.start_time.isoformat(),
+            "AttemptCount": 1,
+            "Metadata": self.metadata,
+        }
+        if self.end_time is not None:
+            item["EndTime"] = self.end_time.isoformat()
+        if self.failure_reason:
+            item["FailureReason"] = self.failure_reason
+        return item
+
+
+_patch_lock = threading.Lock()
+_patched = False
+
+
+def _install_sagemaker_fidelity() -> None:
+    """Patch moto's SageMaker backend once per process (see the module docstring)."""
+    global _patched
+    with _patch_lock:
+        if _patched:
+            return
+        backend_cls = sm_models.SageMakerModelBackend
+        original_start = backend_cls.start_pipeline_execution
+        start_lock = threading.Lock()
+
+        def start_pipeline_execution(
+            self: Any,
+            pipeline_name: str,
+            pipeline_execution_display_name: str,
+            pipeline_parameters: list[dict[str, Any]],
+            pipeline_execution_description: str,
+            parallelism_configuration: dict[str, int],
+            client_request_token: str,
+        ) -> dict[str, str]:
+            token = client_request_token
+            with start_lock:  # moto's server is threaded: check-then-create must be atomic
+                if token:
+                    pipeline = get_pipeline_from_name(self.pipelines, pipeline_name)
+                    for arn, execution in pipeline.pipeline_executions.items():
+                        if execution.client_request_token == token:
+                            return {"PipelineExecutionArn": arn}
+                result: dict[str, str] = original_start(
+                    self,
+                    pipeline_name,
+                    pipeline_execution_display_name,
+                    pipeline_parameters,
+                    pipeline_execution_description,
+                    parallelism_configuration,
+                    client_request_token,
+                )
+                execution = self.pipelines[pipeline_name].pipeline_executions[result["PipelineExecutionArn"]]
+                execution.pipeline_execution_status = "Executing"
+                execution.steps = []
+                return result
+
+        def list_pipeline_execution_steps(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
+            execution = _find_execution(self, pipeline_execution_arn)
+            steps: list[StepRecord] = getattr(execution, "steps", [])
+            return {"PipelineExecutionSteps": [s.to_api() for s in reversed(steps)]}
+
+        def list_steps_response(self: Any) -> ActionResult:
+            arn = self._get_param("PipelineExecutionArn")
+            return ActionResult(self.sagemaker_backend.list_pipeline_execution_steps(arn))
+
+        # Patching a third-party class is the point here; mypy cannot follow it.
+        setattr(backend_cls, "start_pipeline_execution", start_pipeline_execution)  # noqa: B010
+        setattr(backend_cls, "list_pipeline_execution_steps", list_pipeline_execution_steps)  # noqa: B010
+        setattr(sm_responses.SageMakerResponse, "list_pipeline_execution_steps", list_steps_response)  # noqa: B010
+        _patched = True
+
+
+def _find_execution(backend: Any, execution_arn: str) -> Any:
+    for pipeline in backend.pipelines.values():
+        if execution_arn in pipeline.pipeline_executions:
+            return pipeline.pipeline_executions[execution_arn]
+    raise ValidationError(message=f"Could not find execution {execution_arn}")
+
+
+class Emulator:
+    """moto's server on ``127.0.0.1`` and a free port, started and stopped by its owner.
+
+    Use it as a context manager::
+
+        with Emulator() as emu:
+            os.environ.update(emu.environ())
+    """
+
+    def __init__(self, region: str = DEFAULT_REGION, port: int = 0) -> None:
+        self.region = region
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._endpoint: str | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._endpoint is None:
+            raise RuntimeError("the emulator is not running: call start() first")
+        return self._endpoint
+
+    def start(self) -> Emulator:
+        _install_sagemaker_fidelity()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self._endpoint = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._endpoint is not None:
+            self._server.stop()
+            self._endpoint = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset API), keeping the server and its patches."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - the emulator's own http URL
+
+    def environ(self) -> dict[str, str]:
+        """The standard variables that point boto3 (and the SageMaker SDK) at this emulator."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            **CREDENTIALS,
+        }
+
+    # -- what only the local pipeline runner may do: record progress the API cannot set ----------
+
+    def _backend(self) -> Any:
+        return sm_models.sagemaker_backends[ACCOUNT_ID][self.region]
+
+    def record_execution(self, execution_arn: str, status: str, failure_reason: str | None = None) -> None:
+        """Set an execution's status (Executing, Succeeded, Failed, Stopped) and failure reason."""
+        execution = _find_execution(self._backend(), execution_arn)
+        execution.pipeline_execution_status = status
+        execution.pipeline_execution_failure_reason = failure_reason
+        execution.last_modified_time = datetime.now(UTC)
+
+    def record_step(self, execution_arn: str, step: StepRecord) -> None:
+        """Add or replace (by name) a step of an execution."""
+        execution = _find_execution(self._backend(), execution_arn)
+        steps: list[StepRecord] = getattr(execution, "steps", [])
+        execution.steps = [s for s in steps if s.name != step.name] + [step]
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block, then restore them."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+__all__ = ["ACCOUNT_ID", "CREDENTIALS", "DEFAULT_REGION", "Emulator", "StepRecord", "environment"]
