@@ -1,21 +1,27 @@
-"""A local AWS emulator: moto's server on a free loopback port, with SageMaker fidelity fixes.
+"""A local AWS emulator: moto's server on a free loopback port, with fidelity fixes.
 
 Every component talks to it over HTTP through the standard ``AWS_ENDPOINT_URL`` setting, exactly as
 it would talk to AWS or LocalStack. :meth:`Emulator.environ` gives the variables to export.
 
-moto 5.2.5 falls short of SageMaker Pipelines in three ways this project depends on, and
-:func:`_install_sagemaker_fidelity` closes each gap with a small patch of moto's backend:
+moto 5.2.5 falls short of S3 and SageMaker Pipelines in ways this project depends on, and
+:func:`_install_fidelity` closes each gap with a small patch of moto's backend (one process-wide
+install, undone never: the patched behaviour is the real services'):
 
 1. ``ClientRequestToken`` is stored but not honoured: the same token twice makes two executions.
    Real SageMaker returns the first execution. Patched to do the same.
-2. Every execution is ``Succeeded`` from creation. Patched to start ``Executing``; the local
-   pipeline runner records ``Succeeded``/``Failed`` through :meth:`Emulator.record_execution`.
+2. Every execution is ``Succeeded`` from creation and its failure reason is dropped. Patched to start
+   ``Executing``; the local pipeline runner records ``Succeeded``/``Failed`` and the reason through
+   :meth:`Emulator.record_execution`, and Describe/ListPipelineExecution(s) report them.
 3. ``ListPipelineExecutionSteps`` answers HTTP 500 (NotImplemented). Patched to list the steps the
    runner recorded, newest first, as SageMaker does.
+4. An unknown pipeline name answers ``ValidationException``; SageMaker answers ``ResourceNotFound``.
+5. S3 notification records lack ``versionId`` and ``sequencer``, which S3 always sends (``versionId``
+   on a versioned bucket). Patched to add both: a re-upload of the same bytes is a new event.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -27,10 +33,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.core.responses import ActionResult
+from moto.s3 import notifications as s3_notifications
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
-from moto.sagemaker.exceptions import ValidationError
-from moto.sagemaker.utils import get_pipeline_from_name
+from moto.sagemaker.exceptions import ResourceNotFound, ValidationError
 from moto.server import ThreadedMotoServer
 
 DEFAULT_REGION = "us-east-1"
@@ -76,60 +82,112 @@ _patch_lock = threading.Lock()
 _patched = False
 
 
-def _install_sagemaker_fidelity() -> None:
-    """Patch moto's SageMaker backend once per process (see the module docstring)."""
+def _install_fidelity() -> None:
+    """Patch moto's backends once per process (see the module docstring)."""
     global _patched
     with _patch_lock:
-        if _patched:
-            return
-        backend_cls = sm_models.SageMakerModelBackend
-        original_start = backend_cls.start_pipeline_execution
-        start_lock = threading.Lock()
+        if not _patched:
+            _patch_sagemaker()
+            _patch_s3_events()
+            _patched = True
 
-        def start_pipeline_execution(
-            self: Any,
-            pipeline_name: str,
-            pipeline_execution_display_name: str,
-            pipeline_parameters: list[dict[str, Any]],
-            pipeline_execution_description: str,
-            parallelism_configuration: dict[str, int],
-            client_request_token: str,
-        ) -> dict[str, str]:
-            token = client_request_token
-            with start_lock:  # moto's server is threaded: check-then-create must be atomic
-                if token:
-                    pipeline = get_pipeline_from_name(self.pipelines, pipeline_name)
-                    for arn, execution in pipeline.pipeline_executions.items():
-                        if execution.client_request_token == token:
-                            return {"PipelineExecutionArn": arn}
-                result: dict[str, str] = original_start(
-                    self,
-                    pipeline_name,
-                    pipeline_execution_display_name,
-                    pipeline_parameters,
-                    pipeline_execution_description,
-                    parallelism_configuration,
-                    client_request_token,
-                )
-                execution = self.pipelines[pipeline_name].pipeline_executions[result["PipelineExecutionArn"]]
-                execution.pipeline_execution_status = "Executing"
-                execution.steps = []
-                return result
 
-        def list_pipeline_execution_steps(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
-            execution = _find_execution(self, pipeline_execution_arn)
-            steps: list[StepRecord] = getattr(execution, "steps", [])
-            return {"PipelineExecutionSteps": [s.to_api() for s in reversed(steps)]}
+def _pipeline_named(pipelines: dict[str, Any], pipeline_name: str) -> Any:
+    try:
+        return pipelines[pipeline_name]
+    except KeyError:
+        raise ResourceNotFound(message=f"Pipeline '{pipeline_name}' does not exist.") from None
 
-        def list_steps_response(self: Any) -> ActionResult:
-            arn = self._get_param("PipelineExecutionArn")
-            return ActionResult(self.sagemaker_backend.list_pipeline_execution_steps(arn))
 
-        # Patching a third-party class is the point here; mypy cannot follow it.
-        setattr(backend_cls, "start_pipeline_execution", start_pipeline_execution)  # noqa: B010
-        setattr(backend_cls, "list_pipeline_execution_steps", list_pipeline_execution_steps)  # noqa: B010
-        setattr(sm_responses.SageMakerResponse, "list_pipeline_execution_steps", list_steps_response)  # noqa: B010
-        _patched = True
+def _patch_sagemaker() -> None:
+    backend_cls = sm_models.SageMakerModelBackend
+    original_start = backend_cls.start_pipeline_execution
+    original_describe = backend_cls.describe_pipeline_execution
+    original_list = backend_cls.list_pipeline_executions
+    start_lock = threading.Lock()
+
+    def start_pipeline_execution(
+        self: Any,
+        pipeline_name: str,
+        pipeline_execution_display_name: str,
+        pipeline_parameters: list[dict[str, Any]],
+        pipeline_execution_description: str,
+        parallelism_configuration: dict[str, int],
+        client_request_token: str,
+    ) -> dict[str, str]:
+        with start_lock:  # moto's server is threaded: check-then-create must be atomic
+            pipeline = _pipeline_named(self.pipelines, pipeline_name)
+            if client_request_token:
+                for arn, execution in pipeline.pipeline_executions.items():
+                    if execution.client_request_token == client_request_token:
+                        return {"PipelineExecutionArn": arn}
+            result: dict[str, str] = original_start(
+                self,
+                pipeline_name,
+                pipeline_execution_display_name,
+                pipeline_parameters,
+                pipeline_execution_description,
+                parallelism_configuration,
+                client_request_token,
+            )
+            execution = pipeline.pipeline_executions[result["PipelineExecutionArn"]]
+            execution.pipeline_execution_status = "Executing"
+            execution.steps = []
+            return result
+
+    def describe_pipeline_execution(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
+        result: dict[str, Any] = original_describe(self, pipeline_execution_arn)
+        reason = _find_execution(self, pipeline_execution_arn).pipeline_execution_failure_reason
+        result.pop("FailureReason", None)
+        if reason:
+            result["FailureReason"] = reason
+        return result
+
+    def list_pipeline_executions(self: Any, pipeline_name: str) -> dict[str, Any]:
+        result: dict[str, Any] = original_list(self, pipeline_name)
+        for summary in result["PipelineExecutionSummaries"]:
+            if summary.get("PipelineExecutionFailureReason") in ("None", ""):
+                del summary["PipelineExecutionFailureReason"]
+        return result
+
+    def list_pipeline_execution_steps(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
+        execution = _find_execution(self, pipeline_execution_arn)
+        steps: list[StepRecord] = getattr(execution, "steps", [])
+        return {"PipelineExecutionSteps": [s.to_api() for s in reversed(steps)]}
+
+    def list_steps_response(self: Any) -> ActionResult:
+        arn = self._get_param("PipelineExecutionArn")
+        return ActionResult(self.sagemaker_backend.list_pipeline_execution_steps(arn))
+
+    # Patching third-party classes is the point here; mypy cannot follow it.
+    for name, patch in {
+        "start_pipeline_execution": start_pipeline_execution,
+        "describe_pipeline_execution": describe_pipeline_execution,
+        "list_pipeline_executions": list_pipeline_executions,
+        "list_pipeline_execution_steps": list_pipeline_execution_steps,
+    }.items():
+        setattr(backend_cls, name, patch)
+    setattr(sm_responses.SageMakerResponse, "list_pipeline_execution_steps", list_steps_response)  # noqa: B010
+    # moto's models look the pipeline up by this module-level name (describe, update, delete, start).
+    setattr(sm_models, "get_pipeline_from_name", _pipeline_named)  # noqa: B010
+
+
+def _patch_s3_events() -> None:
+    original = s3_notifications._get_s3_event
+    sequence = itertools.count(1)
+    sequence_lock = threading.Lock()
+
+    def get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event: dict[str, Any] = original(event_name, bucket, key, notification_id)
+        with sequence_lock:
+            sequencer = f"{next(sequence):016X}"
+        obj = event["Records"][0]["s3"]["object"]
+        obj["sequencer"] = sequencer
+        if key.version_id not in (None, "null"):
+            obj["versionId"] = key.version_id
+        return event
+
+    setattr(s3_notifications, "_get_s3_event", get_s3_event)  # noqa: B010
 
 
 def _find_execution(backend: Any, execution_arn: str) -> Any:
@@ -160,7 +218,7 @@ class Emulator:
         return self._endpoint
 
     def start(self) -> Emulator:
-        _install_sagemaker_fidelity()
+        _install_fidelity()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
         self._server.start()
         host, port = self._server.get_host_and_port()
