@@ -17,7 +17,9 @@ CHECKOV := $(CURDIR)/.venv-checkov/bin/checkov
 
 export UV_PYTHON_DOWNLOADS := never
 export SAM_CLI_TELEMETRY := 0
-export PYTHONDONTWRITEBYTECODE := 1
+# Compile bytecode at install time: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
+# process would otherwise recompile pandas/boto3/moto on import (pandas: 3.0 s instead of 0.7 s).
+export UV_COMPILE_BYTECODE := 1
 # sam build's python3.13 workflow looks the runtime up on PATH.
 export PATH := $(dir $(PY313)):$(CURDIR)/$(VENV)/bin:$(PATH)
 

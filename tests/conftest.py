@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,15 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 
 
-def load_event(name: str) -> dict[str, Any]:
+def _load_event(name: str) -> dict[str, Any]:
     """A sample event from events/, the same file `sam local invoke -e` replays."""
-    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return event
+
+
+@pytest.fixture
+def load_event() -> Callable[[str], dict[str, Any]]:
+    return _load_event
 
 
 @pytest.fixture(scope="session")
