@@ -1,0 +1,146 @@
+"""Trigger test fixtures: the real handler, configured from events/env.json, against the emulator."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from trigger import config as trigger_config
+from trigger import handler
+
+from local.emulator import Emulator
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+ROLE_ARN = "arn:aws:iam::123456789012:role/pipeline-execution"
+
+
+def trigger_env() -> dict[str, str]:
+    """The trigger's environment as `sam local invoke --env-vars events/env.json` would set it."""
+    env: dict[str, str] = json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))["TriggerFunction"]
+    return env
+
+
+def pipeline_definition() -> str:
+    """A definition with the contract's parameters (the emulator does not run it)."""
+    parameters = [
+        {"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://example-data-bucket/raw/"},
+        {"Name": "OutputDataUrl", "Type": "String", "DefaultValue": "s3://example-data-bucket/clean/"},
+        {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": "ml.m5.large"},
+        {"Name": "ProcessingInstanceCount", "Type": "Integer", "DefaultValue": 1},
+    ]
+    return json.dumps({"Version": "2020-12-01", "Parameters": parameters, "Steps": []})
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """What Powertools' inject_lambda_context reads from the Lambda context."""
+
+    function_name: str = "TriggerFunction"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:TriggerFunction"
+    aws_request_id: str = "8b5e6a4c-0f1d-4a8e-9f0b-2a1c3d4e5f60"
+
+
+@dataclass(frozen=True)
+class Execution:
+    arn: str
+    display_name: str
+    description: str
+    parameters: dict[str, str]
+
+
+@dataclass
+class Trigger:
+    """The real trigger handler, its SageMaker calls, its logs and metrics, and the emulator's view."""
+
+    monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str]
+    pipeline_name: str
+    logs: io.StringIO
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def configure(self, **env: str | None) -> None:
+        """Change the environment (None removes a variable); the next invocation reads it again."""
+        for name, value in env.items():
+            if value is None:
+                self.monkeypatch.delenv(name, raising=False)
+            else:
+                self.monkeypatch.setenv(name, value)
+        trigger_config.settings.cache_clear()
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        return handler.lambda_handler(event, LambdaContext())
+
+    @property
+    def client(self) -> Any:
+        return handler.sagemaker_client()
+
+    def executions(self) -> list[Execution]:
+        sm = boto3.client("sagemaker")
+        pages = sm.get_paginator("list_pipeline_executions").paginate(PipelineName=self.pipeline_name)
+        found = []
+        for page in pages:
+            for summary in page["PipelineExecutionSummaries"]:
+                arn = summary["PipelineExecutionArn"]
+                params = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
+                found.append(
+                    Execution(
+                        arn=arn,
+                        display_name=summary["PipelineExecutionDisplayName"],
+                        description=summary["PipelineExecutionDescription"],
+                        parameters={p["Name"]: p["Value"] for p in params["PipelineParameters"]},
+                    )
+                )
+        return found
+
+    def log_records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.logs.getvalue().splitlines() if line.strip()]
+
+    def metrics(self) -> dict[str, float]:
+        """The metric values of the last EMF document the handler printed (one per invocation)."""
+        documents = [
+            json.loads(line) for line in self.capsys.readouterr().out.splitlines() if '"_aws"' in line
+        ]
+        assert documents, "the handler printed no metrics"
+        last = documents[-1]
+        names = [m["Name"] for m in last["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+        return {name: sum(last[name]) if isinstance(last[name], list) else last[name] for name in names}
+
+
+@pytest.fixture
+def trigger(
+    aws: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Trigger]:
+    """Given the trigger configured from events/env.json and its pipeline created in the emulator."""
+    env = trigger_env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    trigger_config.settings.cache_clear()
+    handler.sagemaker_client.cache_clear()
+    boto3.client("sagemaker").create_pipeline(
+        PipelineName=env["PIPELINE_NAME"], PipelineDefinition=pipeline_definition(), RoleArn=ROLE_ARN
+    )
+    logs = io.StringIO()
+    stream_handler = handler.logger.registered_handler
+    previous = stream_handler.setStream(logs)  # type: ignore[attr-defined]
+    harness = Trigger(monkeypatch, capsys, env["PIPELINE_NAME"], logs)
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        harness.calls.append(json.loads(json.dumps(params)))  # a deep copy of the request as sent
+
+    harness.client.meta.events.register("provide-client-params.sagemaker.StartPipelineExecution", record)
+    yield harness
+    stream_handler.setStream(previous)  # type: ignore[attr-defined]
+    trigger_config.settings.cache_clear()
+    handler.sagemaker_client.cache_clear()
+
+
+@pytest.fixture
+def event(load_event: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
+    return load_event
