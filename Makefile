@@ -25,7 +25,7 @@ export PATH := $(dir $(PY313)):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 # --- environments -----------------------------------------------------------------------------
 
@@ -65,9 +65,50 @@ lint: $(VENV)/.stamp ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+.PHONY: check-template
+check-template: $(VENV)/.stamp .venv-sam/.stamp .venv-checkov/.stamp ## sam validate --lint, cfn-lint (+serverless rules), checkov
+	$(SAM) validate --lint
+	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	$(CHECKOV) -f template.yaml --framework cloudformation --skip-download --compact --quiet
+
 .PHONY: test
-test: venv lint ## Everything CI runs: lint, types, template checks, build, all tests
+test: venv lint check-template build ## Everything CI runs: lint, types, template checks, sam build, all tests
 	$(VENV)/bin/pytest
+
+# --- build and deploy -------------------------------------------------------------------------
+
+.PHONY: build
+build: $(VENV)/.stamp .venv-sam/.stamp ## sam build: both functions into .aws-sam/build (renders the pipeline)
+	$(SAM) build
+
+.PHONY: deploy
+deploy: build ## sam deploy --guided (needs AWS credentials)
+	$(SAM) deploy --guided
+
+# --- local runtime ----------------------------------------------------------------------------
+
+.PHONY: demo
+demo: $(VENV)/.stamp ## The main job, locally: upload -> trigger -> pipeline -> clean data, checked
+	$(PY) -m local demo
+
+.PHONY: up
+up: $(VENV)/.stamp ## The local runtime in the foreground: every file dropped under raw/ runs (Ctrl-C stops)
+	$(PY) -m local up
+
+.PHONY: invoke
+invoke: $(VENV)/.stamp ## Docker-free `sam local invoke`: make invoke EVENT=events/s3-put.json [FUNCTION=TriggerFunction]
+	@[ -n "$(EVENT)" ] || { echo "usage: make invoke EVENT=events/<file>.json [FUNCTION=<logical id>]"; exit 2; }
+	$(PY) -m local invoke $(EVENT) $(if $(FUNCTION),--function $(FUNCTION))
+
+.PHONY: status
+status: $(VENV)/.stamp ## Executions of the running `make up`: input, status, step, output, failure reason
+	$(PY) -m local status
+
+.PHONY: bench
+bench: $(VENV)/.stamp ## Benchmarks: ETL speed/memory, trigger cold start, local latency and bursts
+	$(PY) bench/trigger_coldstart.py
+	$(PY) bench/etl_bench.py
+	$(PY) bench/local_latency.py
 
 .PHONY: clean
 clean: ## Remove environments and build output
