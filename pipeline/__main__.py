@@ -1,0 +1,67 @@
+"""``python -m pipeline render``: the pipeline definition template (and the image URI table) as JSON.
+
+    python -m pipeline render [--out FILE] [--image-uris FILE] [--etl-script FILE]
+
+Offline and deterministic: no credentials, no network, byte-identical output for identical inputs.
+``sam build`` runs it to put ``pipeline.json`` and ``image_uris.json`` into the deploy function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+
+def _default_etl_script() -> Path:
+    return Path(str(files("etl").joinpath("etl.py")))
+
+
+def _write(text: str, target: Path | None) -> None:
+    if target is None:
+        sys.stdout.write(text)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    render = commands.add_parser(
+        "render", help="render the definition template with deploy-time placeholders"
+    )
+    render.add_argument("--out", type=Path, help="write the definition here (default: stdout)")
+    render.add_argument(
+        "--image-uris", type=Path, help="also write {region: scikit-learn image URI} as JSON to this file"
+    )
+    render.add_argument(
+        "--etl-script",
+        type=Path,
+        default=None,
+        help="the ETL script to address by content (default: etl/etl.py)",
+    )
+    args = parser.parse_args(argv)
+
+    etl_script: Path = args.etl_script or _default_etl_script()
+    if not etl_script.is_file():
+        parser.error(f"ETL script not found: {etl_script}")
+
+    from pipeline.pipeline import render_image_uris, render_template  # the SDK takes seconds to import
+
+    # Importing the SDK sets the root logger to INFO (one line per region and image); its warnings here
+    # are about what this builder chooses on purpose (ProcessingJobName is set per execution).
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("sagemaker", "sagemaker.config"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    _write(render_template(etl_script), args.out)
+    if args.image_uris is not None:
+        _write(render_image_uris(), args.image_uris)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

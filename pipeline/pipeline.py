@@ -1,0 +1,234 @@
+"""The SageMaker Pipeline definition, built with the SageMaker Python SDK v3 (build time only).
+
+:func:`get_pipeline` is a pure builder: every value comes in as a keyword argument and nothing is
+sent anywhere. :func:`render_template` builds it with ``string.Template`` placeholders instead of the
+deploy-time values and returns the definition JSON that ``sam build`` puts into the deploy function's
+artifact (as ``pipeline.json``). At deploy time the function fills the placeholders with
+``string.Template.substitute`` (an unknown or missing placeholder is an error, never a silent blank):
+
+==========================  ==========================================================
+``${DataBucket}``           the stack's data bucket (code location and default URLs)
+``${RoleArn}``              the SageMaker execution role the processing job runs as
+``${ImageUri}``             the scikit-learn processing image of the stack's region
+``${RawPrefix}``            default ``InputDataUrl`` = ``s3://${DataBucket}/${RawPrefix}``
+``${CleanPrefix}``          default ``OutputDataUrl`` = ``s3://${DataBucket}/${CleanPrefix}``
+``${ProcessingInstanceType}``  default of the ``ProcessingInstanceType`` parameter
+==========================  ==========================================================
+
+The ETL script's location is content-addressed, ``s3://${DataBucket}/code/<sha256 of etl.py>/etl.py``,
+so a changed script is a changed definition (and the deploy function uploads it under that key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# The SDK cannot even be imported without a region: it builds boto3 clients at import time. The
+# definition does not depend on the region (the image URI is a deploy-time placeholder and the
+# region-dependent experiment config is switched off below), so a fixed one is used for rendering.
+RENDER_REGION = "us-east-1"
+
+SKLEARN_FRAMEWORK_VERSION = "1.2-1"
+STEP_NAME = "CleanData"
+INPUT_NAME = "data"
+OUTPUT_NAME = "clean"
+INPUT_DIR = "/opt/ml/processing/input/data"
+OUTPUT_DIR = "/opt/ml/processing/output"
+DEFAULT_INSTANCE_COUNT = 1
+PLACEHOLDERS = ("DataBucket", "RoleArn", "ImageUri", "RawPrefix", "CleanPrefix", "ProcessingInstanceType")
+
+# Opt out of the SDK's telemetry (it would call an AWS endpoint while rendering).
+_SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+
+@contextmanager
+def _sdk_environment(region: str) -> Iterator[None]:
+    """A region for the parts of the SDK that read it from the environment, restored afterwards.
+
+    Besides its import-time clients, ``ProcessingStep`` builds a ``LocalSession()`` from the default
+    configuration chain: no argument reaches it. The SDK's compile-time ``SyntaxWarning`` noise and its
+    "no job is started in a PipelineSession" ``UserWarning`` are silenced.
+    """
+    saved = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = region
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"sagemaker\.")
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_DEFAULT_REGION", None)
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = saved
+
+
+with _sdk_environment(RENDER_REGION):
+    import boto3
+    from sagemaker.core import image_uris
+    from sagemaker.core.processing import ScriptProcessor
+    from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
+    from sagemaker.core.workflow.parameters import ParameterInteger, ParameterString
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+
+class _OfflineSession(PipelineSession):  # type: ignore[misc]  # the SDK ships no type hints
+    """A PipelineSession that takes the role as given.
+
+    The stock one resolves a role *name* through IAM (a network call) and only skips that for
+    strings containing ``/``; the role here is an ARN or the ``${RoleArn}`` placeholder.
+    """
+
+    def expand_role(self, role: str) -> str:
+        return role
+
+
+def get_pipeline(
+    *,
+    name: str,
+    role_arn: str,
+    image_uri: str,
+    code_uri: str,
+    input_data_url: str,
+    output_data_url: str,
+    instance_type: str,
+    instance_count: int = DEFAULT_INSTANCE_COUNT,
+    region: str = RENDER_REGION,
+) -> Pipeline:
+    """The ETL pipeline: four parameters and one processing step.
+
+    ``input_data_url``, ``output_data_url``, ``instance_type`` and ``instance_count`` are the
+    parameters' *defaults*; every execution may override them (the trigger passes both URLs)::
+
+        Parameters                         Step "CleanData" (ProcessingStep)
+        ----------                         ScriptProcessor: scikit-learn 1.2-1 image, python3 etl.py
+        InputDataUrl (String) ------+----> input "data": S3Prefix, ShardedByS3Key, File
+                                    |        s3://... -> /opt/ml/processing/input/data
+                                    +----> argument --input-url <InputDataUrl>
+        OutputDataUrl (String) <---------- output "clean": EndOfJob
+                                             /opt/ml/processing/output -> s3://...
+        ProcessingInstanceType (String) -> ClusterConfig.InstanceType
+        ProcessingInstanceCount (Integer)  ClusterConfig.InstanceCount (each instance gets its
+                                  -------> share of the input files: ShardedByS3Key)
+        code_uri (fixed) ----------------> input "code" -> /opt/ml/processing/input/code/etl.py
+
+    The script runs as ``python3 etl.py --input-dir /opt/ml/processing/input/data
+    --output-dir /opt/ml/processing/output --input-url <InputDataUrl>``: with an object URL it
+    processes exactly that object (an S3Prefix input ``raw/a.csv`` also downloads ``raw/a.csv.bak``).
+
+    Building makes no AWS call: ``role_arn`` is taken as given and ``code_uri`` must already be an
+    ``s3://`` URI (a local path would be uploaded while rendering).
+    """
+    if not code_uri.startswith("s3://"):
+        raise ValueError(f"code_uri must be an s3:// URI (a local file would be uploaded): {code_uri!r}")
+    with _sdk_environment(region):
+        session = _OfflineSession(
+            boto_session=boto3.Session(region_name=region),
+            sagemaker_config=_SDK_CONFIG,
+            default_bucket="unused-by-this-pipeline",  # never created: the code is already in S3
+        )
+        input_url = ParameterString(name="InputDataUrl", default_value=input_data_url)
+        output_url = ParameterString(name="OutputDataUrl", default_value=output_data_url)
+        processing_instance_type = ParameterString(name="ProcessingInstanceType", default_value=instance_type)
+        processing_instance_count = ParameterInteger(
+            name="ProcessingInstanceCount", default_value=instance_count
+        )
+
+        processor = ScriptProcessor(
+            role=role_arn,
+            image_uri=image_uri,
+            command=["python3"],
+            instance_type=processing_instance_type,
+            instance_count=processing_instance_count,
+            sagemaker_session=session,
+        )
+        step_args = processor.run(
+            code=code_uri,
+            inputs=[
+                ProcessingInput(
+                    input_name=INPUT_NAME,
+                    s3_input=ProcessingS3Input(
+                        s3_uri=input_url,
+                        local_path=INPUT_DIR,
+                        s3_data_type="S3Prefix",
+                        s3_input_mode="File",
+                        s3_data_distribution_type="ShardedByS3Key",
+                    ),
+                )
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name=OUTPUT_NAME,
+                    s3_output=ProcessingS3Output(
+                        s3_uri=output_url, local_path=OUTPUT_DIR, s3_upload_mode="EndOfJob"
+                    ),
+                )
+            ],
+            arguments=["--input-dir", INPUT_DIR, "--output-dir", OUTPUT_DIR, "--input-url", input_url],
+        )
+        return Pipeline(
+            name=name,
+            parameters=[input_url, output_url, processing_instance_type, processing_instance_count],
+            steps=[ProcessingStep(name=STEP_NAME, step_args=step_args)],
+            # No automatic SageMaker Experiments trial per execution: the SDK's default would make the
+            # definition depend on the region it is rendered in.
+            pipeline_experiment_config=None,
+            sagemaker_session=session,
+        )
+
+
+def code_key(script: bytes) -> str:
+    """The content-addressed S3 key of the ETL script: ``code/<sha256>/etl.py``."""
+    return f"code/{hashlib.sha256(script).hexdigest()}/etl.py"
+
+
+def definition_json(pipeline: Pipeline, region: str = RENDER_REGION) -> str:
+    """The pipeline's definition as stable, indented JSON text (ends with a newline)."""
+    with _sdk_environment(region):
+        definition: dict[str, Any] = json.loads(pipeline.definition())
+    return json.dumps(definition, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_template(etl_script: Path) -> str:
+    """The definition with deploy-time placeholders (see the module docstring), as JSON text.
+
+    Deterministic: the same ``etl_script`` content gives byte-identical output.
+    """
+    pipeline = get_pipeline(
+        name="etl-pipeline",  # not part of the definition: the deploy function names the pipeline
+        role_arn="${RoleArn}",
+        image_uri="${ImageUri}",
+        code_uri="s3://${DataBucket}/" + code_key(etl_script.read_bytes()),
+        input_data_url="s3://${DataBucket}/${RawPrefix}",
+        output_data_url="s3://${DataBucket}/${CleanPrefix}",
+        instance_type="${ProcessingInstanceType}",
+    )
+    return definition_json(pipeline)
+
+
+def image_uris_by_region(framework_version: str = SKLEARN_FRAMEWORK_VERSION) -> dict[str, str]:
+    """``{region: scikit-learn processing image URI}`` for every region the SDK knows that version in."""
+    config = image_uris.config_for_framework("sklearn")
+    regions: set[str] = set()
+    for scope in config.values():
+        regions.update(scope.get("versions", {}).get(framework_version, {}).get("registries", {}))
+    if not regions:
+        raise ValueError(f"the SageMaker SDK knows no scikit-learn {framework_version} image")
+    return {
+        region: image_uris.retrieve(framework="sklearn", version=framework_version, region=region)
+        for region in sorted(regions)
+    }
+
+
+def render_image_uris() -> str:
+    """:func:`image_uris_by_region` as stable, indented JSON text (ends with a newline)."""
+    return json.dumps(image_uris_by_region(), indent=2, sort_keys=True) + "\n"

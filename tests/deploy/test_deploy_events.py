@@ -1,0 +1,504 @@
+"""The deploy function replays events/cfn-*.json against the emulator and always answers CloudFormation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import pytest
+from deploy import handler
+from deploy.errors import DeployError, ResponseNotSent
+from deploy.resource import NOT_CREATED, PipelineResource
+
+from pipeline.pipeline import render_template
+
+BUCKET = "example-data-bucket"
+PIPELINE = "s3-sagemaker-trigger"
+REGION = "us-east-1"
+
+
+def _code_key(script: bytes) -> str:
+    return f"code/{hashlib.sha256(script).hexdigest()}/etl.py"
+
+
+def _expected_definition(artifact: Path, properties: dict[str, Any]) -> dict[str, Any]:
+    image_uri = json.loads((artifact / "image_uris.json").read_text(encoding="utf-8"))[REGION]
+    text = Template((artifact / "pipeline.json").read_text(encoding="utf-8")).substitute(
+        DataBucket=properties["DataBucket"],
+        RoleArn=properties["RoleArn"],
+        ImageUri=image_uri,
+        RawPrefix=properties["RawPrefix"],
+        CleanPrefix=properties["CleanPrefix"],
+        ProcessingInstanceType=properties["ProcessingInstanceType"],
+    )
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def _definition(sagemaker: Any, name: str = PIPELINE) -> dict[str, Any]:
+    definition: dict[str, Any] = json.loads(
+        sagemaker.describe_pipeline(PipelineName=name)["PipelineDefinition"]
+    )
+    return definition
+
+
+def _tags(sagemaker: Any, arn: str) -> dict[str, str]:
+    tags = sagemaker.list_tags(ResourceArn=arn)["Tags"]
+    keys = [t["Key"] for t in tags]
+    assert len(keys) == len(set(keys)), f"one value per tag key, got {tags}"
+    return {t["Key"]: t["Value"] for t in tags}
+
+
+def _default(definition: dict[str, Any], parameter: str) -> Any:
+    return next(p["DefaultValue"] for p in definition["Parameters"] if p["Name"] == parameter)
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return BUCKET
+
+
+@pytest.fixture
+def created(deploy: Any, bucket: str) -> dict[str, Any]:
+    answer: dict[str, Any] = deploy.invoke(deploy.event("cfn-create.json"))
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    return answer
+
+
+# -- Create -----------------------------------------------------------------------------------------
+
+
+def test_create_uploads_the_script_and_creates_the_filled_pipeline_with_its_tags(
+    deploy: Any, bucket: str, s3: Any, sagemaker: Any, built_artifact: Path
+) -> None:
+    # Given the stack's bucket exists and the function holds a built artifact
+    event = deploy.event("cfn-create.json")
+    script = (built_artifact / "etl.py").read_bytes()
+
+    # When CloudFormation sends the Create request
+    answer = deploy.invoke(event)
+
+    # Then it answers SUCCESS for the pipeline, named by its name, with its ARN as data
+    described = sagemaker.describe_pipeline(PipelineName=PIPELINE)
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert answer["PhysicalResourceId"] == PIPELINE
+    assert answer["Data"] == {"PipelineArn": described["PipelineArn"], "PipelineName": PIPELINE}
+    assert (answer["StackId"], answer["RequestId"], answer["LogicalResourceId"]) == (
+        event["StackId"],
+        event["RequestId"],
+        "Pipeline",
+    )
+    # And the ETL script sits at its content-addressed key
+    key = _code_key(script)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == script
+    # And the pipeline holds the rendered definition with every placeholder filled
+    properties = event["ResourceProperties"]
+    definition = _definition(sagemaker)
+    assert definition == _expected_definition(built_artifact, properties)
+    assert "${" not in described["PipelineDefinition"]
+    code_input = definition["Steps"][0]["Arguments"]["ProcessingInputs"][1]["S3Input"]["S3Uri"]
+    assert code_input == f"s3://{bucket}/{key}"
+    assert _default(definition, "InputDataUrl") == f"s3://{bucket}/raw/"
+    assert definition["Steps"][0]["Arguments"]["AppSpecification"]["ImageUri"].endswith(
+        f".dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    )
+    assert described["RoleArn"] == properties["RoleArn"]
+    # And it carries the template's tags
+    assert _tags(sagemaker, described["PipelineArn"]) == {t["Key"]: t["Value"] for t in properties["Tags"]}
+
+
+def test_the_response_is_a_plain_put_without_a_content_type(deploy: Any, bucket: str) -> None:
+    # Given a Create request (its pre-signed ResponseURL is signed without a content type)
+    event = deploy.event("cfn-create.json")
+
+    # When the function answers
+    deploy.invoke(event)
+
+    # Then the PUT carries no form content type that would break the signature
+    headers = {k.lower(): v for k, v in deploy.cloudformation.headers[-1].items()}
+    assert headers.get("content-type", "") == ""
+
+
+def test_create_of_a_name_already_taken_fails_and_its_rollback_leaves_that_pipeline_alone(
+    deploy: Any, bucket: str, sagemaker: Any
+) -> None:
+    # Given a pipeline of the same name that this stack did not create
+    sagemaker.create_pipeline(
+        PipelineName=PIPELINE,
+        PipelineDefinition='{"Version": "2020-12-01", "Steps": []}',
+        RoleArn="arn:aws:iam::123456789012:role/other",
+    )
+
+    # When CloudFormation sends the Create request
+    answer = deploy.invoke(deploy.event("cfn-create.json"))
+
+    # Then it fails naming the AWS error, with a physical ID that is no pipeline's name
+    assert answer["Status"] == "FAILED"
+    assert "CreatePipeline s3-sagemaker-trigger failed" in answer["Reason"]
+    assert "already exists" in answer["Reason"]
+    assert answer["PhysicalResourceId"].startswith(NOT_CREATED)
+
+    # And the rollback's Delete (for that physical ID) succeeds without touching the other pipeline
+    rollback = deploy.invoke(deploy.event("cfn-delete.json", PhysicalResourceId=answer["PhysicalResourceId"]))
+    assert rollback["Status"] == "SUCCESS", rollback["Reason"]
+    assert (
+        sagemaker.describe_pipeline(PipelineName=PIPELINE)["RoleArn"]
+        == "arn:aws:iam::123456789012:role/other"
+    )
+
+
+# -- Update -----------------------------------------------------------------------------------------
+
+
+def test_update_changes_the_definition_and_reconciles_the_tags(
+    deploy: Any, created: dict[str, Any], sagemaker: Any, built_artifact: Path
+) -> None:
+    # Given the pipeline was created with instance type ml.m5.xlarge and tags project + stack
+    event = deploy.event("cfn-update.json")
+    assert _default(_definition(sagemaker), "ProcessingInstanceType") == "ml.m5.xlarge"
+
+    # When CloudFormation sends the Update (ml.m5.2xlarge; tags: project kept, stack gone, owner new)
+    answer = deploy.invoke(event)
+
+    # Then the same pipeline now has the new definition and exactly the new tags
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert answer["PhysicalResourceId"] == PIPELINE
+    definition = _definition(sagemaker)
+    assert _default(definition, "ProcessingInstanceType") == "ml.m5.2xlarge"
+    assert definition == _expected_definition(built_artifact, event["ResourceProperties"])
+    assert _tags(sagemaker, answer["Data"]["PipelineArn"]) == {
+        "project": "s3-sagemaker-trigger",
+        "owner": "data-team",
+    }
+
+
+def test_update_with_a_changed_tag_value_keeps_one_value_per_key(
+    deploy: Any, created: dict[str, Any], sagemaker: Any
+) -> None:
+    # Given the pipeline is tagged project=s3-sagemaker-trigger
+    tags = [{"Key": "project", "Value": "renamed-project"}, {"Key": "stack", "Value": "s3-sagemaker-trigger"}]
+
+    # When an Update changes that tag's value
+    answer = deploy.invoke(deploy.event("cfn-update.json", Properties={"Tags": tags}))
+
+    # Then the tag has the new value, once
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert _tags(sagemaker, answer["Data"]["PipelineArn"]) == {t["Key"]: t["Value"] for t in tags}
+
+
+def test_a_new_etl_script_is_uploaded_to_a_new_key_and_the_pipeline_points_at_it(
+    deploy: Any, created: dict[str, Any], s3: Any, sagemaker: Any, built_artifact: Path, tmp_path: Path
+) -> None:
+    # Given a rebuilt artifact whose ETL script changed
+    old_key = _code_key((built_artifact / "etl.py").read_bytes())
+    new_script = (built_artifact / "etl.py").read_bytes() + b"\n# changed\n"
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(built_artifact, rebuilt)
+    (rebuilt / "etl.py").write_bytes(new_script)
+    (rebuilt / "pipeline.json").write_text(render_template(rebuilt / "etl.py"), encoding="utf-8")
+    deploy.use_artifact(rebuilt)
+
+    # When CloudFormation sends the Update that the new function version causes
+    answer = deploy.invoke(deploy.event("cfn-update.json"))
+
+    # Then the new script is at its own key, the old one stays, and the pipeline runs the new one
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    new_key = _code_key(new_script)
+    assert new_key != old_key
+    assert s3.get_object(Bucket=BUCKET, Key=new_key)["Body"].read() == new_script
+    assert s3.head_object(Bucket=BUCKET, Key=old_key)["ContentLength"] > 0
+    code_input = _definition(sagemaker)["Steps"][0]["Arguments"]["ProcessingInputs"][1]["S3Input"]["S3Uri"]
+    assert code_input == f"s3://{BUCKET}/{new_key}"
+
+
+def test_a_no_change_update_is_harmless(
+    deploy: Any, created: dict[str, Any], s3: Any, sagemaker: Any, built_artifact: Path
+) -> None:
+    # Given the pipeline and the script as the Create left them
+    key = _code_key((built_artifact / "etl.py").read_bytes())
+    version_before = s3.head_object(Bucket=BUCKET, Key=key)["VersionId"]
+    definition_before = _definition(sagemaker)
+    create = deploy.load_event("cfn-create.json")
+
+    # When an Update arrives with the very same properties
+    answer = deploy.invoke(
+        deploy.event(
+            "cfn-update.json", ResourceProperties=create["ResourceProperties"], OldResourceProperties={}
+        )
+    )
+
+    # Then it succeeds, rewrites nothing in S3 and leaves the pipeline as it was
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert answer["PhysicalResourceId"] == PIPELINE
+    assert s3.head_object(Bucket=BUCKET, Key=key)["VersionId"] == version_before
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+    assert len(versions) == 1
+    assert _definition(sagemaker) == definition_before
+    assert _tags(sagemaker, answer["Data"]["PipelineArn"]) == {
+        t["Key"]: t["Value"] for t in create["ResourceProperties"]["Tags"]
+    }
+
+
+def test_a_renamed_pipeline_is_created_new_and_the_old_one_deleted_by_the_cleanup(
+    deploy: Any, created: dict[str, Any], sagemaker: Any
+) -> None:
+    # Given the pipeline s3-sagemaker-trigger exists
+    # When an Update renames it
+    answer = deploy.invoke(deploy.event("cfn-update.json", Properties={"PipelineName": "renamed-pipeline"}))
+
+    # Then a new pipeline answers as the new physical resource, and the old one still exists...
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert answer["PhysicalResourceId"] == "renamed-pipeline"
+    assert (
+        sagemaker.describe_pipeline(PipelineName="renamed-pipeline")["PipelineArn"]
+        == answer["Data"]["PipelineArn"]
+    )
+    sagemaker.describe_pipeline(PipelineName=PIPELINE)
+
+    # ...until CloudFormation's cleanup sends Delete for the old physical ID
+    cleanup = deploy.invoke(
+        deploy.event(
+            "cfn-delete.json", ResourceProperties=deploy.load_event("cfn-create.json")["ResourceProperties"]
+        )
+    )
+    assert cleanup["Status"] == "SUCCESS", cleanup["Reason"]
+    names = {p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]}
+    assert names == {"renamed-pipeline"}
+
+
+# -- Delete -----------------------------------------------------------------------------------------
+
+
+def test_delete_removes_the_pipeline(deploy: Any, created: dict[str, Any], sagemaker: Any) -> None:
+    # Given the pipeline exists
+    # When CloudFormation sends the Delete request
+    answer = deploy.invoke(deploy.event("cfn-delete.json"))
+
+    # Then it answers SUCCESS and the pipeline is gone
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert answer["PhysicalResourceId"] == PIPELINE
+    assert sagemaker.list_pipelines()["PipelineSummaries"] == []
+
+
+def test_delete_keeps_the_pipeline_when_told_to_retain_it(
+    deploy: Any, created: dict[str, Any], sagemaker: Any
+) -> None:
+    # Given the template says RetainPipelineOnDelete=true
+    event = deploy.event("cfn-delete.json", Properties={"RetainOnDelete": "true"})
+
+    # When CloudFormation sends the Delete request
+    answer = deploy.invoke(event)
+
+    # Then it answers SUCCESS and the pipeline is still there
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert sagemaker.describe_pipeline(PipelineName=PIPELINE)["PipelineName"] == PIPELINE
+
+
+def test_delete_of_a_pipeline_already_gone_succeeds(deploy: Any, bucket: str, sagemaker: Any) -> None:
+    # Given no pipeline of that name exists (deleted by hand, or never created)
+    assert sagemaker.list_pipelines()["PipelineSummaries"] == []
+
+    # When CloudFormation sends the Delete request
+    answer = deploy.invoke(deploy.event("cfn-delete.json"))
+
+    # Then it answers SUCCESS: there is nothing left to delete
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+
+
+def test_delete_succeeds_even_with_properties_a_create_would_reject(deploy: Any, bucket: str) -> None:
+    # Given a resource whose properties are invalid (its Create failed with them)
+    event = deploy.event(
+        "cfn-delete.json", PhysicalResourceId=f"{NOT_CREATED}x", Properties={"RawPrefix": "/"}
+    )
+
+    # When CloudFormation sends the Delete request
+    answer = deploy.invoke(event)
+
+    # Then nothing blocks the delete
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+
+
+# -- failures: always answered, with a reason ------------------------------------------------------
+
+
+def test_a_missing_bucket_fails_the_create_with_the_s3_error(deploy: Any, sagemaker: Any, aws: Any) -> None:
+    # Given the data bucket does not exist
+    # When CloudFormation sends the Create request
+    answer = deploy.invoke(deploy.event("cfn-create.json"))
+
+    # Then it answers FAILED naming the upload and S3's error, and creates no pipeline
+    assert answer["Status"] == "FAILED"
+    assert f"uploading the ETL script to s3://{BUCKET}/code/" in answer["Reason"]
+    assert "NoSuchBucket" in answer["Reason"]
+    assert "log stream" in answer["Reason"]
+    assert answer["PhysicalResourceId"].startswith(NOT_CREATED)
+    assert sagemaker.list_pipelines()["PipelineSummaries"] == []
+
+
+def test_an_unknown_placeholder_in_the_definition_fails_with_its_name(
+    deploy: Any, bucket: str, built_artifact: Path, tmp_path: Path, sagemaker: Any
+) -> None:
+    # Given an artifact whose definition has a placeholder the function cannot fill
+    broken = tmp_path / "broken"
+    shutil.copytree(built_artifact, broken)
+    text = (broken / "pipeline.json").read_text(encoding="utf-8")
+    (broken / "pipeline.json").write_text(text.replace("${ImageUri}", "${ImageURI}"), encoding="utf-8")
+    deploy.use_artifact(broken)
+
+    # When CloudFormation sends the Create request
+    answer = deploy.invoke(deploy.event("cfn-create.json"))
+
+    # Then it answers FAILED naming the placeholder, and creates nothing
+    assert answer["Status"] == "FAILED"
+    assert "unknown placeholders: ImageURI" in answer["Reason"]
+    assert sagemaker.list_pipelines()["PipelineSummaries"] == []
+
+
+def test_a_stale_artifact_fails_instead_of_running_other_code_than_it_uploads(
+    deploy: Any, bucket: str, built_artifact: Path, tmp_path: Path
+) -> None:
+    # Given an artifact whose etl.py changed after pipeline.json was rendered
+    stale = tmp_path / "stale"
+    shutil.copytree(built_artifact, stale)
+    with (stale / "etl.py").open("a", encoding="utf-8") as script:
+        script.write("\n# edited after the build\n")
+    deploy.use_artifact(stale)
+
+    # When CloudFormation sends the Create request
+    answer = deploy.invoke(deploy.event("cfn-create.json"))
+
+    # Then it answers FAILED telling to rebuild
+    assert answer["Status"] == "FAILED"
+    assert "stale, rebuild it with `sam build`" in answer["Reason"]
+
+
+def test_a_missing_artifact_fails_with_a_hint_to_build(deploy: Any, bucket: str, tmp_path: Path) -> None:
+    # Given a function deployed without its build products
+    deploy.use_artifact(tmp_path)
+
+    # When CloudFormation sends the Create request
+    answer = deploy.invoke(deploy.event("cfn-create.json"))
+
+    # Then it answers FAILED naming the missing file
+    assert answer["Status"] == "FAILED"
+    assert "build artifact is incomplete" in answer["Reason"]
+    assert "pipeline.json" in answer["Reason"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"CleanPrefix": "raw/clean/"}, "RawPrefix 'raw/' and CleanPrefix 'raw/clean/' overlap"),
+        ({"RawPrefix": "code/"}, "RawPrefix 'code/' and the code folder 'code/' overlap"),
+        ({"RawPrefix": "raw"}, "RawPrefix 'raw' must be a folder"),
+        ({"CleanPrefix": "cl*an/"}, "CleanPrefix 'cl*an/' must not contain '*'"),
+        ({"PipelineName": "bad_name"}, "PipelineName 'bad_name' is not a valid pipeline name"),
+        ({"RetainOnDelete": "maybe"}, "RetainOnDelete must be 'true' or 'false'"),
+        ({"Tags": [{"Key": "aws:x", "Value": "y"}]}, "the 'aws:' prefix is reserved"),
+        ({"Colour": "blue"}, "unknown properties: Colour"),
+    ],
+)
+def test_invalid_properties_fail_with_every_problem_named(
+    deploy: Any, bucket: str, sagemaker: Any, changes: dict[str, Any], expected: str
+) -> None:
+    # Given a Create request with a bad property
+    event = deploy.event("cfn-create.json", Properties=changes)
+
+    # When it is replayed
+    answer = deploy.invoke(event)
+
+    # Then it answers FAILED naming the problem, and creates nothing
+    assert answer["Status"] == "FAILED"
+    assert expected in answer["Reason"]
+    assert sagemaker.list_pipelines()["PipelineSummaries"] == []
+
+
+def test_an_unexpected_error_is_logged_and_answered(
+    deploy: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a bug deep in the function
+    def broken(self: PipelineResource, request: Any) -> Any:
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr(PipelineResource, "create", broken)
+
+    # When CloudFormation sends the Create request
+    answer = deploy.invoke(deploy.event("cfn-create.json"))
+
+    # Then the stack still gets a FAILED answer naming the error...
+    assert answer["Status"] == "FAILED"
+    assert "unexpected error: RuntimeError: something nobody expected" in answer["Reason"]
+    # ...and the log has it with its traceback
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == ["unexpected error"]
+    assert errors[0].exc_info is not None
+    assert errors[0].exc_info[0] is RuntimeError
+
+
+def test_a_request_about_to_time_out_is_answered_failed_once(
+    deploy: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, sagemaker: Any
+) -> None:
+    # Given an AWS call that outlasts the function's remaining time
+    def slow(self: PipelineResource, request: Any) -> Any:
+        time.sleep(1.5)
+        raise AssertionError("CloudFormation was answered long ago")
+
+    monkeypatch.setattr(PipelineResource, "create", slow)
+    remaining_ms = int((handler.TIMEOUT_MARGIN_SECONDS + 0.3) * 1000)
+
+    # When CloudFormation sends the Create request
+    answer = deploy.invoke(deploy.event("cfn-create.json"), remaining_ms=remaining_ms)
+
+    # Then the watchdog answered FAILED before the timeout, and the late outcome sent nothing more
+    assert answer["Status"] == "FAILED"
+    assert "did not finish within 0 s" in answer["Reason"]
+    assert answer["PhysicalResourceId"].startswith(NOT_CREATED)
+
+
+def test_an_unknown_request_type_is_answered_failed(deploy: Any, bucket: str) -> None:
+    # Given a request of a type CloudFormation does not send
+    event = deploy.event("cfn-create.json", RequestType="Refresh")
+
+    # When it is replayed
+    answer = deploy.invoke(event)
+
+    # Then it is answered FAILED, naming the type
+    assert answer["Status"] == "FAILED"
+    assert "unknown RequestType 'Refresh'" in answer["Reason"]
+
+
+def test_a_response_refused_with_a_server_error_is_retried(deploy: Any, bucket: str) -> None:
+    # Given CloudFormation's response endpoint fails twice with 503
+    deploy.cloudformation.statuses.extend([503, 503])
+
+    # When the function answers a Create
+    answer = deploy.invoke(deploy.event("cfn-create.json"))
+
+    # Then the third attempt delivers it
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+
+
+def test_an_undeliverable_response_is_raised_not_swallowed(deploy: Any, bucket: str) -> None:
+    # Given a response URL nothing listens on
+    event = deploy.event("cfn-create.json")
+    event["ResponseURL"] = "http://127.0.0.1:9/response"
+
+    # When the function tries to answer
+    # Then it raises (so Lambda retries the idempotent request) instead of pretending it answered
+    with pytest.raises(ResponseNotSent, match="could not be sent"):
+        deploy.call(event)
+
+
+def test_an_event_without_a_response_url_is_rejected(deploy: Any) -> None:
+    # Given an event that is not a CloudFormation request
+    # When it is passed to the function
+    # Then it says so (there is nobody to answer)
+    with pytest.raises(DeployError, match="no ResponseURL"):
+        deploy.call({"RequestType": "Create"})

@@ -1,0 +1,307 @@
+"""The pipeline definition: rendered offline and deterministically, and exactly what the contract says."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import pytest
+
+from pipeline.pipeline import PLACEHOLDERS, get_pipeline, image_uris_by_region, render_template
+
+ROOT = Path(__file__).resolve().parents[2]
+ETL_SCRIPT = ROOT / "etl" / "etl.py"
+
+# Runs the CLI with an audit hook that fails the process on any attempt to open a network connection.
+_OFFLINE_RUNNER = """
+import runpy, sys
+
+def no_network(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname"):
+        # Reported on stderr too, in case the SDK swallows the error (as telemetry code does).
+        sys.stderr.write(f"NETWORK ACCESS while rendering: {event} {args!r}\\n")
+        raise RuntimeError(f"network access while rendering: {event} {args!r}")
+
+sys.addaudithook(no_network)
+sys.argv = ["pipeline", *sys.argv[1:]]
+runpy.run_module("pipeline", run_name="__main__", alter_sys=True)
+"""
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens on it once the socket is closed
+
+
+def _offline_env(home: Path) -> dict[str, str]:
+    """No credentials, no config, no region, and every AWS endpoint pointing at a closed port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+    env.update(
+        HOME=str(home),
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{_closed_port()}",
+        AWS_CONFIG_FILE=str(home / "no-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "no-credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
+    """Two independent runs of `python -m pipeline render` in offline processes: (definition, image URIs)."""
+    base = tmp_path_factory.mktemp("render")
+    runs = []
+    for index in range(2):
+        out = base / f"run{index}"
+        out.mkdir()
+        command = [
+            sys.executable,
+            "-c",
+            _OFFLINE_RUNNER,
+            "render",
+            "--out",
+            str(out / "pipeline.json"),
+            "--image-uris",
+            str(out / "image_uris.json"),
+        ]
+        runs.append((out, subprocess.Popen(command, cwd=ROOT, env=_offline_env(out), stderr=subprocess.PIPE)))
+    results = []
+    for out, process in runs:
+        _, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stderr.decode()
+        assert b"NETWORK ACCESS" not in stderr, stderr.decode()
+        results.append(
+            (
+                (out / "pipeline.json").read_text(encoding="utf-8"),
+                (out / "image_uris.json").read_text(encoding="utf-8"),
+            )
+        )
+    return results
+
+
+@pytest.fixture(scope="module")
+def definition(renders: list[tuple[str, str]]) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(renders[0][0])
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def step(definition: dict[str, Any]) -> dict[str, Any]:
+    (only,) = definition["Steps"]
+    result: dict[str, Any] = only
+    return result
+
+
+def test_rendering_is_offline_and_byte_identical(renders: list[tuple[str, str]]) -> None:
+    # Given two renders in separate processes without credentials, region or network (fixture)
+    (first_definition, first_images), (second_definition, second_images) = renders
+
+    # Then both succeeded and produced the same bytes
+    assert first_definition == second_definition
+    assert first_images == second_images
+    assert first_definition.endswith("}\n")
+
+
+def test_the_definition_carries_exactly_the_contract_placeholders(renders: list[tuple[str, str]]) -> None:
+    # Given the rendered definition
+    template = Template(renders[0][0])
+
+    # Then it is a valid string.Template using the six deploy-time placeholders, and no others
+    assert template.is_valid()
+    assert (
+        set(template.get_identifiers())
+        == set(PLACEHOLDERS)
+        == {
+            "DataBucket",
+            "RoleArn",
+            "ImageUri",
+            "RawPrefix",
+            "CleanPrefix",
+            "ProcessingInstanceType",
+        }
+    )
+
+
+def test_the_four_parameters_have_valid_defaults_once_filled(renders: list[tuple[str, str]]) -> None:
+    # Given the definition filled as the deploy function fills it
+    filled = json.loads(
+        Template(renders[0][0]).substitute(
+            DataBucket="my-bucket",
+            RoleArn="arn:aws:iam::123456789012:role/etl",
+            ImageUri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+            RawPrefix="raw/",
+            CleanPrefix="clean/",
+            ProcessingInstanceType="ml.m5.xlarge",
+        )
+    )
+
+    # Then it declares the four parameters of the contract, with usable defaults
+    assert filled["Parameters"] == [
+        {"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://my-bucket/raw/"},
+        {"Name": "OutputDataUrl", "Type": "String", "DefaultValue": "s3://my-bucket/clean/"},
+        {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": "ml.m5.xlarge"},
+        {"Name": "ProcessingInstanceCount", "Type": "Integer", "DefaultValue": 1},
+    ]
+
+
+def test_one_processing_step_named_cleandata_runs_etl_py_with_python3(
+    step: dict[str, Any], definition: dict[str, Any]
+) -> None:
+    # Then the pipeline is one ProcessingStep on the scikit-learn image, sized by the parameters
+    arguments = step["Arguments"]
+    assert (step["Name"], step["Type"]) == ("CleanData", "Processing")
+    assert arguments["AppSpecification"]["ImageUri"] == "${ImageUri}"
+    assert arguments["AppSpecification"]["ContainerEntrypoint"] == [
+        "python3",
+        "/opt/ml/processing/input/code/etl.py",
+    ]
+    assert arguments["RoleArn"] == "${RoleArn}"
+    assert arguments["ProcessingResources"]["ClusterConfig"] == {
+        "InstanceType": {"Get": "Parameters.ProcessingInstanceType"},
+        "InstanceCount": {"Get": "Parameters.ProcessingInstanceCount"},
+        "VolumeSizeInGB": 30,
+    }
+    # And nothing depends on the region it was rendered in (no automatic experiment config)
+    assert definition["PipelineExperimentConfig"] is None
+
+
+def test_the_job_arguments_carry_the_input_url(step: dict[str, Any]) -> None:
+    assert step["Arguments"]["AppSpecification"]["ContainerArguments"] == [
+        "--input-dir",
+        "/opt/ml/processing/input/data",
+        "--output-dir",
+        "/opt/ml/processing/output",
+        "--input-url",
+        {"Get": "Parameters.InputDataUrl"},
+    ]
+
+
+def test_the_data_input_is_sharded_by_s3_key_from_input_data_url(step: dict[str, Any]) -> None:
+    data = next(i for i in step["Arguments"]["ProcessingInputs"] if i["InputName"] == "data")
+    assert data["S3Input"] == {
+        "S3Uri": {"Get": "Parameters.InputDataUrl"},
+        "LocalPath": "/opt/ml/processing/input/data",
+        "S3DataType": "S3Prefix",
+        "S3InputMode": "File",
+        "S3DataDistributionType": "ShardedByS3Key",
+        "S3CompressionType": "None",
+    }
+
+
+def test_the_clean_output_goes_to_output_data_url_at_end_of_job(step: dict[str, Any]) -> None:
+    assert step["Arguments"]["ProcessingOutputConfig"]["Outputs"] == [
+        {
+            "OutputName": "clean",
+            "S3Output": {
+                "S3Uri": {"Get": "Parameters.OutputDataUrl"},
+                "LocalPath": "/opt/ml/processing/output",
+                "S3UploadMode": "EndOfJob",
+            },
+        }
+    ]
+
+
+def test_the_code_is_addressed_by_the_sha256_of_etl_py(step: dict[str, Any]) -> None:
+    # Given the ETL script in the tree
+    digest = hashlib.sha256(ETL_SCRIPT.read_bytes()).hexdigest()
+
+    # Then the step's code input is that script's content-addressed key in the data bucket
+    code = next(i for i in step["Arguments"]["ProcessingInputs"] if i["InputName"] == "code")
+    assert code["S3Input"]["S3Uri"] == f"s3://${{DataBucket}}/code/{digest}/etl.py"
+    assert code["S3Input"]["LocalPath"] == "/opt/ml/processing/input/code"
+
+
+def test_a_changed_script_changes_only_the_code_key(tmp_path: Path, renders: list[tuple[str, str]]) -> None:
+    # Given the ETL script with one more line
+    changed = tmp_path / "etl.py"
+    changed.write_bytes(ETL_SCRIPT.read_bytes() + b"\n# one more line\n")
+
+    # When the definition is rendered for it
+    text = render_template(changed)
+
+    # Then the definition differs from the original exactly in the script's hash
+    old = hashlib.sha256(ETL_SCRIPT.read_bytes()).hexdigest()
+    new = hashlib.sha256(changed.read_bytes()).hexdigest()
+    assert text != renders[0][0]
+    assert text == renders[0][0].replace(old, new)
+
+
+def test_the_builder_takes_real_values_as_well(tmp_path: Path) -> None:
+    # Given concrete values instead of placeholders
+    pipeline = get_pipeline(
+        name="etl",
+        role_arn="arn:aws:iam::123456789012:role/etl",
+        image_uri="141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+        code_uri="s3://bucket/code/abc/etl.py",
+        input_data_url="s3://bucket/in/",
+        output_data_url="s3://bucket/out/",
+        instance_type="ml.c5.xlarge",
+        instance_count=3,
+        region="eu-west-1",
+    )
+
+    # When its definition is built
+    definition = json.loads(pipeline.definition())
+
+    # Then the values land where the placeholders were, and the count default is the one given
+    defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert defaults == {
+        "InputDataUrl": "s3://bucket/in/",
+        "OutputDataUrl": "s3://bucket/out/",
+        "ProcessingInstanceType": "ml.c5.xlarge",
+        "ProcessingInstanceCount": 3,
+    }
+    assert definition["Steps"][0]["Arguments"]["RoleArn"] == "arn:aws:iam::123456789012:role/etl"
+
+
+def test_the_builder_refuses_a_local_code_path() -> None:
+    # A local path would make the SDK upload it to a default bucket while rendering
+    with pytest.raises(ValueError, match="must be an s3:// URI"):
+        get_pipeline(
+            name="etl",
+            role_arn="arn:aws:iam::123456789012:role/etl",
+            image_uri="image",
+            code_uri="etl/etl.py",
+            input_data_url="s3://bucket/in/",
+            output_data_url="s3://bucket/out/",
+            instance_type="ml.m5.xlarge",
+        )
+
+
+def test_image_uris_cover_every_region_the_sdk_knows(renders: list[tuple[str, str]]) -> None:
+    # Given the rendered image table
+    images: dict[str, str] = json.loads(renders[0][1])
+
+    # Then it lists the scikit-learn 1.2-1 image for each region the SDK knows, in that region's registry
+    assert images == image_uris_by_region()
+    assert {"us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1"} <= set(images)
+    for region, uri in images.items():
+        registry, _, repository = uri.partition("/")
+        assert repository == "sagemaker-scikit-learn:1.2-1-cpu-py3"
+        assert f".dkr.ecr.{region}." in registry
+    assert images["cn-north-1"].split("/")[0].endswith(".amazonaws.com.cn")
+
+
+def test_the_cli_renders_to_stdout_and_fails_clearly_without_the_script(tmp_path: Path) -> None:
+    # Given a script path that does not exist
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "render", "--etl-script", str(tmp_path / "missing.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    # Then the CLI exits non-zero with one clear line and renders nothing
+    assert result.returncode == 2
+    assert "ETL script not found" in result.stderr
+    assert result.stdout == ""

@@ -1,0 +1,122 @@
+"""Smoke test of the `sam build` artifacts: each function imports from its artifact alone.
+
+Each handler is imported in a fresh ``python3.13 -I -S -B`` (no site-packages, no user site, no PYTHON*
+variables) whose path is the artifact plus a stand-in for what the Lambda Python runtime provides
+(boto3 and its dependencies). A dependency missing from an artifact fails here, not in AWS.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / ".aws-sam" / "build"
+# What the Lambda Python runtime has besides the standard library (boto3 and what it needs).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
+# What must never ship in a function: the build-time SDK, the data stack, the runtime's own boto3.
+NEVER_SHIPPED = ("sagemaker", "pandas", "numpy", "pyarrow", "boto3", "botocore")
+ZIP_LIMIT = 50 * 1024 * 1024  # Lambda's direct-upload limit for a zipped artifact
+
+IMPORTS = {
+    "TriggerFunction": "import trigger.handler as h; assert callable(h.lambda_handler)",
+    # The deploy function also finds and checks what `sam build` rendered next to it.
+    "DeployFunction": (
+        "import deploy.handler as h; from pathlib import Path; from deploy.artifact import Artifact; "
+        "a = Artifact.load(Path(h.__file__).parent.parent); assert a.image_uri('us-east-1'); "
+        "assert callable(h.lambda_handler)"
+    ),
+}
+
+
+def _python313() -> str | None:
+    candidates = [shutil.which("python3.13")]
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates += sorted(glob.glob(f"{pyenv_root}/versions/3.13.*/bin/python3.13"), reverse=True)
+    for candidate in candidates:
+        if (
+            candidate
+            and subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False).returncode == 0
+        ):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def runtime_stand_in(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with only boto3 and its dependencies, linked from this environment."""
+    folder = tmp_path_factory.mktemp("lambda-runtime")
+    site = Path(boto3.__file__).resolve().parent.parent
+    for name in RUNTIME_PACKAGES:
+        (folder / name).symlink_to(site / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def python313() -> str:
+    found = _python313()
+    if found is None:
+        pytest.skip("python3.13 (the Lambda runtime's version) is not installed")
+    return found
+
+
+def _artifact(logical_id: str) -> Path:
+    if not BUILD.is_dir():
+        pytest.skip(f"{BUILD.relative_to(ROOT)} does not exist: run `sam build` first (`make build` does)")
+    folder = BUILD / logical_id
+    assert folder.is_dir(), f"sam build produced no artifact for {logical_id}"
+    return folder
+
+
+@pytest.mark.parametrize("logical_id", sorted(IMPORTS))
+def test_the_handler_imports_from_its_artifact_alone(
+    logical_id: str, python313: str, runtime_stand_in: Path
+) -> None:
+    # Given the function's built artifact and nothing but the Lambda runtime's own packages
+    artifact = _artifact(logical_id)
+    code = f"import sys; sys.path[:0] = [{str(artifact)!r}, {str(runtime_stand_in)!r}]; {IMPORTS[logical_id]}"
+    env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1", "LANG": "C.UTF-8"}
+
+    # When a clean interpreter imports the handler
+    result = subprocess.run(
+        [python313, "-I", "-S", "-B", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=artifact,
+        check=False,
+    )
+
+    # Then it loads (every dependency is in the artifact) and found its package there
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("logical_id", sorted(IMPORTS))
+def test_the_artifact_is_small_and_ships_no_build_time_stack(logical_id: str) -> None:
+    # Given the function's built artifact
+    artifact = _artifact(logical_id)
+
+    # Then it holds neither the SageMaker SDK nor pandas nor the runtime's boto3...
+    shipped = {p.name.split("-")[0] for p in artifact.iterdir()}
+    assert not shipped & set(NEVER_SHIPPED), sorted(shipped & set(NEVER_SHIPPED))
+    # ...and zips far below Lambda's limit
+    size = _zipped_size(artifact)
+    assert size < ZIP_LIMIT / 10, f"{logical_id}: {size} bytes zipped"
+
+
+def _zipped_size(folder: Path) -> int:
+    """The size of the artifact zipped as `sam package` does (deflate, every file)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder))
+    return buffer.getbuffer().nbytes
