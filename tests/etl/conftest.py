@@ -1,0 +1,54 @@
+"""Fixtures for the ETL tests: generated data (cached per session) and running etl.py as the job does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import etl.etl as etl_module
+from coilgen import Generated, generate
+
+ETL_SCRIPT = Path(etl_module.__file__).resolve()
+
+
+@pytest.fixture(scope="session")
+def etl_script() -> Path:
+    return ETL_SCRIPT
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Generated]:
+    """generate(...) once per distinct set of arguments; the folder is shared, so copy it to modify it."""
+    cache: dict[tuple[Any, ...], Generated] = {}
+
+    def make(**kwargs: Any) -> Generated:
+        key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
+        if key not in cache:
+            cache[key] = generate(tmp_path_factory.mktemp("data"), **kwargs)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture
+def run_etl(etl_script: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `python etl.py --input-dir D --output-dir O ARGS...` in a subprocess, as the job does."""
+
+    def run(
+        input_dir: Path,
+        output_dir: Path,
+        *args: str,
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [python, str(etl_script), "--input-dir", str(input_dir), "--output-dir", str(output_dir), *args]
+        environ = {**os.environ, **(env or {})}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=environ)
+
+    return run
