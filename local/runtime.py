@@ -1,0 +1,261 @@
+"""The local runtime: emulator + local stack(s) + S3 event delivery + pipeline runner, started and
+stopped as one.
+
+::
+
+    with Runtime(stacks=[StackRequest("demo")]) as runtime:
+        bucket = runtime.stacks[0].ref("DataBucket")
+        ...  # every upload under the raw prefix runs the pipeline
+
+``stop()`` (also on an exception, Ctrl-C included) stops delivery first, then the runner (killing any
+running job), the function processes, the response server and the emulator; every thread is joined
+and every child process reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local.artifacts import BuildError
+from local.cfn_response import ResponseServer
+from local.delivery import DEFAULT_RETRY_DELAYS, Delivery
+from local.emulator import Emulator, environment
+from local.functions import FunctionProcess, LogSink
+from local.process import ROOT
+from local.runner import Runner
+from local.stack import DeployedStack, StackDeployer, StackError
+from local.template import Template, TemplateError
+
+Notify = Callable[[str, dict[str, Any]], None]
+DEFAULT_STACK = "s3-sagemaker-trigger-local"
+
+
+class RuntimeStartError(Exception):
+    """The runtime could not start: the template, the local deploy or a component failed."""
+
+
+@dataclass(frozen=True)
+class StackRequest:
+    """One stack to deploy locally: its name and parameter overrides (like ``sam deploy``'s)."""
+
+    name: str = DEFAULT_STACK
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+def _ignore(kind: str, details: dict[str, Any]) -> None:
+    return
+
+
+def _quiet(logical_id: str, line: str) -> None:
+    return
+
+
+class Runtime:
+    """Everything of the local runtime, owned by one object with a clean start and stop."""
+
+    def __init__(
+        self,
+        *,
+        template: Path = ROOT / "template.yaml",
+        stacks: Sequence[StackRequest] = (StackRequest(),),
+        emulator: Emulator | None = None,
+        port: int = 0,
+        workers: int = 2,
+        poll_interval: float = 0.5,
+        retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
+        scratch_dir: Path | None = None,
+        log_dir: Path | None = None,
+        notify: Notify | None = None,
+        on_log: LogSink | None = None,
+    ) -> None:
+        self.template_path = template
+        self.requests = list(stacks)
+        self._own_emulator = emulator is None
+        self.emulator = emulator or Emulator(port=port)
+        self.workers = workers
+        self.poll_interval = poll_interval
+        self.retry_delays = retry_delays
+        self.scratch_dir = scratch_dir
+        self.log_dir = log_dir
+        self.notify = notify or _ignore
+        self.on_log = on_log or _quiet
+        self.stacks: list[DeployedStack] = []
+        self.functions: list[FunctionProcess] = []
+        self.deliveries: list[Delivery] = []
+        self.runner: Runner | None = None
+        self._responses: ResponseServer | None = None
+        self._exit = contextlib.ExitStack()
+        self._started = False
+        self._sqs: Any = None
+        self._sagemaker: Any = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.emulator.endpoint_url
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        if self._started:
+            return self
+        self._started = True
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        try:
+            template = Template(self.template_path)
+        except TemplateError as exc:
+            raise RuntimeStartError(str(exc)) from exc
+        if self._own_emulator:
+            self.emulator.start()
+            self._exit.callback(self.emulator.stop)
+            self.emulator.reset()  # moto keeps its state per process: a new runtime starts from nothing
+        aws_env = self.emulator.environ()
+        self._exit.enter_context(environment(aws_env))
+        self.notify("emulator", {"endpoint": self.emulator.endpoint_url})
+
+        self._responses = ResponseServer().start()
+        self._exit.callback(self._responses.stop)
+        deployer = StackDeployer(template, aws_env=aws_env, responses=self._responses, on_log=self.on_log)
+        s3, sqs, sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
+        self._sqs, self._sagemaker = sqs, sagemaker
+
+        # Runner first: an upload made as soon as a stack exists must not wait for it.
+        self.runner = Runner(
+            self.emulator,
+            sagemaker=sagemaker,
+            s3=s3,
+            workers=self.workers,
+            poll_interval=self.poll_interval,
+            scratch_dir=self.scratch_dir,
+            log_dir=self.log_dir,
+            notify=self.notify,
+        ).start()
+        self._exit.callback(self.runner.stop)
+
+        for request in self.requests:
+            started = time.monotonic()
+            try:
+                stack = deployer.deploy(request.name, request.parameters)
+            except (StackError, BuildError, TemplateError) as exc:
+                raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
+            self.stacks.append(stack)
+            self.notify("stack", {"stack": stack, "seconds": time.monotonic() - started})
+            for logical_id, queue_url in stack.notification_queues.items():
+                function = FunctionProcess(stack.functions[logical_id], aws_env=aws_env, on_log=self.on_log)
+                self._exit.callback(function.close)
+                self.functions.append(function)
+                delivery = Delivery(
+                    queue_url=queue_url,
+                    function=function,
+                    sqs=sqs,
+                    retry_delays=self.retry_delays,
+                    notify=self._on_delivery,
+                ).start()
+                self._exit.callback(delivery.stop)
+                self.deliveries.append(delivery)
+        self.notify("ready", {"endpoint": self.emulator.endpoint_url, "stacks": self.stacks})
+
+    def _on_delivery(self, kind: str, details: dict[str, Any]) -> None:
+        # An invocation may have started executions: the runner looks now instead of at its next poll,
+        # as SageMaker's own backend reacts to StartPipelineExecution at once.
+        if kind in ("invoked", "invoke-error") and self.runner is not None:
+            self.runner.wake()
+        self.notify(kind, details)
+
+    def warm_up(self) -> None:
+        """Start every function's execution environment now (cold starts off the first event's path)."""
+        threads = [threading.Thread(target=_warm, args=(f,)) for f in self.functions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def stop(self) -> None:
+        """Stop everything started, in reverse order; safe to call twice."""
+        try:
+            self._exit.close()
+        finally:
+            self._exit = contextlib.ExitStack()
+            self._started = False
+            self.stacks, self.functions, self.deliveries, self.runner = [], [], [], None
+
+    def __enter__(self) -> Runtime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- observation --------------------------------------------------------------------------------
+
+    def idle(self) -> bool:
+        """Nothing queued, retried or running (a snapshot; new uploads may arrive right after)."""
+        if self.runner is None or self.runner.busy():
+            return False
+        for delivery in self.deliveries:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=delivery.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            if any(int(v) for v in attributes.values()) or not delivery.idle():
+                return False
+        return not self._executing()
+
+    def _executing(self) -> bool:
+        for stack in self.stacks:
+            for name in _pipeline_names(stack):
+                summaries = self._sagemaker.list_pipeline_executions(PipelineName=name)[
+                    "PipelineExecutionSummaries"
+                ]
+                if any(s["PipelineExecutionStatus"] == "Executing" for s in summaries):
+                    return True
+        return False
+
+    def wait_idle(self, timeout: float = 60.0, settle: float = 0.3) -> bool:
+        """Wait until :meth:`idle` holds for ``settle`` seconds; False on timeout."""
+        deadline = time.monotonic() + timeout
+        calm_since: float | None = None
+        while time.monotonic() < deadline:
+            if self.idle():
+                calm_since = calm_since or time.monotonic()
+                if time.monotonic() - calm_since >= settle:
+                    return True
+            else:
+                calm_since = None
+            time.sleep(0.05)
+        return False
+
+
+def _pipeline_names(stack: DeployedStack) -> list[str]:
+    names = []
+    for response in stack.custom_resources.values():
+        data = response.get("Data") or {}
+        if "PipelineName" in data:
+            names.append(str(data["PipelineName"]))
+    return names
+
+
+def _warm(function: FunctionProcess) -> None:
+    function.warm()
+
+
+def print_log(logical_id: str, line: str) -> None:
+    """A log sink that prints function log lines to stderr, prefixed with the function."""
+    print(f"  [{logical_id}] {line}", file=sys.stderr)
+
+
+__all__ = ["DEFAULT_STACK", "Runtime", "RuntimeStartError", "StackRequest", "print_log"]
