@@ -167,7 +167,7 @@ def _action(name: str, *, created: str, removed: str) -> Action:
 def _text(value: object, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise _Malformed(f"{field} must be a non-empty string")
-    return value
+    return _unicode(value, field)
 
 
 def _optional(value: object, field: str) -> str | None:
@@ -175,6 +175,15 @@ def _optional(value: object, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _Malformed(f"{field} must be a string")
+    return _unicode(value, field)
+
+
+def _unicode(value: str, field: str) -> str:
+    """``value``, if it is valid Unicode: JSON admits lone surrogates ("\\ud800"), which S3 never sends."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise _Malformed(f"{field} is not valid Unicode (a lone surrogate)") from err
     return value
 
 
