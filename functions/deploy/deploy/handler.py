@@ -33,7 +33,7 @@ ARTIFACT_DIR_VARIABLE = "DEPLOY_ARTIFACT_DIR"
 # Throttling, 5xx and connection errors are retried with backoff (standard mode, bounded), and every
 # call times out: a slow API delays the answer but cannot hold it back forever.
 CLIENT_CONFIG = BotocoreConfig(
-    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30
+    retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=30
 )
 
 # The watchdog answers FAILED this long before Lambda's timeout (room for the answer's own retries).
