@@ -38,6 +38,7 @@ import os
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -306,7 +307,15 @@ def check_value(index: int, raw: bytes, target_kind: str = TARGET_01) -> Tuple[O
     digits = text[1:] if text[:1] in (b"+", b"-") else text
     if not digits.isdigit():  # bytes.isdigit: ASCII digits only (int() would also take "1_0")
         return None, "%s: %s is not an integer" % (where, _show(raw)), "%s: not an integer" % col.code
-    value = int(text)
+    significant = digits.lstrip(b"0")
+    if len(significant) > 9:  # far outside every domain; int() refuses strings over 4,300 digits
+        return (
+            None,
+            "%s: %s (%d digits) is outside its domain %d-%d"
+            % (where, _show(text[:20] + b"..."), len(digits), col.lo, col.hi),
+            "%s: outside its domain" % col.code,
+        )
+    value = int(significant or b"0") * (-1 if text[:1] == b"-" else 1)
     if col.lo <= value <= col.hi:
         return token_map[str(value).encode()], "", ""
     return (
@@ -393,6 +402,21 @@ def open_binary(info: FileInfo) -> IO[bytes]:
     return open(info.path, "rb", buffering=1 << 20)
 
 
+@contextlib.contextmanager
+def reading(info: FileInfo) -> Iterator[IO[bytes]]:
+    """open_binary, with a read error anywhere in the file (a gzip cut off or corrupted past the part
+    sniffed, an I/O error) turned into the one-line error naming the file."""
+    try:
+        with open_binary(info) as f:
+            yield f
+    except (OSError, EOFError, zlib.error) as exc:
+        if info.gzip:
+            raise EtlError(
+                "%s: cannot be read as gzip (%s); expected a valid gzip file" % (info.name, exc)
+            ) from exc
+        raise EtlError("%s: cannot be read (%s)" % (info.name, exc)) from exc
+
+
 def discover(input_dir: Path, input_url: Optional[str]) -> Tuple[List[FileInfo], List[Dict[str, str]]]:
     """The candidate data files under input_dir (sorted) and the files ignored, with why."""
     if not input_dir.is_dir():
@@ -442,13 +466,8 @@ def _read_sample(info: FileInfo) -> bytes:
         raise EtlError(
             "%s: is a zip archive; expected the data files themselves (plain or gzip), not a zip" % info.name
         )
-    try:
-        with open_binary(info) as f:
-            return f.read(SNIFF_BYTES)
-    except (OSError, EOFError) as exc:
-        raise EtlError(
-            "%s: cannot be read as gzip (%s); expected a valid gzip file" % (info.name, exc)
-        ) from exc
+    with reading(info) as f:
+        return f.read(SNIFF_BYTES)
 
 
 _TEXT_BYTES = frozenset(range(32, 127)) | {9, 10, 13}
@@ -472,7 +491,7 @@ def sniff(info: FileInfo) -> FileInfo:
     sample = _read_sample(info)
     if _is_binary(sample):
         raise EtlError("%s: binary content, not text; %s" % (info.name, EXPECTED_SHAPES))
-    lines = sample.splitlines()
+    lines = sample.split(b"\n")  # as the readers split: a CR alone does not end a line
     if len(sample) == SNIFF_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last one may be cut off
     nonblank = [ln for ln in lines if ln.strip()]
@@ -481,6 +500,11 @@ def sniff(info: FileInfo) -> FileInfo:
             "%s: no data rows (the file holds only blank lines); %s" % (info.name, EXPECTED_SHAPES)
         )
     first = nonblank[0].rstrip(b" \t\r")
+    if b"\r" in first:
+        raise EtlError(
+            "%s: lines end in CR alone (or a CR is inside the first line); expected LF or CRLF line ends"
+            % info.name
+        )
     info.first_line = first
     head_text = first.decode("latin-1").strip().strip('"').upper()
     if info.stem in DICTIONARY_STEMS or head_text.startswith("DATA DICTIONARY"):
@@ -599,7 +623,7 @@ def make_plan(infos: List[FileInfo], hosts: int) -> Plan:
 
 def check_dictionary(info: FileInfo) -> None:
     """The data dictionary must describe the same 86 columns, in the same order, as the built-in schema."""
-    with open_binary(info) as f:
+    with reading(info) as f:
         raw = f.read(4 * 1024 * 1024)
     try:
         text = raw.decode("utf-8")
@@ -639,7 +663,7 @@ def _header_lines(info: FileInfo) -> int:
     if not info.header or info.header == "numbered?":
         return 0
     n = 0
-    with open_binary(info) as f:
+    with reading(info) as f:
         for line in f:
             n += 1
             if line.strip():
@@ -659,15 +683,21 @@ def iter_fields(info: FileInfo) -> Iterator[Tuple[int, bytes, List[bytes]]]:
 
     Trailing blanks (and a trailing delimiter) are not part of the last field."""
     skip = _header_lines(info)
-    with open_binary(info) as f:
+    with reading(info) as f:
         if info.quoted:
             text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
             reader = csv.reader(text, delimiter=info.delimiter.decode())
-            for row in reader:
-                if reader.line_num <= skip or not any(x.strip() for x in row):
-                    continue
-                fields = [x.encode("utf-8", "surrogateescape") for x in row]
-                yield reader.line_num, info.delimiter.join(fields), fields
+            try:
+                for row in reader:
+                    if reader.line_num <= skip or not any(x.strip() for x in row):
+                        continue
+                    fields = [x.encode("utf-8", "surrogateescape") for x in row]
+                    yield reader.line_num, info.delimiter.join(fields), fields
+            except csv.Error as exc:  # a quoted field over csv's field size limit, NUL on Python < 3.11
+                raise EtlError(
+                    "%s: line %d is not valid CSV (%s); expected text rows of a few hundred bytes"
+                    % (info.name, reader.line_num, exc)
+                ) from exc
             return
         delimiter = info.delimiter
         for number, line in enumerate(iter(functools.partial(f.readline, MAX_LINE), b""), 1):
@@ -936,7 +966,7 @@ class ArrowEngine:
         skip = _header_lines(info)
         first_line = 1
         rest = b""
-        with open_binary(info) as f:
+        with reading(info) as f:
             while True:
                 chunk = f.read(block_bytes)
                 if chunk:
@@ -953,6 +983,9 @@ class ArrowEngine:
                     if not data:
                         return
                 lines = pc.split_pattern(self.binary([data]), pattern=b"\n").flatten()
+                lengths = self.numbers(pc.binary_length(lines))
+                if len(lengths) and lengths.max() >= MAX_LINE:  # as the python engine's readline limit
+                    raise _long_line(info, first_line + int(self.np.argmax(lengths >= MAX_LINE)))
                 if first_line <= skip:
                     drop = min(skip - first_line + 1, len(lines))
                     lines = lines.slice(drop)
@@ -1334,7 +1367,7 @@ def run(opts: Options) -> Dict[str, Any]:
                 sink.current = ev.name
                 LOG.info("reading %s with targets %s (%s layout)", ev.name, tg.name, ev.layout)
                 t = time.monotonic()
-                if engine is not None and not ev.quoted:
+                if engine is not None and not ev.quoted and not tg.quoted:
                     engine.pair(ev, tg, sink, st, tst)
                 else:
                     python_pair(ev, tg, sink, st, tst)
