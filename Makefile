@@ -109,6 +109,7 @@ bench: $(VENV)/.stamp ## Benchmarks: ETL speed/memory, trigger cold start, local
 	$(PY) bench/trigger_coldstart.py
 	$(PY) bench/etl_bench.py
 	$(PY) bench/local_latency.py
+	$(PY) bench/load_burst.py  # 1,000 uploads against a cap of 50 concurrent executions: about 13 min
 
 .PHONY: clean
 clean: ## Remove environments and build output
