@@ -147,7 +147,7 @@ def test_an_eventbridge_key_is_taken_literally(trigger: Any, event: Event) -> No
 
 def test_display_names_are_valid_and_distinct_for_keys_that_sanitise_alike(trigger: Any) -> None:
     # Given keys that differ only in characters a display name cannot hold, and a very long key
-    keys = ["raw/a b.csv", "raw/a-b.csv", "raw/a_b.csv", "raw/" + "x" * 900 + ".csv"]
+    keys = ["raw/a b.csv", "raw/a-b.csv", "raw/a_b.csv", "raw/" + "x" * 200 + ".csv"]
     trigger.invoke(
         s3_event(*(s3_record(quote_plus(k, safe="/"), sequencer=str(i)) for i, k in enumerate(keys)))
     )
@@ -193,6 +193,36 @@ def test_the_exact_start_request_for_a_plain_upload(trigger: Any, event: Event) 
         # Then that one request was made, and its execution reported
         stub.assert_no_pending_responses()
     assert summary["started"][0]["executionArn"].endswith("/execution/abc")
+
+
+def test_an_input_url_too_long_for_a_processing_job_argument_is_skipped_not_started(trigger: Any) -> None:
+    # Given two uploads: one whose input URL just fits a processing job argument (256 characters),
+    # one a character longer (CreateProcessingJob would refuse it, failing the execution)
+    root = "s3://example-data-bucket/"
+    fits = "raw/" + "a" * (256 - len(root) - len("raw/") - len(".csv")) + ".csv"
+    too_long = "raw/b" + fits.removeprefix("raw/")
+
+    # When both arrive
+    summary = trigger.invoke(s3_event(s3_record(quote_plus(fits)), s3_record(quote_plus(too_long))))
+
+    # Then the one that fits starts, and the other is skipped with the reason, logged as a WARNING
+    assert [s["inputDataUrl"] for s in summary["started"]] == [root + fits]
+    reason = "input URL longer than the 256 characters a processing job argument holds"
+    assert summary["skipped"] == [{"key": too_long, "reason": reason}]
+    (warning,) = [r for r in trigger.log_records() if r["message"] == "record skipped"]
+    assert (warning["level"], warning["key"], warning["unprocessable"]) == ("WARNING", too_long, True)
+
+
+def test_uploads_it_cannot_run_are_warnings_and_records_not_its_own_are_info(trigger: Any) -> None:
+    # Given an upload with an unsafe key, and an object outside the raw prefix
+    unsafe, outside = "raw/../clean/x.csv", "uploads/x.csv"
+
+    # When both arrive
+    trigger.invoke(s3_event(s3_record(quote_plus(unsafe)), s3_record(quote_plus(outside))))
+
+    # Then the upload it cannot run is a WARNING (alarmable), the foreign object an INFO line
+    levels = {r["key"]: r["level"] for r in trigger.log_records() if r["message"] == "record skipped"}
+    assert levels == {unsafe: "WARNING", outside: "INFO"}
 
 
 def test_the_log_lines_of_a_start_carry_bucket_key_and_execution(trigger: Any, event: Event) -> None:

@@ -60,11 +60,17 @@ class ObjectEvent:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """A record that starts nothing, and why. ``key`` is None when the record names no object."""
+    """A record that starts nothing, and why. ``key`` is None when the record names no object.
+
+    ``unprocessable``: the record may announce a real upload that this trigger cannot run (malformed,
+    or a key no pipeline input can name safely), as opposed to one that is not its to run (outside the
+    prefix, a delete, a folder placeholder). Those are logged at WARNING, so that they can be alarmed on.
+    """
 
     key: str | None
     reason: str
     bucket: str | None = None
+    unprocessable: bool = False
 
 
 class _Malformed(ValueError):
@@ -112,10 +118,14 @@ def _sqs_record(raw: dict[str, Any]) -> list[ObjectEvent | Skip]:
     try:
         body = SQSRecord(raw).json_body
     except (KeyError, TypeError, ValueError, RecursionError) as err:  # no body, not a string, not JSON
-        return [Skip(None, f"{message}: body is not JSON ({_describe(err)})")]
+        return [Skip(None, f"{message}: body is not JSON ({_describe(err)})", unprocessable=True)]
     items = _normalise(body, via="sqs/") if isinstance(body, dict) else None
     if items is None:
-        return [Skip(None, f"{message}: body is not an S3 notification or EventBridge S3 event")]
+        return [
+            Skip(
+                None, f"{message}: body is not an S3 notification or EventBridge S3 event", unprocessable=True
+            )
+        ]
     return items
 
 
@@ -130,11 +140,16 @@ def _s3_record(record: S3EventRecord, via: str) -> ObjectEvent | Skip:
             _optional(obj.get(field), f"s3.object.{field}") for field in ("versionId", "eTag", "sequencer")
         )
     except (_Malformed, KeyError, TypeError, AttributeError) as err:
-        return Skip(raw_key, f"malformed S3 record: {_describe(err)}")
+        return Skip(raw_key, f"malformed S3 record: {_describe(err)}", unprocessable=True)
     try:
         key = unquote_plus(raw_key, errors="strict")
     except UnicodeDecodeError:
-        return Skip(raw_key, "key is not URL-encoded UTF-8, as S3 encodes keys in notifications", bucket)
+        return Skip(
+            raw_key,
+            "key is not URL-encoded UTF-8, as S3 encodes keys in notifications",
+            bucket,
+            unprocessable=True,
+        )
     short = name.removeprefix("s3:")
     action = _action(short, created="ObjectCreated", removed="ObjectRemoved")
     return ObjectEvent(f"{via}s3", short, action, bucket, key, version_id, etag, sequencer)
@@ -151,7 +166,7 @@ def _eventbridge(event: S3EventBridgeNotificationEvent, via: str) -> ObjectEvent
         etag = _optional(obj.get("etag", obj.get("eTag")), "detail.object.etag")
         sequencer = _optional(obj.get("sequencer"), "detail.object.sequencer")
     except (_Malformed, KeyError, TypeError, AttributeError) as err:
-        return Skip(key, f"malformed EventBridge S3 event: {_describe(err)}")
+        return Skip(key, f"malformed EventBridge S3 event: {_describe(err)}", unprocessable=True)
     action = _action(name, created="Object Created", removed="Object Deleted")
     return ObjectEvent(f"{via}eventbridge", name, action, bucket, key, version_id, etag, sequencer)
 

@@ -104,5 +104,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, l
 
 def _skip(skip: Skip, skipped: list[dict[str, Any]]) -> None:
     names = {name: value for name, value in (("bucket", skip.bucket), ("key", skip.key)) if value is not None}
-    logger.info("record skipped", extra={**names, "reason": skip.reason})
+    log = logger.warning if skip.unprocessable else logger.info
+    log("record skipped", extra={**names, "reason": skip.reason, "unprocessable": skip.unprocessable})
     skipped.append({"key": skip.key, "reason": skip.reason})

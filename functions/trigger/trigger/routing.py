@@ -20,6 +20,9 @@ from trigger.events import Action, ObjectEvent, Skip
 
 MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
 MAX_PARAMETER_CHARS = 1024  # a pipeline parameter value's limit (StartPipelineExecution)
+# The input URL also reaches the ETL as a processing job container argument (--input-url), and
+# CreateProcessingJob takes at most 256 characters per argument: a longer one fails the execution.
+MAX_ARGUMENT_CHARS = 256
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 
 
@@ -40,16 +43,19 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
     def skip(reason: str) -> Skip:
         return Skip(key, reason, bucket)
 
+    def unprocessable(reason: str) -> Skip:
+        return Skip(key, reason, bucket, unprocessable=True)
+
     if item.action is Action.REMOVED:
         return skip(f"object removed ({item.event_name}): nothing to process")
     if item.action is not Action.CREATED:
         return skip(f"not an object-created event ({item.event_name})")
     if not _BUCKET.fullmatch(bucket):
-        return skip(f"malformed record: {bucket!r} is not an S3 bucket name")
+        return unprocessable(f"malformed record: {bucket!r} is not an S3 bucket name")
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        return skip(f"key longer than S3's {MAX_KEY_BYTES}-byte limit")
+        return unprocessable(f"key longer than S3's {MAX_KEY_BYTES}-byte limit")
     if any(_is_control(c) for c in key):
-        return skip("key contains control characters")
+        return unprocessable("key contains control characters")
     if not key.startswith(config.raw_prefix):
         return skip(f"outside the raw prefix {config.raw_prefix!r}")
     if key.endswith("/"):
@@ -57,9 +63,11 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
     relative = key.removeprefix(config.raw_prefix)
     parts = relative.split("/")
     if any(_unsafe_segment(part) for part in parts):
-        return skip("unsafe key: an empty, '.' or '..' path segment")
+        return unprocessable("unsafe key: an empty, '.' or '..' path segment")
     if item.identity is None:
-        return skip("malformed record: no versionId, eTag or sequencer to tell this upload from a re-upload")
+        return unprocessable(
+            "malformed record: no versionId, eTag or sequencer to tell this upload from a re-upload"
+        )
 
     raw_root = f"s3://{bucket}/{config.raw_prefix}"
     clean_root = f"s3://{bucket}/{config.clean_prefix}"
@@ -75,8 +83,14 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
             return skip(f"marker directly under the raw prefix {config.raw_prefix!r} names no folder")
         relative = "/".join(parts[:-1])
         input_url, output_url = f"{raw_root}{relative}/", f"{clean_root}{relative}/"
-    if max(len(input_url), len(output_url)) > MAX_PARAMETER_CHARS:
-        return skip(f"data URL longer than the {MAX_PARAMETER_CHARS} characters a pipeline parameter holds")
+    if len(input_url) > MAX_ARGUMENT_CHARS:
+        return unprocessable(
+            f"input URL longer than the {MAX_ARGUMENT_CHARS} characters a processing job argument holds"
+        )
+    if len(output_url) > MAX_PARAMETER_CHARS:
+        return unprocessable(
+            f"output URL longer than the {MAX_PARAMETER_CHARS} characters a pipeline parameter holds"
+        )
     return Dataset(item, input_url, output_url, relative)
 
 
