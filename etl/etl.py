@@ -417,15 +417,25 @@ def reading(info: FileInfo) -> Iterator[IO[bytes]]:
         raise EtlError("%s: cannot be read (%s)" % (info.name, exc)) from exc
 
 
-def discover(input_dir: Path, input_url: Optional[str]) -> Tuple[List[FileInfo], List[Dict[str, str]]]:
-    """The candidate data files under input_dir (sorted) and the files ignored, with why."""
+def input_object_name(input_url: Optional[str]) -> Optional[str]:
+    """The one object's file name for an object URL (not ending in "/"); None for a folder URL."""
+    if input_url and not input_url.endswith("/"):
+        return input_url.rsplit("/", 1)[-1]
+    return None
+
+
+def discover(
+    input_dir: Path, input_url: Optional[str], sharded: bool = False
+) -> Tuple[List[FileInfo], List[Dict[str, str]]]:
+    """The candidate data files under input_dir (sorted) and the files ignored, with why.
+
+    sharded: one of several instances (ShardedByS3Key sends each object to one instance), so an input
+    object that is not here went to another instance: an empty shard, not an error."""
     if not input_dir.is_dir():
         raise EtlError(
             "input directory %s does not exist; expected the downloaded input data there" % input_dir
         )
-    object_name = None
-    if input_url and not input_url.endswith("/"):
-        object_name = input_url.rsplit("/", 1)[-1]
+    object_name = input_object_name(input_url)
     found: List[FileInfo] = []
     ignored: List[Dict[str, str]] = []
     for root, dirs, files in os.walk(input_dir):
@@ -450,6 +460,8 @@ def discover(input_dir: Path, input_url: Optional[str]) -> Tuple[List[FileInfo],
                 "input object %s (from --input-url) is a %s, not data; expected a data file"
                 % (object_name, reason)
             )
+        if sharded:
+            return [], ignored
         raise EtlError(
             "input object %s (from --input-url %s) is not in %s; expected it downloaded there"
             % (object_name, input_url, input_dir)
@@ -1309,7 +1321,7 @@ def run(opts: Options) -> Dict[str, Any]:
     try:
         engine_name = choose_engine(opts.engine)
         report["engine"] = engine_name
-        infos, ignored = discover(opts.input_dir, opts.input_url)
+        infos, ignored = discover(opts.input_dir, opts.input_url, sharded=len(hosts) > 1)
         report["ignored"] = ignored
         for item in ignored:
             LOG.info("ignored %s: %s", item["path"], item["reason"])
@@ -1321,7 +1333,16 @@ def run(opts: Options) -> Dict[str, Any]:
             LOG.info("data dictionary %s matches the built-in schema", d.name)
         if not plan.labelled and not plan.pairs:
             if len(hosts) > 1:
-                LOG.info("no data files on this instance (%s of %d hosts)", host, len(hosts))
+                object_name = input_object_name(opts.input_url)
+                if object_name is not None and not infos:
+                    report["note"] = (
+                        "this instance received no object: the input object %s went to another of the "
+                        "%d instances (ShardedByS3Key sends each object to one instance)"
+                        % (object_name, len(hosts))
+                    )
+                else:
+                    report["note"] = "this instance received no data files (one of %d instances)" % len(hosts)
+                LOG.info("%s (%s)", report["note"], host)
             else:
                 what = "only the data dictionary" if plan.dictionaries else "no data files"
                 raise EtlError(

@@ -100,3 +100,53 @@ def test_the_local_runner_can_say_where_the_resource_config_is(dataset, tmp_path
         "rejects-algo-1.csv",
         "report-algo-1.json",
     ]
+
+
+def test_an_object_run_over_two_instances_writes_the_rows_on_one_and_an_empty_part_on_the_other(
+    dataset, tmp_path
+):
+    """Given an object input URL and two instances, ShardedByS3Key having sent the object to algo-1 only
+    When the ETL runs on each with that --input-url
+    Then algo-1 writes the object's rows, and algo-2 succeeds with a header-only part file and a report
+    saying it received no object"""
+    data = dataset(layout="named", rows=50, seed=8)
+    source = next(p for p in data.out_dir.iterdir() if p.suffix == ".csv")
+    url = f"s3://bucket/raw/x/{source.name}"
+    hosts = ["algo-1", "algo-2"]
+    out = tmp_path / "out"
+    for host, files in {"algo-1": [source], "algo-2": []}.items():
+        inp = tmp_path / host
+        inp.mkdir()
+        for f in files:
+            shutil.copy(f, inp / f.name)
+        config = resource_config(tmp_path, host, hosts)
+        args = ["--input-dir", str(inp), "--output-dir", str(out), "--input-url", url]
+        assert main([*args, "--resource-config", str(config)]) == 0
+    rows = (out / "full_data-algo-1.csv").read_text().splitlines()
+    assert len(rows) == 51
+    assert (out / "full_data-algo-2.csv").read_text().splitlines() == rows[:1]
+    with_object = json.loads((out / "report-algo-1.json").read_text())
+    assert with_object["totals"]["rows_written"] == 50
+    assert "note" not in with_object
+    without = json.loads((out / "report-algo-2.json").read_text())
+    assert without["status"] == "succeeded"
+    assert without["totals"]["rows_read"] == 0
+    assert without["note"].startswith(f"this instance received no object: the input object {source.name}")
+
+
+def test_an_object_missing_on_a_single_instance_is_still_an_error(tmp_path, run_etl):
+    """Given one instance (a one-host resource config) whose input folder lacks the --input-url object
+    When the ETL runs there
+    Then it fails with one line naming the missing object, and writes no clean data"""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "a.csv.bak").write_text("1,2,3\n")
+    config = resource_config(tmp_path, "algo-1", ["algo-1"])
+    out = tmp_path / "out"
+    result = run_etl(inp, out, "--input-url", "s3://b/raw/x/a.csv", "--resource-config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "etl: error: input object a.csv (from --input-url s3://b/raw/x/a.csv) is not in "
+    )
+    assert not (out / "full_data.csv").exists()
+    assert json.loads((out / "report.json").read_text())["status"] == "failed"
