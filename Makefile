@@ -37,8 +37,13 @@ define make_venv
 	$(1)/bin/uv pip sync --quiet --python $(1)/bin/python $(2)
 endef
 
-$(VENV)/.stamp: requirements/dev.txt pyproject.toml
+# The locked dependencies (slow: about 1 GB) are re-synced only when the lock changes; the project's
+# own editable install is refreshed when pyproject.toml changes.
+$(VENV)/.deps: requirements/dev.txt
 	$(call make_venv,$(VENV),requirements/dev.txt)
+	touch $@
+
+$(VENV)/.stamp: $(VENV)/.deps pyproject.toml
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
