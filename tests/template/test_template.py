@@ -7,6 +7,7 @@ compared in a canonical text form: ``!Ref X`` -> ``${X}``, ``!GetAtt X.Arn`` -> 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from cfnlint.decode import cfn_yaml
 from deploy.properties import PipelineProperties
 
-from pipeline.pipeline import image_uris_by_region
+from pipeline.pipeline import image_uris_by_region, render_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -29,6 +30,12 @@ SKLEARN_REPOSITORY = (
     "arn:${AWS::Partition}:ecr:${AWS::Region}:${SklearnImageRegistry[${AWS::Region}].Account}"
     ":repository/sagemaker-scikit-learn"
 )
+# The jobs SageMaker Pipelines starts for a step are named pipelines-<execution id>-<step>-<suffix>.
+PIPELINE_PROCESSING_JOBS = (
+    "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:processing-job/pipelines-*"
+)
+# The execution role lives under a path named after the stack: its own ARN, without a dependency cycle.
+EXECUTION_ROLE_PATH_ARNS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*"
 # Actions IAM only accepts with Resource "*" (no resource-level permissions).
 NO_RESOURCE_LEVEL = {"ecr:GetAuthorizationToken"}
 
@@ -73,6 +80,11 @@ EXPECTED_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         ("ecr:BatchGetImage", SKLEARN_REPOSITORY),
         ("ecr:GetDownloadUrlForLayer", SKLEARN_REPOSITORY),
         ("ecr:GetAuthorizationToken", "*"),
+        *{
+            (f"sagemaker:{action}", PIPELINE_PROCESSING_JOBS)
+            for action in ("CreateProcessingJob", "DescribeProcessingJob", "StopProcessingJob", "AddTags")
+        },
+        ("iam:PassRole", EXECUTION_ROLE_PATH_ARNS),
     },
 }
 TRUSTED_SERVICE = {
@@ -155,12 +167,13 @@ def _permissions(role: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def _statement(role: dict[str, Any], action: str) -> dict[str, Any]:
-    (found,) = [
+    matching: list[dict[str, Any]] = [
         s
         for policy in role["Properties"]["Policies"]
         for s in policy["PolicyDocument"]["Statement"]
         if action in _listed(s["Action"])
     ]
+    (found,) = matching
     return found
 
 
@@ -226,6 +239,30 @@ def test_the_deploy_function_may_pass_the_execution_role_to_sagemaker_only(
 ) -> None:
     statement = _statement(resources["DeployFunctionRole"], "iam:PassRole")
     assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_the_pipeline_role_may_run_the_pipelines_processing_step(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the role the Pipeline resource hands to SageMaker as the pipeline's RoleArn
+    pipeline_role = _shape(resources["Pipeline"]["Properties"]["RoleArn"])
+    assert pipeline_role == "${SageMakerExecutionRole.Arn}"
+    role = resources["SageMakerExecutionRole"]
+    granted = _permissions(role)
+    # Then SageMaker Pipelines may create, tag, watch and stop the step's processing job under it
+    for action in ("CreateProcessingJob", "DescribeProcessingJob", "StopProcessingJob", "AddTags"):
+        assert (f"sagemaker:{action}", PIPELINE_PROCESSING_JOBS) in granted, action
+    # And may pass the role (to itself as the job's role) to SageMaker only; its ARN is under that path
+    assert ("iam:PassRole", EXECUTION_ROLE_PATH_ARNS) in granted
+    statement = _statement(role, "iam:PassRole")
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert _shape(role["Properties"]["Path"]) == "/${AWS::StackName}/"
+    assert EXECUTION_ROLE_PATH_ARNS.endswith(f"role{_shape(role['Properties']['Path'])}*")
+    # And the step's job runs as that same role: the deploy function fills the definition's ${RoleArn}
+    # with the RoleArn it gives the pipeline, so the pipeline passes its own role to the job
+    definition = json.loads(render_template(ROOT / "etl" / "etl.py"))
+    (step,) = definition["Steps"]
+    assert (step["Type"], step["Arguments"]["RoleArn"]) == ("Processing", "${RoleArn}")
 
 
 def test_the_execution_role_lists_only_raw_and_code(resources: dict[str, dict[str, Any]]) -> None:
@@ -425,6 +462,8 @@ def test_every_parameter_has_a_default_it_accepts(template: dict[str, Any]) -> N
     assert defaults["TriggerMode"] == "object"
     assert defaults["MarkerName"] == "_SUCCESS"
     assert defaults["RetainPipelineOnDelete"] == "false"
+    # Lambda refuses a reservation leaving < 10 unreserved; new accounts often have 10 in all
+    assert defaults["TriggerReservedConcurrency"] == 0
     assert re.fullmatch(r"ml\.[a-z0-9]+\.[a-z0-9]+", defaults["ProcessingInstanceType"])
 
 
