@@ -301,21 +301,14 @@ class Runner:
     def poll_once(self) -> list[str]:
         """Pick up the executions that are Executing and not yet seen; returns their ARNs."""
         found: list[str] = []
+        executions = self.sagemaker.get_paginator("list_pipeline_executions")
         for name in self._pipelines():
-            token: str | None = None
-            while True:
-                kwargs: dict[str, Any] = {"PipelineName": name}
-                if token:
-                    kwargs["NextToken"] = token
-                page = self.sagemaker.list_pipeline_executions(**kwargs)
+            for page in executions.paginate(PipelineName=name):
                 for summary in page.get("PipelineExecutionSummaries", []):
                     arn = summary["PipelineExecutionArn"]
                     if summary.get("PipelineExecutionStatus") == "Executing" and arn not in self._seen:
                         self._seen.add(arn)
                         found.append(arn)
-                token = page.get("NextToken")
-                if not token:
-                    break
         # Oldest first: SageMaker lists newest first, and the arrival order is the fair order to run in.
         for arn in reversed(found):
             if self._stop.is_set():
@@ -326,14 +319,8 @@ class Runner:
         return found
 
     def _pipelines(self) -> list[str]:
-        names: list[str] = []
-        token: str | None = None
-        while True:
-            page = self.sagemaker.list_pipelines(**({"NextToken": token} if token else {}))
-            names += [p["PipelineName"] for p in page.get("PipelineSummaries", [])]
-            token = page.get("NextToken")
-            if not token:
-                return names
+        pages = self.sagemaker.get_paginator("list_pipelines").paginate()
+        return [p["PipelineName"] for page in pages for p in page.get("PipelineSummaries", [])]
 
     # -- one execution ------------------------------------------------------------------------------
 
@@ -403,17 +390,10 @@ class Runner:
         )
 
     def _execution_parameters(self, arn: str) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"PipelineExecutionArn": arn}
-            if token:
-                kwargs["NextToken"] = token
-            page = self.sagemaker.list_pipeline_parameters_for_execution(**kwargs)
-            values.update({p["Name"]: p["Value"] for p in page.get("PipelineParameters", [])})
-            token = page.get("NextToken")
-            if not token:
-                return values
+        pages = self.sagemaker.get_paginator("list_pipeline_parameters_for_execution").paginate(
+            PipelineExecutionArn=arn
+        )
+        return {p["Name"]: p["Value"] for page in pages for p in page.get("PipelineParameters", [])}
 
     def _ordered_steps(self, definition: Mapping[str, Any], arn: str) -> list[dict[str, Any]]:
         listed = definition.get("Steps")
