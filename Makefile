@@ -109,6 +109,10 @@ invoke: $(VENV)/.stamp ## Docker-free `sam local invoke`: make invoke EVENT=even
 status: $(VENV)/.stamp ## Executions of the running `make up`: input, status, step, output, failure reason
 	$(PY) -m local status
 
+.PHONY: figures
+figures: $(VENV)/.stamp ## Render docs/benchmarks.md from bench/results/*.json (never edit it by hand)
+	$(PY) bench/figures.py
+
 .PHONY: bench
 bench: $(VENV)/.stamp ## Benchmarks: ETL speed/memory, trigger cold start, local latency and bursts
 	$(PY) bench/trigger_coldstart.py
