@@ -90,7 +90,7 @@ test-unit: $(VENV)/.stamp ## The unit tier, in seconds: tests/unit (no emulator,
 	$(VENV)/bin/pytest tests/unit
 
 .PHONY: test
-test: venv lint check-template build test-unit ## Everything CI runs: lint, types, template checks, sam build, the unit tier, then every other test
+test: venv lint test-unit check-template build ## Everything CI runs: lint, types, the unit tier, template checks, sam build, then every other test
 	$(VENV)/bin/pytest --ignore=tests/unit
 
 # --- build and deploy -------------------------------------------------------------------------

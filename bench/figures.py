@@ -73,8 +73,10 @@ def _table(table: Any, where: str) -> list[str]:
             raise ReportError(
                 f'{where}: table "{caption}": row {number} has {len(row)} cells for {len(columns)} columns'
             )
+    # A column of numbers (empty cells allowed) is right-aligned.
     numeric = [
-        bool(rows) and all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in rows)
+        any(r[i] is not None for r in rows)
+        and all(r[i] is None or (isinstance(r[i], int | float) and not isinstance(r[i], bool)) for r in rows)
         for i in range(len(columns))
     ]
     lines = [f"**{_cell(caption, where)}**", ""]
