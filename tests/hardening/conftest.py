@@ -45,6 +45,7 @@ from trigger.events import ObjectEvent, normalise
 from trigger.routing import Dataset, route
 
 from local.emulator import Emulator
+from tests.trigger.conftest import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "example-data-bucket"
@@ -68,14 +69,6 @@ def pipeline_definition() -> str:
         {"Name": "OutputDataUrl", "Type": "String", "DefaultValue": f"s3://{BUCKET}/clean/"},
     ]
     return json.dumps({"Version": "2020-12-01", "Parameters": parameters, "Steps": []})
-
-
-@dataclass(frozen=True)
-class LambdaContext:
-    function_name: str = "TriggerFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:TriggerFunction"
-    aws_request_id: str = "hardening"
 
 
 # -- faults ----------------------------------------------------------------------------------------

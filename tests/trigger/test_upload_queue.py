@@ -64,6 +64,18 @@ class Stubs:
             },
         )
 
+    def postpone(self, receipt_handle: str, wait: int) -> None:
+        """Expect the message's next delivery pushed out by ``wait`` seconds."""
+        self.sqs.add_response(
+            "change_message_visibility",
+            {},
+            expected_params={
+                "QueueUrl": QUEUE_URL,
+                "ReceiptHandle": receipt_handle,
+                "VisibilityTimeout": wait,
+            },
+        )
+
     def done(self) -> None:
         for stub in (self.s3, self.sagemaker, self.sqs):
             stub.assert_no_pending_responses()
@@ -155,15 +167,7 @@ def test_a_quota_refusal_fails_only_its_message_and_pushes_its_next_delivery_out
     last = batch["Records"][3]
     assert last["attributes"]["ApproximateReceiveCount"] == "3"
     wait = backoff.ceiling(3, backoff.DEFAULT_BASE_SECONDS, backoff.DEFAULT_CAP_SECONDS)
-    stubs.sqs.add_response(
-        "change_message_visibility",
-        {},
-        expected_params={
-            "QueueUrl": QUEUE_URL,
-            "ReceiptHandle": last["receiptHandle"],
-            "VisibilityTimeout": wait,
-        },
-    )
+    stubs.postpone(last["receiptHandle"], wait)
 
     # When the batch is delivered
     result = invoke(batch)
@@ -191,15 +195,7 @@ def test_every_refusal_that_passes_is_retried_through_the_queue(
     snapshot, _ = snapshot_of(TRAIN)
     stubs.copy(TRAIN[0], TRAIN[1], snapshot)
     stubs.sagemaker.add_client_error("start_pipeline_execution", code, "try later", status)
-    stubs.sqs.add_response(
-        "change_message_visibility",
-        {},
-        expected_params={
-            "QueueUrl": QUEUE_URL,
-            "ReceiptHandle": record["receiptHandle"],
-            "VisibilityTimeout": 30,
-        },
-    )
+    stubs.postpone(record["receiptHandle"], 30)
 
     # When it is delivered the first time
     result = invoke({"Records": [record]})
@@ -241,15 +237,7 @@ def test_a_throttled_snapshot_is_retried_through_the_queue(stubs: Stubs, load_ev
     # Given S3 throttling the copy beyond botocore's own retries
     record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
     stubs.s3.add_client_error("copy_object", "SlowDown", "Please reduce your request rate.", 503)
-    stubs.sqs.add_response(
-        "change_message_visibility",
-        {},
-        expected_params={
-            "QueueUrl": QUEUE_URL,
-            "ReceiptHandle": record["receiptHandle"],
-            "VisibilityTimeout": 30,
-        },
-    )
+    stubs.postpone(record["receiptHandle"], 30)
 
     # When it is delivered
     result = invoke({"Records": [record]})
