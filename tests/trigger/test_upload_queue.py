@@ -277,3 +277,23 @@ def test_the_backoff_grows_is_capped_and_reaches_the_dead_letter_queue_after_24_
         >= 86400
         > backoff.minimum_total_wait(receives - 1, base, cap)
     )
+
+
+def test_the_backoff_is_scaled_by_the_environment(
+    stubs: Stubs, load_event: Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the waits scaled down (as the local runtime does): base 1 s, cap 4 s
+    monkeypatch.setenv("BACKOFF_BASE_SECONDS", "1")
+    monkeypatch.setenv("BACKOFF_CAP_SECONDS", "4")
+    trigger_config.settings.cache_clear()
+    # And a ninth delivery of an upload SageMaker refuses for the quota
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    record["attributes"]["ApproximateReceiveCount"] = "9"
+    snapshot, _ = snapshot_of(TRAIN)
+    stubs.copy(TRAIN[0], TRAIN[1], snapshot, redelivered=True)
+    stubs.sagemaker.add_client_error("start_pipeline_execution", "ResourceLimitExceeded", "limit", 400)
+    stubs.postpone(record["receiptHandle"], 4)  # min(4, 1 * 2**8): the cap
+
+    # When it is delivered, Then its next delivery is pushed out by the scaled, capped wait
+    assert invoke({"Records": [record]}) == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    stubs.done()
