@@ -297,3 +297,20 @@ def test_the_backoff_is_scaled_by_the_environment(
     # When it is delivered, Then its next delivery is pushed out by the scaled, capped wait
     assert invoke({"Records": [record]}) == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
     stubs.done()
+
+
+def test_a_redelivery_copies_when_s3_hides_a_missing_snapshot_behind_a_403(
+    stubs: Stubs, load_event: Event
+) -> None:
+    # Given a redelivery: the trigger looks for an earlier snapshot, and S3 answers 403 (its answer for a
+    # missing key to a role that may not list that prefix, as the trigger's role may not list snapshot/)
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    record["attributes"]["ApproximateReceiveCount"] = "2"
+    snapshot, output = snapshot_of(TRAIN)
+    stubs.s3.add_client_error("head_object", "403", "Forbidden", 403)
+    stubs.copy(TRAIN[0], TRAIN[1], snapshot)
+    stubs.start(snapshot, output)
+
+    # When it is delivered, Then it copies and starts (a 403 there is no reason to drop the upload)
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()
