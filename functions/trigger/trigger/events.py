@@ -43,6 +43,8 @@ class ObjectEvent:
     version_id: str | None = None
     etag: str | None = None
     sequencer: str | None = None
+    size: int | None = None  # bytes, as the notification reports it
+    event_time: str | None = None  # ISO 8601, when S3 finished the request
 
     @property
     def identity(self) -> str | None:
@@ -139,6 +141,8 @@ def _s3_record(record: S3EventRecord, via: str) -> ObjectEvent | Skip:
         version_id, etag, sequencer = (
             _optional(obj.get(field), f"s3.object.{field}") for field in ("versionId", "eTag", "sequencer")
         )
+        size = _size(obj.get("size"))
+        event_time = _lenient(record.get("eventTime"))
     except (_Malformed, KeyError, TypeError, AttributeError) as err:
         return Skip(raw_key, f"malformed S3 record: {_describe(err)}", unprocessable=True)
     try:
@@ -152,7 +156,7 @@ def _s3_record(record: S3EventRecord, via: str) -> ObjectEvent | Skip:
         )
     short = name.removeprefix("s3:")
     action = _action(short, created="ObjectCreated", removed="ObjectRemoved")
-    return ObjectEvent(f"{via}s3", short, action, bucket, key, version_id, etag, sequencer)
+    return ObjectEvent(f"{via}s3", short, action, bucket, key, version_id, etag, sequencer, size, event_time)
 
 
 def _eventbridge(event: S3EventBridgeNotificationEvent, via: str) -> ObjectEvent | Skip:
@@ -165,10 +169,14 @@ def _eventbridge(event: S3EventBridgeNotificationEvent, via: str) -> ObjectEvent
         version_id = _optional(obj.get("version-id"), "detail.object.version-id")
         etag = _optional(obj.get("etag", obj.get("eTag")), "detail.object.etag")
         sequencer = _optional(obj.get("sequencer"), "detail.object.sequencer")
+        size = _size(obj.get("size"))
+        event_time = _lenient(event.get("time"))
     except (_Malformed, KeyError, TypeError, AttributeError) as err:
         return Skip(key, f"malformed EventBridge S3 event: {_describe(err)}", unprocessable=True)
     action = _action(name, created="Object Created", removed="Object Deleted")
-    return ObjectEvent(f"{via}eventbridge", name, action, bucket, key, version_id, etag, sequencer)
+    return ObjectEvent(
+        f"{via}eventbridge", name, action, bucket, key, version_id, etag, sequencer, size, event_time
+    )
 
 
 def _action(name: str, *, created: str, removed: str) -> Action:
@@ -191,6 +199,29 @@ def _optional(value: object, field: str) -> str | None:
     if not isinstance(value, str):
         raise _Malformed(f"{field} must be a string")
     return _unicode(value, field)
+
+
+def _lenient(value: object) -> str | None:
+    """An informative field (the event time): a usable string, or None; never a reason to skip."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _size(value: object) -> int | None:
+    """The object's size in bytes, or None when the record gives none usable (it only picks the copy
+    method: an unknown size is tried with CopyObject first, so a bad value never costs an upload)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        return None
+    return size if size >= 0 else None
 
 
 def _unicode(value: str, field: str) -> str:
