@@ -63,24 +63,26 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
         if d["attempt"] != 2:  # the first retry says it all; the later ones would flood a burst's output
             return None
         reason = str(d["reason"]).split(":", 1)[0]
+        limit = str(d["policy"]).partition("(")[2].partition(")")[0]
         return "retrying", (
-            f"{short_id(d['arn'])} {d['step']}: {reason}; {d['policy']}, next in {d['wait']:.0f} s "
-            f"({d['local_wait']:.2f} s here); later retries not shown"
+            f"{short_id(d['arn'])} {d['step']}: {reason}; retried every {d['wait']:.0f} s or so "
+            f"({d['local_wait']:.2f} s here), {limit}"
+        )
+    if kind == "execution-replayed":
+        return "trigger", (
+            f"duplicate delivery: same execution {short_id(d['arn'])} (its ClientRequestToken was used "
+            "already; nothing runs twice)"
         )
     if kind == "test-event":
         return "s3", f"s3:TestEvent for {d.get('bucket')} dropped (S3 sends it when notifications are set up)"
-    if kind == "notification":
-        return "s3 event", f"{', '.join(decoded(d['keys'])) or '(no records)'} -> {d['function']}"
     if kind == "invoked":
         return _invoked(d)
     if kind == "invoke-error":
         error = d["error"]
         return "trigger", (
-            f"attempt {d['attempt']} failed: {error.get('errorType')}: {error.get('errorMessage')}"
+            f"batch of {d['batch']} failed as a whole: {error.get('errorType')}: {error.get('errorMessage')} "
+            "(back in the queue after its visibility timeout)"
         )
-    if kind == "dead-letter":
-        where = d.get("destination") or "nowhere (no destination configured)"
-        return "dead-letter", f"{', '.join(decoded(d['keys']))}: {d['condition']}, record sent to {where}"
     if kind == "execution-started":
         params = d.get("parameters") or {}
         return "execution", f"{short_id(d['arn'])} running on {params.get('InputDataUrl', '(default input)')}"
@@ -90,7 +92,7 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
         return "succeeded", f"{short_id(d['arn'])} -> {out} ({d['seconds']:.1f} s)"
     if kind == "execution-failed":
         return "FAILED", f"{short_id(d['arn'])}: {d['reason']}"
-    if kind in ("poll-error", "bad-message", "record-error", "retries-dropped"):
+    if kind in ("poll-error", "record-error"):
         return "warning", f"{kind}: {d}"
     return None
 
@@ -108,12 +110,18 @@ def _quotas(quotas: Any, time_scale: float) -> str:
 def _invoked(d: dict[str, Any]) -> tuple[str, str]:
     result = d.get("result") or {}
     parts: list[str] = []
+    replayed = set(d.get("replayed") or [])
     if isinstance(result, dict):
         for started in result.get("started") or []:
+            if started.get("executionArn") in replayed:
+                continue  # a duplicate delivery: the execution-replayed line says so
             parts.append(f"{started.get('key')}: started {short_id(str(started.get('executionArn', '')))}")
         for skipped in result.get("skipped") or []:
             parts.append(f"{skipped.get('key')}: skipped ({skipped.get('reason')})")
-    summary = "; ".join(parts) or "returned"
+    failed = d.get("failed") or 0
+    if failed:
+        parts.append(f"{failed} of {d['batch']} back to the queue for a later try")
+    summary = "; ".join(parts) or f"{', '.join(d.get('keys') or []) or 'batch'}: handled"
     return "trigger", f"{summary} [{d['duration_ms']:.0f} ms]"
 
 

@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +89,9 @@ class _Account:
 
     max_concurrent_executions: int | None = None
     refused_starts: int = 0
+    most_executing: int = 0  # the most executions Executing right after a start
+    # Told of every StartPipelineExecution answered: (execution ARN, whether it replayed a token).
+    on_start: Callable[[str, bool], None] | None = None
 
 
 _account = _Account()
@@ -165,6 +168,8 @@ def _patch_sagemaker() -> None:
             if client_request_token:
                 for arn, execution in pipeline.pipeline_executions.items():
                     if execution.client_request_token == client_request_token:
+                        if _account.on_start is not None:
+                            _account.on_start(arn, True)
                         return {"PipelineExecutionArn": arn}
             limit = _account.max_concurrent_executions
             if limit is not None:
@@ -184,6 +189,9 @@ def _patch_sagemaker() -> None:
             execution = pipeline.pipeline_executions[result["PipelineExecutionArn"]]
             execution.pipeline_execution_status = "Executing"
             execution.steps = []
+            _account.most_executing = max(_account.most_executing, _executing(self))
+            if _account.on_start is not None:
+                _account.on_start(result["PipelineExecutionArn"], False)
             return result
 
     def describe_pipeline_execution(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
@@ -308,6 +316,16 @@ class Emulator:
         The quota is process-wide, as moto's state is; the processing-instance quota is the runner's.
         """
         _account.max_concurrent_executions = quotas.max_concurrent_executions if quotas else None
+        _account.most_executing = 0
+
+    def set_start_listener(self, listener: Callable[[str, bool], None] | None) -> None:
+        """Call ``listener(execution_arn, replayed)`` for every start answered (process-wide)."""
+        _account.on_start = listener
+
+    @property
+    def most_executing(self) -> int:
+        """The most executions Executing at once (counted at each start) in this process."""
+        return _account.most_executing
 
     @property
     def refused_starts(self) -> int:
