@@ -250,9 +250,8 @@ def run_demo(
         small = generate(data / "burst", layout="named", rows=BURST_ROWS, seed=seed + 2)
         progress.line(
             "generate",
-            f"{single.rows} rows in Caravan.csv (object mode); {folder.rows} rows in the seed's "
-            f"{len(folder.files)} files (marker mode); {single.faulty_rows + folder.faulty_rows} rows made "
-            f"faulty; {BURST} files of {BURST_ROWS} rows (burst)",
+            f"{single.rows} rows in Caravan.csv, {folder.rows} in the seed's {len(folder.files)} files, "
+            f"{BURST} x {BURST_ROWS} for the burst; {single.faulty_rows + folder.faulty_rows} made faulty",
         )
         try:
             with Runtime(
@@ -282,18 +281,16 @@ def _scenario(
     first = Dataset("Caravan.csv", "object", object_bucket, OBJECT_KEY, single)
     first.uploaded_at = time.monotonic()
     s3.upload_file(str(single.out_dir / "Caravan.csv"), object_bucket, OBJECT_KEY)
-    progress.line("upload", f"s3://{object_bucket}/{OBJECT_KEY}")
+    progress.line("upload", f"{OBJECT_KEY} (object stack)")
 
     # 3. marker mode (uploaded now, so it runs alongside): four files, then the marker
     marker_key = MARKER_FOLDER + "_SUCCESS"
-    second = Dataset("seed folder (4 files)", "marker", marker_bucket, marker_key, folder)
+    second = Dataset("marker folder", "marker", marker_bucket, marker_key, folder)
     for name in ("train.csv", "test.csv", "gt.csv", "col_info.csv"):
         s3.upload_file(str(folder.out_dir / name), marker_bucket, MARKER_FOLDER + name)
     second.uploaded_at = time.monotonic()
     s3.put_object(Bucket=marker_bucket, Key=marker_key, Body=b"")
-    progress.line(
-        "upload", f"s3://{marker_bucket}/{MARKER_FOLDER}{{train,test,gt,col_info}}.csv, then _SUCCESS"
-    )
+    progress.line("upload", f"{MARKER_FOLDER}{{train,test,gt,col_info}}.csv, then _SUCCESS (marker stack)")
 
     _settle(first, tracker)
     duplicate = _duplicate(runtime, progress, tracker, first)
@@ -309,11 +306,10 @@ def _scenario(
     print()
     print(
         table(
-            ["upload", "mode", "execution", "status", "output", "rows", "rejected", "to start s", "run s"],
+            ["upload", "execution", "status", "output", "rows", "rejects", "start s", "run s"],
             [
                 [
                     d.label,
-                    d.mode,
                     short_id(d.execution_arn) if d.execution_arn else "-",
                     d.status,
                     d.output_url.split("/", 3)[-1] if d.output_url else "-",  # the key prefix
@@ -324,7 +320,7 @@ def _scenario(
                 ]
                 for d in results
             ],
-            max_width=40,
+            max_width=44,
         )
     )
     problems = [f"{d.label}: {p}" for d in results for p in d.problems] + burst_problems
@@ -344,7 +340,7 @@ def _scenario(
 def _duplicate(runtime: Runtime, progress: Progress, tracker: Tracker, first: Dataset) -> Dataset:
     """The very S3 notification of the first upload, delivered again: the same execution answers."""
     object_stack = runtime.stacks[0]
-    duplicate = Dataset("Caravan.csv (again)", "object", first.bucket, OBJECT_KEY, None)
+    duplicate = Dataset("duplicate event", "object", first.bucket, OBJECT_KEY, None)
     body = tracker.bodies.get(OBJECT_KEY)
     if body is None:
         duplicate.problems.append("the upload's S3 notification was never seen")
@@ -384,8 +380,8 @@ def _burst(runtime: Runtime, progress: Progress, tracker: Tracker, small: Genera
         list(pool.map(lambda key: s3.upload_file(str(small.out_dir / "Caravan.csv"), bucket, key), keys))
     progress.line(
         "burst",
-        f"{BURST} files uploaded at once under {BURST_FOLDER} against {quotas.max_concurrent_executions} "
-        f"concurrent executions and {quotas.max_processing_instances} processing instances",
+        f"{BURST} files at once under {BURST_FOLDER}, against {quotas.max_concurrent_executions} executions "
+        f"and {quotas.max_processing_instances} instances",
     )
 
     def done() -> bool:
@@ -422,8 +418,8 @@ def _burst(runtime: Runtime, progress: Progress, tracker: Tracker, small: Genera
     )
     progress.line(
         "burst",
-        f"{runtime.emulator.refused_starts - refused_starts} starts refused (ResourceLimitExceeded) waited "
-        f"in the upload queue; {runner.stats.refused_jobs - refused_jobs} job refusals retried by the step",
+        f"ResourceLimitExceeded: {runtime.emulator.refused_starts - refused_starts} start(s) waited in the "
+        f"queue, {runner.stats.refused_jobs - refused_jobs} job refusals retried by the step",
     )
     return problems
 
