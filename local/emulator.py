@@ -23,6 +23,10 @@ install, undone never: the patched behaviour is the real services'):
    ``ClientRequestToken`` is answered as before, whatever the count. The processing-instance quota is
    the runner's (:mod:`local.runner`: SageMaker refuses the job, not the start). moto's state is
    per process, so the quota is too; without a call there is none (moto's own behaviour).
+7. SQS calls on one queue are not atomic: two concurrent ReceiveMessage calls can hand out the same
+   message or fail with "Set changed size during iteration" (HTTP 500), which several pollers of one
+   queue do all the time. Patched: every call that reads or changes a queue's messages runs under one
+   lock; a long poll waits for messages outside it, as SQS's own long polling does.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -44,6 +49,7 @@ from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ResourceNotFound, SagemakerClientError, ValidationError
 from moto.server import ThreadedMotoServer
+from moto.sqs import models as sqs_models
 
 DEFAULT_REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -137,6 +143,7 @@ def _install_fidelity() -> None:
         if not _patched:
             _patch_sagemaker()
             _patch_s3_events()
+            _patch_sqs()
             _patched = True
 
 
@@ -247,6 +254,44 @@ def _patch_s3_events() -> None:
         return event
 
     setattr(s3_notifications, "_get_s3_event", get_s3_event)  # noqa: B010
+
+
+def _patch_sqs() -> None:
+    backend_cls = sqs_models.SQSBackend
+    lock = threading.RLock()
+    original_receive = backend_cls.receive_message
+
+    def receive_message(
+        self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any, **kwargs: Any
+    ) -> Any:
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                result = original_receive(self, queue_name, count, 0, *args, **kwargs)
+            remaining = deadline - time.monotonic()
+            if result or remaining <= 0:
+                return result
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
+
+    def serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+
+        return call
+
+    setattr(backend_cls, "receive_message", receive_message)  # noqa: B010
+    for name in (
+        "send_message",
+        "send_message_batch",
+        "delete_message",
+        "delete_message_batch",
+        "change_message_visibility",
+        "change_message_visibility_batch",
+        "purge_queue",
+        "get_queue_attributes",
+    ):
+        setattr(backend_cls, name, serialised(getattr(backend_cls, name)))
 
 
 def _executing(backend: Any) -> int:
