@@ -106,8 +106,8 @@ invoke: $(VENV)/.stamp ## Docker-free `sam local invoke`: make invoke EVENT=even
 	$(PY) -m local invoke $(EVENT) $(if $(FUNCTION),--function $(FUNCTION))
 
 .PHONY: status
-status: $(VENV)/.stamp ## Executions of the running `make up`: input, status, step, output, failure reason
-	$(PY) -m local status
+status: $(VENV)/.stamp ## s3sm status: recent runs, uploads waiting, dead letters (the running `make up`, or STACK=name)
+	$(VENV)/bin/s3sm status $(if $(STACK),--stack $(STACK))
 
 .PHONY: bench
 bench: $(VENV)/.stamp ## Benchmarks: ETL speed/memory, trigger cold start, local latency and bursts

@@ -25,10 +25,9 @@ from typing import Any
 
 from local.console import Progress, short_id, table
 from local.emulator import CREDENTIALS, environment
-from local.process import ROOT, STATE_DIR
+from local.process import ROOT, STATE_DIR, STATE_FILE
 from local.runtime import DEFAULT_STACK, Runtime, RuntimeStartError, StackRequest, print_log
 
-STATE_FILE = STATE_DIR / "runtime.json"
 ENDPOINT_FILE = STATE_DIR / "endpoint"
 
 
@@ -68,6 +67,7 @@ def _write_state(runtime: Runtime) -> None:
                 "pipelines": pipelines,
                 "parameters": stack.parameters,
                 "dead_letter_queue": stack.outputs.get("TriggerDeadLetterQueueUrl", ""),
+                "outputs": stack.outputs,  # what `s3sm` reads, as it reads a deployed stack's outputs
             }
         )
     state = {
