@@ -28,8 +28,9 @@ import boto3
 from local.artifacts import BuildError
 from local.cfn_response import ResponseServer
 from local.delivery import DEFAULT_RETRY_DELAYS, Delivery
-from local.emulator import Emulator, environment
+from local.emulator import Emulator, environment, on_retry
 from local.functions import FunctionProcess, LogSink
+from local.notifications import Notifications
 from local.process import ROOT
 from local.runner import Runner
 from local.stack import DeployedStack, StackDeployer, StackError
@@ -92,6 +93,7 @@ class Runtime:
         self.functions: list[FunctionProcess] = []
         self.deliveries: list[Delivery] = []
         self.runner: Runner | None = None
+        self.notifications: Notifications | None = None
         self._responses: ResponseServer | None = None
         self._exit = contextlib.ExitStack()
         self._started = False
@@ -134,6 +136,12 @@ class Runtime:
         s3, sqs, sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
         self._sqs, self._sagemaker = sqs, sagemaker
 
+        # SageMaker's status-change events and the template's notification rule (local/notifications.py).
+        notifications = Notifications(
+            events=boto3.client("events"), sqs=sqs, sagemaker=sagemaker, notify=self.notify
+        )
+        self.notifications = notifications
+
         # Runner first: an upload made as soon as a stack exists must not wait for it.
         self.runner = Runner(
             self.emulator,
@@ -143,15 +151,21 @@ class Runtime:
             poll_interval=self.poll_interval,
             scratch_dir=self.scratch_dir,
             log_dir=self.log_dir,
-            notify=self.notify,
+            notify=self._on_runner,
         ).start()
         self._exit.callback(self.runner.stop)
+        self._exit.callback(on_retry(self.runner.rerun))  # RetryPipelineExecution runs it again
+        self._exit.callback(notifications.stop)
 
         for request in self.requests:
             started = time.monotonic()
             try:
                 stack = deployer.deploy(request.name, request.parameters)
             except (StackError, BuildError, TemplateError) as exc:
+                raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
+            try:
+                notifications.install(template, stack)
+            except TemplateError as exc:
                 raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
             self.stacks.append(stack)
             self.notify("stack", {"stack": stack, "seconds": time.monotonic() - started})
@@ -168,7 +182,13 @@ class Runtime:
                 ).start()
                 self._exit.callback(delivery.stop)
                 self.deliveries.append(delivery)
+        notifications.start()
         self.notify("ready", {"endpoint": self.emulator.endpoint_url, "stacks": self.stacks})
+
+    def _on_runner(self, kind: str, details: dict[str, Any]) -> None:
+        self.notify(kind, details)
+        if self.notifications is not None:  # the status-change event SageMaker would send
+            self.notifications.on_runner(kind, details)
 
     def _on_delivery(self, kind: str, details: dict[str, Any]) -> None:
         # An invocation may have started executions: the runner looks now instead of at its next poll,
@@ -193,6 +213,7 @@ class Runtime:
             self._exit = contextlib.ExitStack()
             self._started = False
             self.stacks, self.functions, self.deliveries, self.runner = [], [], [], None
+            self.notifications = None
 
     def __enter__(self) -> Runtime:
         return self.start()

@@ -81,7 +81,9 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_argument_group("where")
     where.add_argument(
-        "--stack", metavar="NAME", help="a deployed stack, found through its CloudFormation outputs"
+        "--stack",
+        metavar="NAME",
+        help="a deployed stack, found through its CloudFormation outputs (or a stack of the local runtime)",
     )
     where.add_argument(
         "--local",
@@ -137,6 +139,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def help_text() -> str:
+    """``s3sm --help`` and each subcommand's, as docs/operations.md shows them (tests/ops checks it)."""
+    top = parser()
+    parts = [top.format_help()]
+    for action in top._subparsers._group_actions if top._subparsers else []:  # argparse has no public API
+        for name, sub in getattr(action, "choices", {}).items():
+            parts.append(f"$ s3sm {name} --help\n{sub.format_help()}")
+    return "$ s3sm --help\n" + "\n".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     top = parser()
     args = top.parse_args(argv)
@@ -155,4 +167,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-__all__ = ["main", "parser"]
+__all__ = ["help_text", "main", "parser"]

@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ops.target import DENIED, OpsError, Target, explain
+from ops.text import shorten
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -104,7 +105,7 @@ class Retrier:
         except BotoCoreError as exc:
             raise explain(exc, f"retrying execution {arn}") from exc
         reason = " ".join(str(described.get("FailureReason") or "no reason given").split())
-        return Outcome(arn, status, True, f"retried (it had failed: {reason})")
+        return Outcome(arn, status, True, f"retried (it had failed: {shorten(reason, 60, keep_start=True)})")
 
 
 __all__ = ["Outcome", "Retrier", "parse_since", "token"]

@@ -216,10 +216,14 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
         else duration(queues.oldest_seconds)
     )
     lines = [
-        shorten(f"stack {target.stack} ({target.where}): pipeline {pipeline}, bucket {bucket or '?'}", width),
+        shorten(f"stack {target.stack} ({target.where})", width),
+        shorten(f"pipeline {pipeline}, bucket {bucket or '?'}", width),
         shorten(
             f"uploads waiting: {_count(queues.waiting)} (oldest: {oldest}); in flight or backing off: "
-            f"{_count(queues.in_flight)}; dead letters: {_count(queues.dead_letters)}",
+            f"{_count(queues.in_flight)}; dead letters: {_count(queues.dead_letters)}"
+            if queues.waiting is not None
+            else "uploads waiting: - (the stack has no UploadQueueUrl output); "
+            f"dead letters: {_count(queues.dead_letters)}",
             width,
         ),
     ]
@@ -243,7 +247,8 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
         if execution.failed_step or execution.reason:
             step = execution.failed_step or "failed"
             reason = " ".join((execution.reason or "no reason given").split())
-            lines.append(shorten(f"  -> {step}: {reason.removeprefix(f'Step {step} failed: ')}", width))
+            why = f"  -> {step}: {reason.removeprefix(f'Step {step} failed: ')}"
+            lines.append(shorten(why, width, keep_start=True))
         elif execution.output and execution.status == "Succeeded":
             lines.append(shorten(f"  => {key(execution.output)}", width))
     lines.append("")

@@ -112,9 +112,11 @@ def deployed_target(stack: str, region: str | None = None) -> Target:
 
 
 def resolve(*, stack: str | None, local: bool, region: str | None, state_file: Path | None = None) -> Target:
-    """``--local`` (or no ``--stack`` while a local runtime runs): the local runtime; else the stack."""
+    """``--local``, no ``--stack`` or the name of a local stack while a local runtime runs: the local
+    runtime; else the deployed stack."""
     state = running_runtime(state_file)
-    if local or stack is None:
+    local_names = {s.get("name") for s in (state or {}).get("stacks") or []}
+    if local or stack is None or stack in local_names:  # a local stack's name (as its notifications say)
         if state is None:
             if local:
                 raise OpsError("no local runtime is running: start one with `make up` (python -m local up)")

@@ -13,16 +13,17 @@ GAP = "  "
 MIN_WIDTH = 8
 
 
-def shorten(text: str, width: int) -> str:
+def shorten(text: str, width: int, *, keep_start: bool = False) -> str:
     """``text`` in at most ``width`` characters: its start and end kept, the middle replaced by ``…``.
 
-    The end gets two thirds: it holds the file name of a key and the last words of an error."""
+    The end gets two thirds (the file name of a key), or the start with ``keep_start`` (what an error
+    message says first)."""
     if len(text) <= width:
         return text
     if width <= 1:
         return ELLIPSIS[:width]
-    head = (width - 1) // 3
-    tail = width - 1 - head
+    short = (width - 1) // 3
+    head, tail = (width - 1 - short, short) if keep_start else (short, width - 1 - short)
     return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
 
 

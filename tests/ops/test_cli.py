@@ -161,7 +161,7 @@ def test_status_shows_each_execution_its_failure_rows_and_the_queues_in_100_colu
     # Then every line fits, the failure is named with its step, and the rows come from report.json
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 100
-    assert lines[1] == "uploads waiting: 7 (oldest: 9 min); in flight or backing off: 2; dead letters: 1"
+    assert lines[2] == "uploads waiting: 7 (oldest: 9 min); in flight or backing off: 2; dead letters: 1"
     failed_row = next(line for line in lines if line.startswith("f41l3d0000aa"))
     assert failed_row.split()[1] == "Failed"
     why = lines[lines.index(failed_row) + 1]
@@ -221,7 +221,7 @@ def test_retry_retries_a_failed_execution_with_a_token_of_that_failure(
     code = cli.cmd_retry(target, cli.parser().parse_args(["retry", "f41l3d0000aa"]))
     assert code == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"f41l3d0000aa: retried (it had failed: {REASON})",
+        f"f41l3d0000aa: retried (it had failed: {shorten(REASON, 60, keep_start=True)})",
         "1 of 1 retried",
     ]
 
