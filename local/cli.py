@@ -1,8 +1,9 @@
 """``python -m local {demo,up,invoke,status,prepare}``: the local runtime's commands.
 
 - ``demo``: the whole flow on generated data, checked; exit 0 only if it all checks out.
-- ``up [--port N] [--param NAME=VALUE ...] [--logs]``: the runtime in the foreground; every file dropped
-  under raw/ runs; Ctrl-C stops it.
+- ``up [--port N] [--param NAME=VALUE ...] [--max-concurrent-executions N] [--max-processing-instances M]
+  [--time-scale F] [--logs]``: the runtime in the foreground, with the account's quotas (defaults 20 and
+  4); every file dropped under raw/ runs; Ctrl-C stops it.
 - ``invoke EVENT [--function LogicalId] [--env-vars FILE] [--source]``: a Docker-free `sam local invoke`.
 - ``status [--json]``: the executions of the runtime ``up`` started.
 - ``prepare``: build the local function artifacts ahead of the first run.
@@ -19,13 +20,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from local.console import Progress, short_id, table
-from local.emulator import CREDENTIALS, environment
+from local.emulator import CREDENTIALS, Quotas, environment
 from local.process import ROOT, STATE_DIR, STATE_FILE
+from local.runner import TIME_SCALE
 from local.runtime import DEFAULT_STACK, Runtime, RuntimeStartError, StackRequest, print_log
 
 ENDPOINT_FILE = STATE_DIR / "endpoint"
@@ -128,7 +131,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     runtime = Runtime(
         stacks=[StackRequest(args.stack, params)],
         port=args.port,
-        workers=args.workers,
+        quotas=quotas(args),
+        time_scale=args.time_scale,
         log_dir=STATE_DIR / "logs",
         notify=progress.event,
         on_log=print_log if args.logs else None,
@@ -157,6 +161,50 @@ def cmd_up(args: argparse.Namespace) -> int:
                 signal.signal(signal.SIGINT, previous)
     progress.line("stopped", "nothing left running")
     return 0
+
+
+def quotas(args: argparse.Namespace) -> Quotas:
+    """The account quotas asked for on the command line (0: no quota)."""
+    return Quotas(args.max_concurrent_executions or None, args.max_processing_instances or None)
+
+
+def add_quota_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that make the local runtime an account with SageMaker's quotas (``up`` and ``demo``)."""
+    defaults = Quotas()
+    parser.add_argument(
+        "--max-concurrent-executions",
+        type=int,
+        default=defaults.max_concurrent_executions,
+        metavar="N",
+        help="pipeline executions Executing at once; a start beyond is refused with ResourceLimitExceeded "
+        "(default %(default)s, SageMaker's; 0: no quota)",
+    )
+    parser.add_argument(
+        "--max-processing-instances",
+        type=int,
+        default=defaults.max_processing_instances,
+        metavar="M",
+        help="processing instances of all jobs at once; a job beyond is refused with ResourceLimitExceeded "
+        "and retried by the step's retry policies (default %(default)s; 0: no quota)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=_fraction,
+        default=TIME_SCALE,
+        metavar="F",
+        help="SageMaker's retry waits and the trigger's backoff run F times as long locally "
+        "(default 1/120: a minute takes half a second)",
+    )
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(Fraction(text))
+    except (ValueError, ZeroDivisionError) as exc:
+        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
 
 
 # -- status ----------------------------------------------------------------------------------------
@@ -299,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="template parameter override, repeatable",
     )
-    up.add_argument("--workers", type=int, default=2, help="executions run at the same time (default 2)")
+    add_quota_flags(up)
     up.add_argument("--logs", action="store_true", help="also print the functions' own log lines")
     up.set_defaults(func=cmd_up)
 

@@ -57,6 +57,16 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
             f"stack {stack.name}: bucket {bucket}, pipeline {pipelines} (TriggerMode={mode}) "
             f"in {d['seconds']:.1f} s"
         )
+    if kind == "quotas":
+        return "quotas", _quotas(d["quotas"], d["time_scale"])
+    if kind == "step-retrying":
+        if d["attempt"] != 2:  # the first retry says it all; the later ones would flood a burst's output
+            return None
+        reason = str(d["reason"]).split(":", 1)[0]
+        return "retrying", (
+            f"{short_id(d['arn'])} {d['step']}: {reason}; {d['policy']}, next in {d['wait']:.0f} s "
+            f"({d['local_wait']:.2f} s here); later retries not shown"
+        )
     if kind == "test-event":
         return "s3", f"s3:TestEvent for {d.get('bucket')} dropped (S3 sends it when notifications are set up)"
     if kind == "notification":
@@ -85,6 +95,16 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
     if kind in ("poll-error", "bad-message", "record-error", "retries-dropped", "notification-error"):
         return "warning", f"{kind}: {d}"
     return None
+
+
+def _quotas(quotas: Any, time_scale: float) -> str:
+    executions = quotas.max_concurrent_executions
+    instances = quotas.max_processing_instances
+    return (
+        f"{executions or 'unlimited'} concurrent executions, {instances or 'unlimited'} processing instances "
+        f"(beyond: ResourceLimitExceeded); SageMaker's retry waits x{time_scale:.4g} "
+        f"(1 min -> {60 * time_scale:.2g} s)"
+    )
 
 
 def _invoked(d: dict[str, Any]) -> tuple[str, str]:

@@ -17,7 +17,13 @@ install, undone never: the patched behaviour is the real services'):
 4. An unknown pipeline name answers ``ValidationException``; SageMaker answers ``ResourceNotFound``.
 5. S3 notification records lack ``versionId`` and ``sequencer``, which S3 always sends (``versionId``
    on a versioned bucket). Patched to add both: a re-upload of the same bytes is a new event.
-6. ``RetryPipelineExecution`` is missing. Patched: a ``Failed`` execution goes back to ``Executing`` and
+6. There are no service quotas. :meth:`Emulator.set_quotas` sets the account's quota of concurrent
+   pipeline executions: a StartPipelineExecution beyond it answers ``ResourceLimitExceeded`` (HTTP
+   400) with SageMaker's message, as SageMaker does; a replay of an existing execution's
+   ``ClientRequestToken`` is answered as before, whatever the count. The processing-instance quota is
+   the runner's (:mod:`local.runner`: SageMaker refuses the job, not the start). moto's state is
+   per process, so the quota is too; without a call there is none (moto's own behaviour).
+7. ``RetryPipelineExecution`` is missing. Patched: a ``Failed`` execution goes back to ``Executing`` and
    the callbacks given to :func:`on_retry` (the runtime's runner) run it again; any other status answers
    ``ValidationException``; a ``ClientRequestToken`` already used for that execution changes nothing.
 """
@@ -39,7 +45,7 @@ from moto.core.responses import ActionResult
 from moto.s3 import notifications as s3_notifications
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
-from moto.sagemaker.exceptions import ResourceNotFound, ValidationError
+from moto.sagemaker.exceptions import ResourceNotFound, SagemakerClientError, ValidationError
 from moto.server import ThreadedMotoServer
 
 DEFAULT_REGION = "us-east-1"
@@ -53,6 +59,44 @@ CREDENTIALS = {
 }
 
 
+@dataclass(frozen=True)
+class Quotas:
+    """An account's service quotas, as the local runtime enforces them (None: no quota)."""
+
+    max_concurrent_executions: int | None = 20  # SageMaker's documented default per account
+    max_processing_instances: int | None = 4  # processing instances of all jobs together
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrent_executions", "max_processing_instances"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (got {value})")
+
+
+EXECUTION_LIMIT_MESSAGE = (
+    "The account-level service limit 'Maximum number of concurrent pipeline executions' is {limit} "
+    "Pipeline Executions, with current utilization of {used} Pipeline Executions. Please use AWS "
+    "Service Quotas to request an increase for this quota."
+)
+
+
+class ResourceLimitExceeded(SagemakerClientError):
+    """SageMaker's refusal of a request beyond a service quota (HTTP 400)."""
+
+    code = "ResourceLimitExceeded"
+
+
+@dataclass
+class _Account:
+    """The quota state shared by every emulator of this process (moto's backends are per process)."""
+
+    max_concurrent_executions: int | None = None
+    refused_starts: int = 0
+
+
+_account = _Account()
+
+
 @dataclass
 class StepRecord:
     """One step of an execution, as ListPipelineExecutionSteps reports it."""
@@ -64,6 +108,7 @@ class StepRecord:
     end_time: datetime | None = None
     failure_reason: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
 
     def to_api(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -71,7 +116,7 @@ class StepRecord:
             "StepDisplayName": self.name,
             "StepStatus": self.status,
             "StartTime": self.start_time.isoformat(),
-            "AttemptCount": 1,
+            "AttemptCount": self.attempts,
             "Metadata": self.metadata,
         }
         if self.end_time is not None:
@@ -131,6 +176,12 @@ def _patch_sagemaker() -> None:
                 for arn, execution in pipeline.pipeline_executions.items():
                     if execution.client_request_token == client_request_token:
                         return {"PipelineExecutionArn": arn}
+            limit = _account.max_concurrent_executions
+            if limit is not None:
+                used = _executing(self)
+                if used >= limit:
+                    _account.refused_starts += 1
+                    raise ResourceLimitExceeded(EXECUTION_LIMIT_MESSAGE.format(limit=limit, used=used))
             result: dict[str, str] = original_start(
                 self,
                 pipeline_name,
@@ -230,6 +281,16 @@ def _patch_s3_events() -> None:
     setattr(s3_notifications, "_get_s3_event", get_s3_event)  # noqa: B010
 
 
+def _executing(backend: Any) -> int:
+    """Executions of the account (this backend) in status Executing."""
+    return sum(
+        1
+        for pipeline in backend.pipelines.values()
+        for execution in pipeline.pipeline_executions.values()
+        if execution.pipeline_execution_status == "Executing"
+    )
+
+
 def _find_execution(backend: Any, execution_arn: str) -> Any:
     for pipeline in backend.pipelines.values():
         if execution_arn in pipeline.pipeline_executions:
@@ -281,6 +342,22 @@ class Emulator:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
         urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - the emulator's own http URL
 
+    def set_quotas(self, quotas: Quotas | None) -> None:
+        """Enforce ``quotas.max_concurrent_executions`` on StartPipelineExecution (None: no quota).
+
+        The quota is process-wide, as moto's state is; the processing-instance quota is the runner's.
+        """
+        _account.max_concurrent_executions = quotas.max_concurrent_executions if quotas else None
+
+    @property
+    def refused_starts(self) -> int:
+        """How many starts the execution quota refused in this process."""
+        return _account.refused_starts
+
+    def executing(self) -> int:
+        """Executions in status Executing (what the execution quota counts)."""
+        return _executing(self._backend())
+
     def environ(self) -> dict[str, str]:
         """The standard variables that point boto3 (and the SageMaker SDK) at this emulator."""
         return {
@@ -324,4 +401,14 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-__all__ = ["ACCOUNT_ID", "CREDENTIALS", "DEFAULT_REGION", "Emulator", "StepRecord", "environment", "on_retry"]
+__all__ = [
+    "ACCOUNT_ID",
+    "CREDENTIALS",
+    "DEFAULT_REGION",
+    "Emulator",
+    "Quotas",
+    "ResourceLimitExceeded",
+    "StepRecord",
+    "environment",
+    "on_retry",
+]

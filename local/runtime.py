@@ -28,11 +28,11 @@ import boto3
 from local.artifacts import BuildError
 from local.cfn_response import ResponseServer
 from local.delivery import DEFAULT_RETRY_DELAYS, Delivery
-from local.emulator import Emulator, environment, on_retry
+from local.emulator import Emulator, Quotas, environment, on_retry
 from local.functions import FunctionProcess, LogSink
 from local.notifications import Notifications
 from local.process import ROOT
-from local.runner import Runner
+from local.runner import TIME_SCALE, Runner
 from local.stack import DeployedStack, StackDeployer, StackError
 from local.template import Template, TemplateError
 
@@ -70,7 +70,8 @@ class Runtime:
         stacks: Sequence[StackRequest] = (StackRequest(),),
         emulator: Emulator | None = None,
         port: int = 0,
-        workers: int = 2,
+        quotas: Quotas | None = None,
+        time_scale: float = TIME_SCALE,
         poll_interval: float = 0.5,
         retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
         scratch_dir: Path | None = None,
@@ -82,7 +83,8 @@ class Runtime:
         self.requests = list(stacks)
         self._own_emulator = emulator is None
         self.emulator = emulator or Emulator(port=port)
-        self.workers = workers
+        self.quotas = quotas or Quotas()
+        self.time_scale = time_scale
         self.poll_interval = poll_interval
         self.retry_delays = retry_delays
         self.scratch_dir = scratch_dir
@@ -128,7 +130,10 @@ class Runtime:
             self.emulator.reset()  # moto keeps its state per process: a new runtime starts from nothing
         aws_env = self.emulator.environ()
         self._exit.enter_context(environment(aws_env))
+        self.emulator.set_quotas(self.quotas)
+        self._exit.callback(self.emulator.set_quotas, None)
         self.notify("emulator", {"endpoint": self.emulator.endpoint_url})
+        self.notify("quotas", {"quotas": self.quotas, "time_scale": self.time_scale})
 
         self._responses = ResponseServer().start()
         self._exit.callback(self._responses.stop)
@@ -147,7 +152,8 @@ class Runtime:
             self.emulator,
             sagemaker=sagemaker,
             s3=s3,
-            workers=self.workers,
+            quotas=self.quotas,
+            time_scale=self.time_scale,
             poll_interval=self.poll_interval,
             scratch_dir=self.scratch_dir,
             log_dir=self.log_dir,

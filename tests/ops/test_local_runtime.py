@@ -81,16 +81,32 @@ def wait_for(condition: Any, timeout: float = 90.0) -> Any:
     raise AssertionError(f"not within {timeout} s")
 
 
-def upload(runtime: Runtime, key: str, body: bytes) -> None:
-    boto3.client("s3").put_object(Bucket=runtime.stacks[0].ref("DataBucket"), Key=key, Body=body)
+def run(runtime: Runtime, key: str, body: bytes) -> str:
+    """Start the pipeline on an object as the trigger does (its tests cover how it gets there)."""
+    bucket = runtime.stacks[0].ref("DataBucket")
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    arn: str = boto3.client("sagemaker").start_pipeline_execution(
+        PipelineName=runtime.stacks[0].parameters["PipelineName"],
+        PipelineParameters=[
+            {"Name": "InputDataUrl", "Value": f"s3://{bucket}/{key}"},
+            {"Name": "OutputDataUrl", "Value": f"s3://{bucket}/clean/{key}/1/"},
+        ],
+    )["PipelineExecutionArn"]
+    assert runtime.runner is not None
+    runtime.runner.wake()  # as the local delivery does after an invocation
+    return arn
+
+
+def status_of(arn: str) -> str:
+    described = boto3.client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=arn)
+    return str(described["PipelineExecutionStatus"])
 
 
 @pytest.fixture(scope="module")
 def failed(runtime: Runtime, recorder: Recorder) -> str:
-    """The ARN of an execution that failed: every row of its upload is invalid."""
-    upload(runtime, "raw/ops/broken.csv", b"not,a,coil,row\n" * 3)
-    summary = wait_for(lambda: [s for s in executions(runtime) if s["PipelineExecutionStatus"] == "Failed"])
-    arn: str = summary[0]["PipelineExecutionArn"]
+    """The ARN of an execution that failed: its input is not COIL 2000 data."""
+    arn = run(runtime, "raw/ops/broken.csv", b"not,a,coil,row\n" * 3)
+    wait_for(lambda: status_of(arn) == "Failed")
     wait_for(lambda: recorder.of("topic-notification"), timeout=15)
     return arn
 
@@ -126,17 +142,9 @@ def test_the_runtime_sends_sagemakers_event_for_each_transition(
     )
     events.put_targets(Rule="ops-all", Targets=[{"Id": "q", "Arn": arn}])
     # When a good upload runs
-    before = {s["PipelineExecutionArn"] for s in executions(runtime)}
     data = generate(Path(runtime.scratch_dir or "/tmp") / "good", layout="named", rows=60, seed=5)
-    upload(runtime, "raw/ops/good.csv", (data.out_dir / "Caravan.csv").read_bytes())
-    new = wait_for(
-        lambda: [
-            s
-            for s in executions(runtime)
-            if s["PipelineExecutionArn"] not in before and s["PipelineExecutionStatus"] == "Succeeded"
-        ]
-    )
-    execution = new[0]["PipelineExecutionArn"]
+    execution = run(runtime, "raw/ops/good.csv", (data.out_dir / "Caravan.csv").read_bytes())
+    wait_for(lambda: status_of(execution) == "Succeeded")
     # Then SageMaker's events arrive: Executing, then Succeeded after Executing, in the real detail shape
     received: list[dict[str, Any]] = []
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 from deploy.properties import PipelineProperties
+from trigger import backoff
 
 from pipeline.pipeline import image_uris_by_region, render_template
 
@@ -43,7 +44,17 @@ NO_RESOURCE_LEVEL = {"ecr:GetAuthorizationToken"}
 EXPECTED_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     "TriggerFunctionRole": {
         ("sagemaker:StartPipelineExecution", PIPELINE_ARN),
-        ("sqs:SendMessage", "${TriggerDeadLetterQueue.Arn}"),
+        *{
+            (f"sqs:{action}", "${UploadQueue.Arn}")
+            for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes", "ChangeMessageVisibility")
+        },
+        ("s3:GetObject", "${DataBucket.Arn}/${RawPrefix}*"),
+        ("s3:GetObjectVersion", "${DataBucket.Arn}/${RawPrefix}*"),
+        ("s3:ListBucket", "${DataBucket.Arn}"),
+        ("s3:ListBucketVersions", "${DataBucket.Arn}"),
+        ("s3:PutObject", "${DataBucket.Arn}/${SnapshotPrefix}*"),
+        ("s3:GetObject", "${DataBucket.Arn}/${SnapshotPrefix}*"),
+        ("s3:AbortMultipartUpload", "${DataBucket.Arn}/${SnapshotPrefix}*"),
         ("logs:CreateLogStream", "${TriggerLogGroup.Arn}"),
         ("logs:PutLogEvents", "${TriggerLogGroup.Arn}"),
     },
@@ -67,7 +78,7 @@ EXPECTED_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     "SageMakerExecutionRole": {
         ("s3:ListBucket", "${DataBucket.Arn}"),
         ("s3:GetBucketLocation", "${DataBucket.Arn}"),
-        ("s3:GetObject", "${DataBucket.Arn}/${RawPrefix}*"),
+        ("s3:GetObject", "${DataBucket.Arn}/${SnapshotPrefix}*"),
         ("s3:GetObject", "${DataBucket.Arn}/code/*"),
         ("s3:PutObject", "${DataBucket.Arn}/${CleanPrefix}*"),
         ("s3:AbortMultipartUpload", "${DataBucket.Arn}/${CleanPrefix}*"),
@@ -265,10 +276,33 @@ def test_the_pipeline_role_may_run_the_pipelines_processing_step(
     assert (step["Type"], step["Arguments"]["RoleArn"]) == ("Processing", "${RoleArn}")
 
 
-def test_the_execution_role_lists_only_raw_and_code(resources: dict[str, dict[str, Any]]) -> None:
+def test_the_execution_role_lists_only_snapshots_and_code(resources: dict[str, dict[str, Any]]) -> None:
     statement = _statement(resources["SageMakerExecutionRole"], "s3:ListBucket")
     prefixes = [_shape(p) for p in statement["Condition"]["StringLike"]["s3:prefix"]]
-    assert prefixes == ["${RawPrefix}*", "code/*"]
+    assert prefixes == ["${SnapshotPrefix}*", "code/*"]
+
+
+def test_the_trigger_lists_only_the_raw_prefix(resources: dict[str, dict[str, Any]]) -> None:
+    # Marker mode lists the marker's folder; the listing is confined to the raw prefix
+    statement = _statement(resources["TriggerFunctionRole"], "s3:ListBucketVersions")
+    assert set(_listed(statement["Action"])) == {"s3:ListBucket", "s3:ListBucketVersions"}
+    assert {k: _shape(v) for k, v in statement["Condition"]["StringLike"].items()} == {
+        "s3:prefix": "${RawPrefix}*"
+    }
+
+
+def test_only_s3_of_this_account_may_send_to_the_upload_queue(resources: dict[str, dict[str, Any]]) -> None:
+    policy = resources["UploadQueuePolicy"]["Properties"]
+    assert [_shape(q) for q in policy["Queues"]] == ["${UploadQueue}"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert _shape(statement["Resource"]) == "${UploadQueue.Arn}"
+    assert _shape(statement["Condition"]["StringEquals"]["aws:SourceAccount"]) == "${AWS::AccountId}"
+    assert _shape(statement["Condition"]["ArnLike"]["aws:SourceArn"]) == "arn:${AWS::Partition}:s3:::*"
+    # And the bucket's notification waits for the policy (S3 checks it may send when it is set)
+    assert resources["DataBucket"]["DependsOn"] == "UploadQueuePolicy"
 
 
 def test_pipeline_names_are_lowercase_as_in_pipeline_arns(template: dict[str, Any]) -> None:
@@ -304,26 +338,22 @@ def test_the_bucket_is_encrypted_versioned_private_and_tls_only(resources: dict[
     )
 
 
-def test_only_created_objects_under_the_raw_prefix_invoke_the_trigger(
+def test_only_created_objects_under_the_raw_prefix_reach_the_upload_queue(
     resources: dict[str, dict[str, Any]],
 ) -> None:
-    # Given every S3 event source in the template
-    sources = [
-        (name, event)
-        for name, resource in resources.items()
-        if resource["Type"] == "AWS::Serverless::Function"
-        for event in (resource["Properties"].get("Events") or {}).values()
-        if event["Type"] == "S3"
-    ]
-    # Then there is one: ObjectCreated in the data bucket, filtered on RawPrefix only (not clean/, not code/)
-    assert len(sources) == 1
-    name, event = sources[0]
-    assert name == "TriggerFunction"
-    props = event["Properties"]
-    assert _shape(props["Bucket"]) == "${DataBucket}"
-    assert props["Events"] == "s3:ObjectCreated:*"
-    assert props["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": {"Ref": "RawPrefix"}}]}}
-    assert "NotificationConfiguration" not in resources["DataBucket"]["Properties"]
+    # Given the data bucket's notifications
+    notifications = resources["DataBucket"]["Properties"]["NotificationConfiguration"]
+    # Then there is one: ObjectCreated, to the upload queue, filtered on RawPrefix only (not the
+    # snapshot prefix, not clean/, not code/), and no function is notified by S3 directly
+    assert set(notifications) == {"QueueConfigurations"}
+    (queue,) = notifications["QueueConfigurations"]
+    assert queue["Event"] == "s3:ObjectCreated:*"
+    assert _shape(queue["Queue"]) == "${UploadQueue.Arn}"
+    assert queue["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": {"Ref": "RawPrefix"}}]}}
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            events = (resource["Properties"].get("Events") or {}).values()
+            assert all(e["Type"] != "S3" for e in events), name
 
 
 def test_the_prefixes_cannot_be_the_same_folder(template: dict[str, Any]) -> None:
@@ -331,24 +361,69 @@ def test_the_prefixes_cannot_be_the_same_folder(template: dict[str, Any]) -> Non
     asserted = [a["Assert"] for a in assertions]
     assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "RawPrefix"}, {"Ref": "CleanPrefix"}]}]} in asserted
     assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "RawPrefix"}, "code/"]}]} in asserted
+    for other in ({"Ref": "RawPrefix"}, {"Ref": "CleanPrefix"}, "code/"):
+        assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "SnapshotPrefix"}, other]}]} in asserted, other
+
+
+def test_snapshots_expire_after_outliving_every_retry(
+    template: dict[str, Any], resources: dict[str, dict[str, Any]]
+) -> None:
+    # Given the lifecycle rule of the snapshot prefix
+    rules = resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (rule,) = [r for r in rules if r.get("Prefix") == {"Ref": "SnapshotPrefix"}]
+    assert rule["Status"] == "Enabled"
+    assert rule["ExpirationInDays"] == {"Ref": "SnapshotRetentionDays"}
+    # Then a snapshot outlives a day in the queue plus SageMaker's longest step retry (14,400 min)
+    least = template["Parameters"]["SnapshotRetentionDays"]["MinValue"]
+    assert least * 86400 >= backoff.RETRY_WINDOW_SECONDS + 14400 * 60 + 86400
 
 
 # -- trigger ----------------------------------------------------------------------------------------
 
 
-def test_the_trigger_fails_over_to_an_encrypted_dead_letter_queue(
+def test_the_trigger_reads_the_upload_queue_with_partial_batch_responses(
     resources: dict[str, dict[str, Any]],
 ) -> None:
     props = resources["TriggerFunction"]["Properties"]
-    invoke = props["EventInvokeConfig"]
-    assert invoke["MaximumRetryAttempts"] == 2
-    assert 60 <= invoke["MaximumEventAgeInSeconds"] <= 21600
-    on_failure = invoke["DestinationConfig"]["OnFailure"]
-    assert on_failure["Type"] == "SQS"
-    assert _shape(on_failure["Destination"]) == "${TriggerDeadLetterQueue.Arn}"
-    queue = resources["TriggerDeadLetterQueue"]["Properties"]
-    assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
-    assert queue["MessageRetentionPeriod"] == 1209600
+    assert "EventInvokeConfig" not in props
+    (source,) = props["Events"].values()
+    assert source["Type"] == "SQS"
+    mapping = source["Properties"]
+    assert _shape(mapping["Queue"]) == "${UploadQueue.Arn}"
+    assert 1 <= mapping["BatchSize"] <= 10
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "TriggerMaximumConcurrency"}}
+    # And the queue hides a message in work longer than the function can run (Lambda's advice: 6x)
+    queue = resources["UploadQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * props["Timeout"]
+
+
+def test_both_queues_are_encrypted(resources: dict[str, dict[str, Any]]) -> None:
+    for name in ("UploadQueue", "TriggerDeadLetterQueue"):
+        queue = resources[name]["Properties"]
+        assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue, name
+
+
+def test_an_upload_reaches_the_dead_letter_queue_only_after_24_hours_of_retries(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the upload queue's redrive policy and the trigger's default backoff
+    queue = resources["UploadQueue"]["Properties"]
+    policy = queue["RedrivePolicy"]
+    assert _shape(policy["deadLetterTargetArn"]) == "${TriggerDeadLetterQueue.Arn}"
+    receives = policy["maxReceiveCount"]
+    base, cap = backoff.DEFAULT_BASE_SECONDS, backoff.DEFAULT_CAP_SECONDS
+    # Then the shortest jittered waits of that many receives add up to 24 h, and one fewer would not
+    assert receives == backoff.max_receive_count(base, cap, backoff.RETRY_WINDOW_SECONDS)
+    assert backoff.minimum_total_wait(receives, base, cap) >= 24 * 60 * 60
+    assert backoff.minimum_total_wait(receives - 1, base, cap) < 24 * 60 * 60
+    # And a message that fails without being postponed (a crash, a timeout) waits longer, not shorter
+    assert queue["VisibilityTimeout"] >= backoff.minimum(receives, base, cap)
+    # And nothing expires on the way: the upload queue keeps a message past its last retry, and the
+    # dead-letter queue (which keeps the first enqueue time) longer still
+    assert queue["MessageRetentionPeriod"] > backoff.RETRY_WINDOW_SECONDS + cap
+    dead = resources["TriggerDeadLetterQueue"]["Properties"]
+    assert dead["MessageRetentionPeriod"] >= queue["MessageRetentionPeriod"] + 7 * 86400
 
 
 def test_the_trigger_has_reserved_concurrency_and_a_log_group_with_retention(
@@ -379,6 +454,7 @@ def test_the_trigger_environment_follows_the_contract(
         "PIPELINE_NAME": "${PipelineName}",
         "RAW_PREFIX": "${RawPrefix}",
         "CLEAN_PREFIX": "${CleanPrefix}",
+        "SNAPSHOT_PREFIX": "${SnapshotPrefix}",
         "TRIGGER_MODE": "${TriggerMode}",
         "MARKER_NAME": "${MarkerName}",
         "POWERTOOLS_SERVICE_NAME": "s3-sagemaker-trigger",
@@ -459,6 +535,7 @@ def test_every_parameter_has_a_default_it_accepts(template: dict[str, Any]) -> N
     defaults = {name: spec["Default"] for name, spec in template["Parameters"].items()}
     assert defaults["RawPrefix"] == "raw/"
     assert defaults["CleanPrefix"] == "clean/"
+    assert defaults["SnapshotPrefix"] == "snapshot/"
     assert defaults["TriggerMode"] == "object"
     assert defaults["MarkerName"] == "_SUCCESS"
     assert defaults["RetainPipelineOnDelete"] == "false"
@@ -473,6 +550,7 @@ def test_the_outputs_name_the_bucket_the_pipeline_and_the_dead_letter_queue(temp
     assert outputs["PipelineName"] == "${Pipeline.PipelineName}"
     assert outputs["PipelineArn"] == "${Pipeline.PipelineArn}"
     assert outputs["TriggerDeadLetterQueueUrl"] == "${TriggerDeadLetterQueue}"
+    assert outputs["UploadQueueUrl"] == "${UploadQueue}"
 
 
 def test_the_contract_logical_ids_exist(resources: dict[str, dict[str, Any]]) -> None:
@@ -486,6 +564,7 @@ def test_the_contract_logical_ids_exist(resources: dict[str, dict[str, Any]]) ->
             "DeployFunction",
             "Pipeline",
             "TriggerDeadLetterQueue",
+            "UploadQueue",
             "SageMakerExecutionRole",
         }
     } == {
@@ -494,6 +573,7 @@ def test_the_contract_logical_ids_exist(resources: dict[str, dict[str, Any]]) ->
         "DeployFunction": "AWS::Serverless::Function",
         "Pipeline": "Custom::SageMakerPipeline",
         "TriggerDeadLetterQueue": "AWS::SQS::Queue",
+        "UploadQueue": "AWS::SQS::Queue",
         "SageMakerExecutionRole": "AWS::IAM::Role",
     }
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from local.emulator import Emulator
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 ROLE_ARN = "arn:aws:iam::123456789012:role/pipeline-execution"
+COPY_STAND_IN = "tests.trigger.copy-stand-in"
 
 
 def trigger_env() -> dict[str, str]:
@@ -64,6 +66,7 @@ class Trigger:
     pipeline_name: str
     logs: io.StringIO
     calls: list[dict[str, Any]] = field(default_factory=list)
+    copies: list[dict[str, Any]] = field(default_factory=list)
 
     def configure(self, **env: str | None) -> None:
         """Change the environment (None removes a variable); the next invocation reads it again."""
@@ -99,6 +102,28 @@ class Trigger:
                 )
         return found
 
+    def summary(self, result: dict[str, Any]) -> dict[str, Any]:
+        """What an invocation started and skipped: its return value, or (from the upload queue, which
+        only hears of batch item failures) its log lines."""
+        if "batchItemFailures" not in result:
+            return result
+        records = self.log_records()
+        started = [
+            {k: r[k] for k in ("key", "inputDataUrl", "outputDataUrl")} | {"executionArn": r["execution_arn"]}
+            for r in records
+            if r["message"] == "pipeline execution started"
+        ]
+        skipped = [
+            {"key": r.get("key"), "reason": r["reason"]} for r in records if r["message"] == "record skipped"
+        ]
+        return {"started": started, "skipped": skipped, **result}
+
+    def copy_for_real(self) -> Any:
+        """The trigger's S3 client, its CopyObject no longer answered by the fixture (for a Stubber)."""
+        client = handler.s3_client()
+        client.meta.events.unregister("before-call.s3.CopyObject", unique_id=COPY_STAND_IN)
+        return client
+
     def log_records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.logs.getvalue().splitlines() if line.strip()]
 
@@ -123,6 +148,7 @@ def trigger(
         monkeypatch.setenv(name, value)
     trigger_config.settings.cache_clear()
     handler.sagemaker_client.cache_clear()
+    handler.s3_client.cache_clear()
     boto3.client("sagemaker").create_pipeline(
         PipelineName=env["PIPELINE_NAME"], PipelineDefinition=pipeline_definition(), RoleArn=ROLE_ARN
     )
@@ -135,10 +161,24 @@ def trigger(
         harness.calls.append(json.loads(json.dumps(params)))  # a deep copy of the request as sent
 
     harness.client.meta.events.register("provide-client-params.sagemaker.StartPipelineExecution", record)
+
+    def copy_request(params: dict[str, Any], **_: Any) -> None:
+        harness.copies.append(json.loads(json.dumps(params)))
+
+    def copied(**_: Any) -> tuple[Any, dict[str, Any]]:
+        # These tests are about events, keys and starts: the sample events name objects and versions
+        # the emulator does not hold, so the snapshot copy is recorded and answered here
+        # (tests/trigger/test_snapshot.py copies real objects in the emulator).
+        return SimpleNamespace(status_code=200, headers={}), {"CopyObjectResult": {"ETag": '"e"'}}
+
+    s3_events = handler.s3_client().meta.events
+    s3_events.register("provide-client-params.s3.CopyObject", copy_request)
+    s3_events.register("before-call.s3.CopyObject", copied, unique_id=COPY_STAND_IN)
     yield harness
     stream_handler.setStream(previous)  # type: ignore[attr-defined]
     trigger_config.settings.cache_clear()
     handler.sagemaker_client.cache_clear()
+    handler.s3_client.cache_clear()
 
 
 @pytest.fixture

@@ -74,13 +74,23 @@ def test_a_re_upload_of_the_same_key_runs_again(trigger: Any, event: Event) -> N
     first = trigger.invoke(event("s3-put.json"))
     second = trigger.invoke(event("s3-put-reupload.json"))
 
-    # Then each upload has its own execution, both on the same data URL
+    # Then each upload has its own execution, each on its own snapshot of its own version, each
+    # writing its own output folder (named by the upload's sequencer, which sorts in upload order)
     executions = trigger.executions()
     assert len(executions) == 2
     assert first["started"][0]["executionArn"] != second["started"][0]["executionArn"]
-    assert {e.parameters["InputDataUrl"] for e in executions} == {
-        "s3://example-data-bucket/raw/coil2000/Caravan.csv"
-    }
+    assert sorted(e.parameters["InputDataUrl"] for e in executions) == [
+        "s3://example-data-bucket/snapshot/coil2000/0055AED6DCD90281E5/Caravan.csv",
+        "s3://example-data-bucket/snapshot/coil2000/0055AED6DCE3A1B2C4/Caravan.csv",
+    ]
+    assert sorted(e.parameters["OutputDataUrl"] for e in executions) == [
+        "s3://example-data-bucket/clean/coil2000/Caravan.csv/0055AED6DCD90281E5/",
+        "s3://example-data-bucket/clean/coil2000/Caravan.csv/0055AED6DCE3A1B2C4/",
+    ]
+    assert [c["CopySource"]["VersionId"] for c in trigger.copies] == [
+        event("s3-put.json")["Records"][0]["s3"]["object"]["versionId"],
+        event("s3-put-reupload.json")["Records"][0]["s3"]["object"]["versionId"],
+    ]
 
 
 def test_a_re_upload_of_identical_content_to_an_unversioned_bucket_runs_again(trigger: Any) -> None:
@@ -88,8 +98,10 @@ def test_a_re_upload_of_identical_content_to_an_unversioned_bucket_runs_again(tr
     trigger.invoke(s3_event(s3_record("raw/a.csv", version=None, etag="same", sequencer="01")))
     trigger.invoke(s3_event(s3_record("raw/a.csv", version=None, etag="same", sequencer="02")))
 
-    # Then both PUTs ran
+    # Then both PUTs ran, each copied only if the object still holds the notified bytes
     assert len(trigger.executions()) == 2
+    assert [c.get("CopySourceIfMatch") for c in trigger.copies] == ["same", "same"]
+    assert all("VersionId" not in c["CopySource"] for c in trigger.copies)
 
 
 def test_the_same_record_twice_in_one_event_is_started_once(trigger: Any) -> None:
@@ -125,12 +137,13 @@ def test_keys_are_decoded_whatever_the_encoding(
     key = "raw/Q1 2026+extra/données_日本 \u2013 été.csv"
     summary = trigger.invoke(s3_event(s3_record(encode(key))))
 
-    # Then the execution reads exactly that object and writes next to its clean twin
+    # Then the execution reads a snapshot of exactly that object and writes under its clean twin
     (execution,) = trigger.executions()
     assert summary["started"][0]["key"] == key
+    assert trigger.copies[0]["CopySource"]["Key"] == key
     assert execution.parameters == {
-        "InputDataUrl": f"s3://example-data-bucket/{key}",
-        "OutputDataUrl": "s3://example-data-bucket/clean/Q1 2026+extra/données_日本 \u2013 été.csv/",
+        "InputDataUrl": "s3://example-data-bucket/snapshot/Q1 2026+extra/01/données_日本 \u2013 été.csv",
+        "OutputDataUrl": "s3://example-data-bucket/clean/Q1 2026+extra/données_日本 \u2013 été.csv/01/",
     }
 
 
@@ -142,7 +155,8 @@ def test_an_eventbridge_key_is_taken_literally(trigger: Any, event: Event) -> No
     summary = trigger.invoke(bridge)
 
     # Then neither is decoded (unquote_plus would have made them '+' and ' ')
-    assert summary["started"][0]["inputDataUrl"] == "s3://example-data-bucket/raw/100%2B more+less.csv"
+    assert trigger.copies[0]["CopySource"]["Key"] == "raw/100%2B more+less.csv"
+    assert summary["started"][0]["inputDataUrl"].endswith("/100%2B more+less.csv")
 
 
 def test_display_names_are_valid_and_distinct_for_keys_that_sanitise_alike(trigger: Any) -> None:
@@ -162,9 +176,24 @@ def test_display_names_are_valid_and_distinct_for_keys_that_sanitise_alike(trigg
 # -- what is sent, exactly ---------------------------------------------------------------------------
 
 
-def test_the_exact_start_request_for_a_plain_upload(trigger: Any, event: Event) -> None:
-    # Given the SageMaker API stubbed to expect exactly this request
-    with Stubber(trigger.client) as stub:
+def test_the_exact_snapshot_and_start_requests_for_a_plain_upload(trigger: Any, event: Event) -> None:
+    # Given S3 stubbed to expect exactly this copy: the notified version, under the snapshot prefix
+    with Stubber(trigger.copy_for_real()) as s3, Stubber(trigger.client) as stub:
+        s3.add_response(
+            "copy_object",
+            {"CopyObjectResult": {"ETag": '"0123456789abcdef0123456789abcdef"'}},
+            expected_params={
+                "Bucket": "example-data-bucket",
+                "Key": "snapshot/coil2000/0055AED6DCD90281E5/Caravan.csv",
+                "CopySource": {
+                    "Bucket": "example-data-bucket",
+                    "Key": "raw/coil2000/Caravan.csv",
+                    "VersionId": "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+                },
+                "TaggingDirective": "REPLACE",
+            },
+        )
+        # And the SageMaker API stubbed to expect exactly this request
         stub.add_response(
             "start_pipeline_execution",
             {"PipelineExecutionArn": "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/abc"},
@@ -172,14 +201,18 @@ def test_the_exact_start_request_for_a_plain_upload(trigger: Any, event: Event) 
                 "PipelineName": "s3-sagemaker-trigger",
                 "PipelineExecutionDisplayName": "coil2000-Caravan-csv-ad6eb861",
                 "PipelineExecutionDescription": (
-                    "s3-sagemaker-trigger: input s3://example-data-bucket/raw/coil2000/Caravan.csv "
+                    "s3-sagemaker-trigger: input "
+                    "s3://example-data-bucket/snapshot/coil2000/0055AED6DCD90281E5/Caravan.csv "
                     "(versionId=3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY, via s3)"
                 ),
                 "PipelineParameters": [
-                    {"Name": "InputDataUrl", "Value": "s3://example-data-bucket/raw/coil2000/Caravan.csv"},
+                    {
+                        "Name": "InputDataUrl",
+                        "Value": "s3://example-data-bucket/snapshot/coil2000/0055AED6DCD90281E5/Caravan.csv",
+                    },
                     {
                         "Name": "OutputDataUrl",
-                        "Value": "s3://example-data-bucket/clean/coil2000/Caravan.csv/",
+                        "Value": "s3://example-data-bucket/clean/coil2000/Caravan.csv/0055AED6DCD90281E5/",
                     },
                 ],
                 # Golden value: the token recipe must not change silently between releases, or a
@@ -190,23 +223,24 @@ def test_the_exact_start_request_for_a_plain_upload(trigger: Any, event: Event) 
         # When the plain upload event arrives
         summary = trigger.invoke(event("s3-put.json"))
 
-        # Then that one request was made, and its execution reported
+        # Then that one copy and that one start were made, and its execution reported
+        s3.assert_no_pending_responses()
         stub.assert_no_pending_responses()
     assert summary["started"][0]["executionArn"].endswith("/execution/abc")
 
 
 def test_an_input_url_too_long_for_a_processing_job_argument_is_skipped_not_started(trigger: Any) -> None:
-    # Given two uploads: one whose input URL just fits a processing job argument (256 characters),
-    # one a character longer (CreateProcessingJob would refuse it, failing the execution)
-    root = "s3://example-data-bucket/"
-    fits = "raw/" + "a" * (256 - len(root) - len("raw/") - len(".csv")) + ".csv"
-    too_long = "raw/b" + fits.removeprefix("raw/")
+    # Given two uploads: one whose input URL (its snapshot's) just fits a processing job argument (256
+    # characters), one a character longer (CreateProcessingJob would refuse it, failing the execution)
+    root = "s3://example-data-bucket/snapshot/01/"
+    name = "a" * (256 - len(root) - len(".csv")) + ".csv"
+    fits, too_long = f"raw/{name}", f"raw/b{name}"
 
     # When both arrive
     summary = trigger.invoke(s3_event(s3_record(quote_plus(fits)), s3_record(quote_plus(too_long))))
 
     # Then the one that fits starts, and the other is skipped with the reason, logged as a WARNING
-    assert [s["inputDataUrl"] for s in summary["started"]] == [root + fits]
+    assert [s["inputDataUrl"] for s in summary["started"]] == [root + name]
     reason = "input URL longer than the 256 characters a processing job argument holds"
     assert summary["skipped"] == [{"key": too_long, "reason": reason}]
     (warning,) = [r for r in trigger.log_records() if r["message"] == "record skipped"]
@@ -302,15 +336,15 @@ def test_a_failed_start_among_good_records_fails_alone_and_is_named(trigger: Any
 
     # Then the good record started, and the error names the bad key and its cause
     assert [e.parameters["InputDataUrl"] for e in trigger.executions()] == [
-        "s3://example-data-bucket/raw/coil2000/train.csv"
+        "s3://example-data-bucket/snapshot/coil2000/0055AED6DD00000001/train.csv"
     ]
     assert "raw/coil2000/test.csv" in str(failed.value)
     assert "AccessDeniedException" in str(failed.value)
     assert "train.csv" not in str(failed.value)
     assert isinstance(failed.value.__cause__, ClientError)
     assert trigger.metrics() == {"ExecutionsStarted": 1, "RecordsSkipped": 2, "StartFailures": 1}
-    failure_logs = [r for r in trigger.log_records() if r["message"] == "pipeline start failed"]
-    assert [(r["level"], r["key"]) for r in failure_logs] == [("ERROR", "raw/coil2000/test.csv")]
+    failure_logs = [r for r in trigger.log_records() if r["message"] == "upload deferred"]
+    assert [(r["level"], r["key"]) for r in failure_logs] == [("WARNING", "raw/coil2000/test.csv")]
 
 
 def test_retrying_the_whole_event_after_a_failure_starts_nothing_twice(trigger: Any, event: Event) -> None:
@@ -326,9 +360,9 @@ def test_retrying_the_whole_event_after_a_failure_starts_nothing_twice(trigger: 
     trigger.invoke(event("s3-multi-record.json"))
 
     # Then both objects ran once each
-    assert sorted(e.parameters["InputDataUrl"] for e in trigger.executions()) == [
-        "s3://example-data-bucket/raw/coil2000/test.csv",
-        "s3://example-data-bucket/raw/coil2000/train.csv",
+    assert sorted(e.parameters["InputDataUrl"].rsplit("/", 1)[1] for e in trigger.executions()) == [
+        "test.csv",
+        "train.csv",
     ]
 
 
@@ -393,7 +427,7 @@ no_metrics_warning = pytest.mark.filterwarnings("ignore:No application metrics t
         ({"RAW_PREFIX": "raw"}, "RAW_PREFIX 'raw' must end with '/'"),
         (
             {"CLEAN_PREFIX": "raw/clean/"},
-            "outputs written under the raw prefix would trigger the pipeline again",
+            "a write under the raw prefix would start the pipeline again",
         ),
         ({"RAW_PREFIX": "data/../raw/"}, "RAW_PREFIX 'data/../raw/' must not contain empty, '.' or '..'"),
         ({"MARKER_NAME": "a/_SUCCESS"}, "MARKER_NAME 'a/_SUCCESS' must be a plain file name"),

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from trigger.config import Config, TriggerMode
 from trigger.events import Action, ObjectEvent, normalise
 from trigger.request import build_request
-from trigger.routing import Dataset, route
+from trigger.routing import Dataset, route, upload_id
 
 BUCKET = "example-data-bucket"
 DISPLAY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}")
@@ -90,12 +90,18 @@ def check_key(key: str, config: Config) -> None:
     if not isinstance(outcome, Dataset):
         assert outcome.reason  # a skip always says why
         return
-    raw_root = f"s3://{BUCKET}/{config.raw_prefix}"
+    snapshot_root = f"s3://{BUCKET}/{config.snapshot_prefix}"
     clean_root = f"s3://{BUCKET}/{config.clean_prefix}"
-    assert outcome.input_url.startswith(raw_root)
+    # The run reads a snapshot (never raw/ itself, which may change) and writes its own output folder
+    assert outcome.input_url == f"s3://{BUCKET}/{outcome.snapshot_key}"
+    assert outcome.input_url.startswith(snapshot_root)
     assert outcome.output_url.startswith(clean_root)
-    assert outcome.output_url.endswith("/")
-    for url, root in ((outcome.input_url, raw_root), (outcome.output_url, clean_root)):
+    assert outcome.output_url.endswith(f"/{upload_id(outcome.source)}/")
+    if outcome.source_folder is not None:  # marker mode copies that folder of the raw prefix
+        assert outcome.source_folder.startswith(config.raw_prefix)
+        assert outcome.source_folder.endswith("/")
+        assert outcome.snapshot_key.endswith("/")
+    for url, root in ((outcome.input_url, snapshot_root), (outcome.output_url, clean_root)):
         parts = url.removeprefix(root).removesuffix("/").split("/")
         assert all(part not in {"", ".", ".."} for part in parts)
         assert len(url) <= 1024

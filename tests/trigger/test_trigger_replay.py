@@ -11,10 +11,14 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from trigger.events import ObjectEvent, normalise
+from trigger.routing import upload_id
 
 BUCKET = "example-data-bucket"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -51,6 +55,10 @@ OBJECT_MODE: dict[str, Expected] = {
     "s3-delete.json": Expected([], [("raw/coil2000/Caravan.csv", "object removed (ObjectRemoved:Delete)")]),
     "s3-test-event.json": Expected([], [(None, "s3:TestEvent")]),
     "sqs-s3-put.json": Expected(["raw/queued/coil 2000+sqs.csv"], [(None, "s3:TestEvent")]),
+    "sqs-upload-batch.json": Expected(
+        ["raw/batch 2026/train.csv", "raw/batch 2026/test.csv"],
+        [(None, "s3:TestEvent"), ("raw/batch 2026/train.csv", "duplicate of an earlier record")],
+    ),
     "eventbridge-object-created.json": Expected(["raw/event bridge/coil+2000.csv"], []),
     "s3-multi-record.json": Expected(
         ["raw/coil2000/train.csv", "raw/coil2000/test.csv"],
@@ -81,25 +89,49 @@ MARKER_MODE: dict[str, Expected] = {
 }
 
 
-def urls(key: str, *, marker: bool) -> tuple[str, str]:
-    relative = key.removeprefix("raw/")
+def urls(item: ObjectEvent, *, marker: bool) -> tuple[str, str]:
+    """The snapshot the run reads and the folder it writes, for the upload ``item`` announces."""
+    uid = item.sequencer or upload_id(item)
+    relative = item.key.removeprefix("raw/")
     if marker:
         relative = relative.rsplit("/", 1)[0]
-        return f"s3://{BUCKET}/raw/{relative}/", f"s3://{BUCKET}/clean/{relative}/"
-    return f"s3://{BUCKET}/raw/{relative}", f"s3://{BUCKET}/clean/{relative}/"
+        return f"s3://{BUCKET}/snapshot/{relative}/{uid}/", f"s3://{BUCKET}/clean/{relative}/{uid}/"
+    folder, _, name = relative.rpartition("/")
+    snapshot = (
+        f"s3://{BUCKET}/snapshot/{folder}/{uid}/{name}" if folder else f"s3://{BUCKET}/snapshot/{uid}/{name}"
+    )
+    return snapshot, f"s3://{BUCKET}/clean/{relative}/{uid}/"
+
+
+def announced(event: dict[str, Any]) -> dict[str, ObjectEvent]:
+    return {item.key: item for item in normalise(event) if isinstance(item, ObjectEvent)}
 
 
 def check_replay(trigger: Any, event: dict[str, Any], expected: Expected, *, marker: bool) -> dict[str, Any]:
     # When the event is replayed through the real handler
-    summary: dict[str, Any] = trigger.invoke(event)
+    items = announced(event)
+    summary: dict[str, Any] = trigger.summary(trigger.invoke(event))
+    assert summary.get("batchItemFailures", []) == []
 
     # Then the summary lists the started keys with their data URLs, and every skip with its reason
     assert [s["key"] for s in summary["started"]] == expected.started
     for started in summary["started"]:
-        assert (started["inputDataUrl"], started["outputDataUrl"]) == urls(started["key"], marker=marker)
+        item = items[started["key"]]
+        assert (started["inputDataUrl"], started["outputDataUrl"]) == urls(item, marker=marker)
     assert [s["key"] for s in summary["skipped"]] == [key for key, _ in expected.skipped]
     for skipped, (_, phrase) in zip(summary["skipped"], expected.skipped, strict=True):
         assert phrase in skipped["reason"]
+
+    # And, in object mode, a snapshot of exactly the notified version, where the run reads it
+    if not marker:
+        assert len(trigger.copies) == len(expected.started)
+        for copied, started in zip(trigger.copies, summary["started"], strict=True):
+            item = items[started["key"]]
+            source = {"Bucket": BUCKET, "Key": item.key}
+            if item.version_id and item.version_id != "null":
+                source["VersionId"] = item.version_id
+            assert copied["CopySource"] == source
+            assert f"s3://{BUCKET}/{copied['Key']}" == started["inputDataUrl"]
 
     # And exactly one StartPipelineExecution call per started key, passing only the two data URLs
     assert len(trigger.calls) == len(expected.started)
@@ -147,7 +179,25 @@ def test_replaying_marker_events_in_marker_mode(
 ) -> None:
     # Given the trigger in marker mode: a folder is one dataset, started by its _SUCCESS object
     trigger.configure(TRIGGER_MODE="marker")
-    check_replay(trigger, event(name), MARKER_MODE[name], marker=True)
+    # And the marker's folder in the bucket, written before the marker's event
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    for key in ("raw/batch/part-0001.csv", "raw/batch/part-0002.csv", "raw/batch/_SUCCESS"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"a,b\n1,2\n")
+    replayed = event(name)
+    for record in replayed["Records"]:
+        record["eventTime"] = datetime.now(UTC).isoformat()
+    check_replay(trigger, replayed, MARKER_MODE[name], marker=True)
+
+    # Then each data object of the folder was snapshotted (not the marker), under the upload's folder
+    for started in MARKER_MODE[name].started:
+        item = announced(replayed)[started]
+        snapshot_folder = urls(item, marker=True)[0].removeprefix(f"s3://{BUCKET}/")
+        assert [c["Key"] for c in trigger.copies] == [
+            f"{snapshot_folder}part-0001.csv",
+            f"{snapshot_folder}part-0002.csv",
+        ]
 
 
 def test_every_trigger_sample_event_is_replayed_by_these_tests() -> None:

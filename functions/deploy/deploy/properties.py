@@ -11,14 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contract.names import BUCKET_NAME, PIPELINE_NAME
 from deploy.errors import DeployError
 
 CODE_PREFIX = "code/"
 
-# CreatePipeline's PipelineName pattern (botocore's service model).
-_PIPELINE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}")
 _ROLE_ARN = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")
 # Properties CloudFormation sends that carry no setting: the function's ARN, and the value that changes
 # whenever the function's code (and so the rendered definition or the ETL script) changes.
@@ -61,12 +59,12 @@ class PipelineProperties:
             problems.append(f"missing properties: {', '.join(missing)}")
 
         name = _text(properties.get("PipelineName"))
-        if name and not _PIPELINE_NAME.fullmatch(name):
+        if name and not PIPELINE_NAME.fullmatch(name):
             problems.append(
                 f"PipelineName {name!r} is not a valid pipeline name (letters, digits, '-'; 1-256)"
             )
         bucket = _text(properties.get("DataBucket"))
-        if bucket and not _BUCKET.fullmatch(bucket):
+        if bucket and not BUCKET_NAME.fullmatch(bucket):
             problems.append(f"DataBucket {bucket!r} is not a bucket name")
         role = _text(properties.get("RoleArn"))
         if role and not _ROLE_ARN.fullmatch(role):

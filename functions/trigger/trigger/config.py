@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
+from contract.names import PIPELINE_NAME_OR_ARN
+from trigger import backoff
 from trigger.errors import ConfigError
 
 DEFAULT_RAW_PREFIX = "raw/"
 DEFAULT_CLEAN_PREFIX = "clean/"
+DEFAULT_SNAPSHOT_PREFIX = "snapshot/"
+CODE_PREFIX = "code/"  # where the deploy function keeps the ETL script
 DEFAULT_MARKER_NAME = "_SUCCESS"
 DEFAULT_METRICS_NAMESPACE = "S3SageMakerTrigger"
 
-# StartPipelineExecution's PipelineName: a pipeline name or its ARN (botocore's service model).
-_NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}"
-_PIPELINE = re.compile(rf"{_NAME}|arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{{12}}:pipeline/{_NAME}")
 # CloudWatch metric namespaces: 1-255 of these characters (and not starting with a colon).
 _NAMESPACE = re.compile(r"[0-9A-Za-z.\-_/#:]{1,255}")
 
@@ -39,9 +40,12 @@ class Config:
     pipeline_name: str
     raw_prefix: str = DEFAULT_RAW_PREFIX
     clean_prefix: str = DEFAULT_CLEAN_PREFIX
+    snapshot_prefix: str = DEFAULT_SNAPSHOT_PREFIX
     mode: TriggerMode = TriggerMode.OBJECT
     marker_name: str = DEFAULT_MARKER_NAME
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
+    backoff_base_seconds: int = backoff.DEFAULT_BASE_SECONDS
+    backoff_cap_seconds: int = backoff.DEFAULT_CAP_SECONDS
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -61,13 +65,23 @@ class Config:
             raise ConfigError(
                 f"invalid trigger configuration: TRIGGER_MODE must be one of {allowed} (got {mode!r})"
             )
+        waits = {
+            name: _seconds(name, get(name, str(default)))
+            for name, default in (
+                ("BACKOFF_BASE_SECONDS", backoff.DEFAULT_BASE_SECONDS),
+                ("BACKOFF_CAP_SECONDS", backoff.DEFAULT_CAP_SECONDS),
+            )
+        }
         return cls(
             pipeline_name=get("PIPELINE_NAME", ""),
             raw_prefix=get("RAW_PREFIX", DEFAULT_RAW_PREFIX),
             clean_prefix=get("CLEAN_PREFIX", DEFAULT_CLEAN_PREFIX),
+            snapshot_prefix=get("SNAPSHOT_PREFIX", DEFAULT_SNAPSHOT_PREFIX),
             mode=TriggerMode(mode),
             marker_name=get("MARKER_NAME", DEFAULT_MARKER_NAME),
             metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE),
+            backoff_base_seconds=waits["BACKOFF_BASE_SECONDS"],
+            backoff_cap_seconds=waits["BACKOFF_CAP_SECONDS"],
         )
 
 
@@ -81,16 +95,33 @@ def _problems(config: Config) -> list[str]:
     problems: list[str] = []
     if not config.pipeline_name:
         problems.append("PIPELINE_NAME is required (the name of the SageMaker pipeline to start)")
-    elif not _PIPELINE.fullmatch(config.pipeline_name):
+    elif not PIPELINE_NAME_OR_ARN.fullmatch(config.pipeline_name):
         problems.append(f"PIPELINE_NAME {config.pipeline_name!r} is not a SageMaker pipeline name or ARN")
-    for name, prefix in (("RAW_PREFIX", config.raw_prefix), ("CLEAN_PREFIX", config.clean_prefix)):
+    prefixes = {
+        "RAW_PREFIX": config.raw_prefix,
+        "CLEAN_PREFIX": config.clean_prefix,
+        "SNAPSHOT_PREFIX": config.snapshot_prefix,
+    }
+    for name, prefix in prefixes.items():
         problem = _prefix_problem(prefix)
         if problem:
             problems.append(f"{name} {prefix!r} {problem}")
-    if config.raw_prefix.startswith(config.clean_prefix) or config.clean_prefix.startswith(config.raw_prefix):
+    folders = [*prefixes.items(), ("the code folder", CODE_PREFIX)]
+    for index, (name, prefix) in enumerate(folders):
+        for other, other_prefix in folders[index + 1 :]:
+            if prefix.startswith(other_prefix) or other_prefix.startswith(prefix):
+                problems.append(
+                    f"{name} {prefix!r} and {other} {other_prefix!r} overlap: each must be a folder of its "
+                    "own (a write under the raw prefix would start the pipeline again, and a snapshot "
+                    "must never be overwritten by an output)"
+                )
+    base, cap = config.backoff_base_seconds, config.backoff_cap_seconds
+    if base < 1:
+        problems.append(f"BACKOFF_BASE_SECONDS must be at least 1 (got {base})")
+    if not base <= cap <= backoff.MAX_VISIBILITY_TIMEOUT:
         problems.append(
-            f"RAW_PREFIX {config.raw_prefix!r} and CLEAN_PREFIX {config.clean_prefix!r} overlap: "
-            "outputs written under the raw prefix would trigger the pipeline again"
+            f"BACKOFF_CAP_SECONDS must lie between BACKOFF_BASE_SECONDS ({base}) and SQS's "
+            f"{backoff.MAX_VISIBILITY_TIMEOUT}-second visibility limit (got {cap})"
         )
     if not isinstance(config.mode, TriggerMode):
         problems.append(f"TRIGGER_MODE must be one of {', '.join(TriggerMode)} (got {config.mode!r})")
@@ -101,6 +132,15 @@ def _problems(config: Config) -> list[str]:
         namespace = config.metrics_namespace
         problems.append(f"POWERTOOLS_METRICS_NAMESPACE {namespace!r} is not a CloudWatch namespace")
     return problems
+
+
+def _seconds(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(
+            f"invalid trigger configuration: {name} must be a whole number of seconds (got {text!r})"
+        ) from None
 
 
 def _prefix_problem(prefix: str) -> str | None:

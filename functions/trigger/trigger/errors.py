@@ -15,12 +15,25 @@ class UnsupportedEvent(TriggerError, ValueError):
     """The invocation event is none of the shapes the trigger accepts."""
 
 
+class Transient(TriggerError):
+    """A step of one upload failed for a reason that passes (a quota, throttling, a 5xx, a timeout, a
+    pipeline not created yet): the upload must be tried again later, never dropped.
+
+    From the upload queue, the record is reported as a batch item failure and waits out its backoff;
+    from a direct invocation, the handler raises :class:`StartFailed` once the other records are done.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key, self.reason = key, reason
+        super().__init__(f"{key}: {reason}")
+
+
 class StartFailed(TriggerError):
-    """StartPipelineExecution still failed (after botocore's retries) for one or more objects.
+    """One or more uploads of a direct invocation (not from the upload queue) must be retried.
 
     Raised after every other record of the event was handled, so the successful starts stand and
-    Lambda's asynchronous retry (then the on-failure destination) receives the whole event again;
-    the idempotency tokens make that retry start nothing twice.
+    whoever invoked the function (Lambda's asynchronous retry, ``sam local invoke``, a user) can send
+    the whole event again; the idempotency tokens make that retry start nothing twice.
     """
 
     def __init__(self, failures: list[tuple[str, str]]) -> None:

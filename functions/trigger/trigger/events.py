@@ -43,6 +43,8 @@ class ObjectEvent:
     version_id: str | None = None
     etag: str | None = None
     sequencer: str | None = None
+    size: int | None = None  # bytes, as the notification reports it
+    event_time: str | None = None  # ISO 8601, when S3 finished the request
 
     @property
     def identity(self) -> str | None:
@@ -139,6 +141,8 @@ def _s3_record(record: S3EventRecord, via: str) -> ObjectEvent | Skip:
         version_id, etag, sequencer = (
             _optional(obj.get(field), f"s3.object.{field}") for field in ("versionId", "eTag", "sequencer")
         )
+        size = _size(obj.get("size"), "s3.object.size")
+        event_time = _optional(record.get("eventTime"), "eventTime")
     except (_Malformed, KeyError, TypeError, AttributeError) as err:
         return Skip(raw_key, f"malformed S3 record: {_describe(err)}", unprocessable=True)
     try:
@@ -152,7 +156,7 @@ def _s3_record(record: S3EventRecord, via: str) -> ObjectEvent | Skip:
         )
     short = name.removeprefix("s3:")
     action = _action(short, created="ObjectCreated", removed="ObjectRemoved")
-    return ObjectEvent(f"{via}s3", short, action, bucket, key, version_id, etag, sequencer)
+    return ObjectEvent(f"{via}s3", short, action, bucket, key, version_id, etag, sequencer, size, event_time)
 
 
 def _eventbridge(event: S3EventBridgeNotificationEvent, via: str) -> ObjectEvent | Skip:
@@ -165,10 +169,14 @@ def _eventbridge(event: S3EventBridgeNotificationEvent, via: str) -> ObjectEvent
         version_id = _optional(obj.get("version-id"), "detail.object.version-id")
         etag = _optional(obj.get("etag", obj.get("eTag")), "detail.object.etag")
         sequencer = _optional(obj.get("sequencer"), "detail.object.sequencer")
+        size = _size(obj.get("size"), "detail.object.size")
+        event_time = _optional(event.get("time"), "time")
     except (_Malformed, KeyError, TypeError, AttributeError) as err:
         return Skip(key, f"malformed EventBridge S3 event: {_describe(err)}", unprocessable=True)
     action = _action(name, created="Object Created", removed="Object Deleted")
-    return ObjectEvent(f"{via}eventbridge", name, action, bucket, key, version_id, etag, sequencer)
+    return ObjectEvent(
+        f"{via}eventbridge", name, action, bucket, key, version_id, etag, sequencer, size, event_time
+    )
 
 
 def _action(name: str, *, created: str, removed: str) -> Action:
@@ -191,6 +199,20 @@ def _optional(value: object, field: str) -> str | None:
     if not isinstance(value, str):
         raise _Malformed(f"{field} must be a string")
     return _unicode(value, field)
+
+
+def _size(value: object, field: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _Malformed(f"{field} must be a whole number of bytes")
+    try:
+        size = int(value)
+    except ValueError:
+        raise _Malformed(f"{field} must be a whole number of bytes") from None
+    if size < 0:
+        raise _Malformed(f"{field} must not be negative")
+    return size
 
 
 def _unicode(value: str, field: str) -> str:

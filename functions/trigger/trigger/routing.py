@@ -1,8 +1,12 @@
 """Which object notifications are datasets, and where each dataset's data is read and written.
 
-For an accepted key ``<raw><rel>``: object mode reads ``s3://<bucket>/<raw><rel>`` and writes
-``s3://<bucket>/<clean><rel>/``; marker mode (key ``<raw><folder>/<marker>``) reads the folder
-``s3://<bucket>/<raw><folder>/`` and writes ``s3://<bucket>/<clean><folder>/``. Every other
+Every upload has an *upload id* (:func:`upload_id`): S3's ``sequencer``, which sorts in upload order
+for one key. For an accepted key ``<raw><rel>`` (``<dir>/<name>``), object mode snapshots the object to
+``<snapshot><dir>/<id>/<name>``, reads that (``InputDataUrl``) and writes ``<clean><rel>/<id>/``
+(``OutputDataUrl``); marker mode (key ``<raw><folder>/<marker>``) snapshots each object of
+``<raw><folder>/`` to ``<snapshot><folder>/<id>/...``, reads that folder and writes
+``<clean><folder>/<id>/``. So a run reads its upload's own bytes and writes an output no other upload's
+run touches, whatever the order the runs finish in. Every other
 notification becomes a :class:`~trigger.events.Skip` with its reason, including any key that could
 lead a URL out of the prefixes (``..`` or ``.`` or empty path segments, control characters, keys over
 S3's 1024-byte limit), so the URLs built here always lie under the configured prefixes.
@@ -13,8 +17,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from hashlib import sha256
 from urllib.parse import unquote
 
+from contract.names import BUCKET_NAME
 from trigger.config import Config, TriggerMode
 from trigger.events import Action, ObjectEvent, Skip
 
@@ -23,7 +29,8 @@ MAX_PARAMETER_CHARS = 1024  # a pipeline parameter value's limit (StartPipelineE
 # The input URL also reaches the ETL as a processing job container argument (--input-url), and
 # CreateProcessingJob takes at most 256 characters per argument: a longer one fails the execution.
 MAX_ARGUMENT_CHARS = 256
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+_SEQUENCER = re.compile(r"[0-9A-Fa-f]{1,64}")
+_DIGITS = re.compile(r"[0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +38,25 @@ class Dataset:
     """An accepted notification: the pipeline's data locations and what names the dataset."""
 
     source: ObjectEvent
-    input_url: str
+    input_url: str  # the snapshot: an object (object mode) or a folder (marker mode)
     output_url: str
     relative: str  # the dataset's path under the raw prefix: the object, or the marker's folder
+    snapshot_key: str  # the snapshot object's key (object mode) or folder, ending in '/' (marker mode)
+    source_folder: str | None = None  # marker mode: the raw folder whose objects are snapshotted
+
+
+def upload_id(item: ObjectEvent) -> str:
+    """The folder name that tells this upload of the key from the others, in upload order.
+
+    S3's ``sequencer`` (hexadecimal; a later upload of a key has a greater one). A record without one
+    (some emulators, hand-made events) gets ``<eventTime digits>-<identity hash>`` instead: ordered by
+    time to the millisecond, and still unique per upload.
+    """
+    if item.sequencer and _SEQUENCER.fullmatch(item.sequencer):
+        return item.sequencer
+    stamp = "".join(_DIGITS.findall(item.event_time or ""))[:17]
+    digest = sha256(str(item.identity).encode("utf-8")).hexdigest()[:16]
+    return f"{stamp}-{digest}" if stamp else digest
 
 
 def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
@@ -50,7 +73,7 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
         return skip(f"object removed ({item.event_name}): nothing to process")
     if item.action is not Action.CREATED:
         return skip(f"not an object-created event ({item.event_name})")
-    if not _BUCKET.fullmatch(bucket):
+    if not BUCKET_NAME.fullmatch(bucket):
         return unprocessable(f"malformed record: {bucket!r} is not an S3 bucket name")
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         return unprocessable(f"key longer than S3's {MAX_KEY_BYTES}-byte limit")
@@ -69,20 +92,26 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
             "malformed record: no versionId, eTag or sequencer to tell this upload from a re-upload"
         )
 
-    raw_root = f"s3://{bucket}/{config.raw_prefix}"
-    clean_root = f"s3://{bucket}/{config.clean_prefix}"
+    uid = upload_id(item)
     is_marker = parts[-1] == config.marker_name
+    source_folder: str | None = None
     if config.mode is TriggerMode.OBJECT:
         if is_marker:
             return skip(f"marker object {config.marker_name!r}: object mode starts on data objects only")
-        input_url, output_url = raw_root + relative, f"{clean_root}{relative}/"
+        folder = "".join(f"{part}/" for part in parts[:-1])
+        snapshot_key = f"{config.snapshot_prefix}{folder}{uid}/{parts[-1]}"
     else:
         if not is_marker:
             return skip(f"not the marker object {config.marker_name!r}: marker mode starts on markers only")
         if len(parts) < 2:
             return skip(f"marker directly under the raw prefix {config.raw_prefix!r} names no folder")
         relative = "/".join(parts[:-1])
-        input_url, output_url = f"{raw_root}{relative}/", f"{clean_root}{relative}/"
+        source_folder = f"{config.raw_prefix}{relative}/"
+        snapshot_key = f"{config.snapshot_prefix}{relative}/{uid}/"
+    input_url = f"s3://{bucket}/{snapshot_key}"
+    output_url = f"s3://{bucket}/{config.clean_prefix}{relative}/{uid}/"
+    if len(snapshot_key.encode("utf-8")) > MAX_KEY_BYTES:
+        return unprocessable(f"snapshot key longer than S3's {MAX_KEY_BYTES}-byte limit")
     if len(input_url) > MAX_ARGUMENT_CHARS:
         return unprocessable(
             f"input URL longer than the {MAX_ARGUMENT_CHARS} characters a processing job argument holds"
@@ -91,7 +120,7 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
         return unprocessable(
             f"output URL longer than the {MAX_PARAMETER_CHARS} characters a pipeline parameter holds"
         )
-    return Dataset(item, input_url, output_url, relative)
+    return Dataset(item, input_url, output_url, relative, snapshot_key, source_folder)
 
 
 def _unsafe_segment(part: str) -> bool:

@@ -1,0 +1,222 @@
+"""The snapshot: a server-side copy of exactly the upload's bytes, which the pipeline then reads.
+
+SageMaker's S3 inputs cannot pin an object version, and a processing job starts minutes after its
+trigger: a key overwritten in between would hand the run the newer file. So before the start the
+trigger copies the upload under the snapshot prefix (``Dataset.snapshot_key``), which nothing else
+writes and a lifecycle rule expires:
+
+- object mode: the notification's object version (``CopySource`` with ``VersionId``); on a bucket
+  without versioning, the object only if it still has the notified eTag (``CopySourceIfMatch``);
+- marker mode: every object of the marker's folder as it was when the marker arrived: from a versioned
+  bucket, each key's newest version not later than the marker's event time; otherwise what the listing
+  shows, each copied only if unchanged since it was listed.
+
+CopyObject handles objects up to 5 GiB; a larger one goes through boto3's managed copy (s3transfer's
+multipart UploadPartCopy). What a failed copy means is decided once, in :func:`classify`: the object
+gone, access denied or the object overwritten (precondition failed) can never succeed, so the upload
+is a logged skip saying why; anything else (throttling, 5xx, timeouts, errors not known to be final)
+is :class:`~trigger.errors.Transient` and the upload is retried through the queue.
+
+An earlier attempt for the same upload may have made the snapshot already (the start failed after
+it): a retry, or a copy refused because the source changed since, first looks for the snapshot and
+uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from trigger.errors import Transient
+from trigger.events import Skip
+from trigger.routing import MAX_KEY_BYTES, Dataset
+
+MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # CopyObject's limit; larger objects need a multipart copy
+MULTIPART_CHUNK_BYTES = 512 * 1024**2  # s3transfer raises it further to stay within 10,000 parts
+_GONE = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "NotFound", "404"})
+_DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidObjectState", "403"})
+_CHANGED = frozenset({"PreconditionFailed", "412"})
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One object to copy: its key, and what pins its bytes (a version ID, else an eTag)."""
+
+    key: str
+    version_id: str | None
+    etag: str | None
+    size: int | None
+
+
+def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
+    """Why ``err`` (from S3) can never succeed, or None when it may pass and is worth retrying."""
+    if not isinstance(err, ClientError):
+        return None  # timeouts, refused connections: botocore already retried, the queue retries more
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    if code in _GONE:
+        return f"{what} no longer exists (deleted before its snapshot was taken: {code})"
+    if code in _DENIED:
+        return f"{what} cannot be read: {code} (the trigger's role needs s3:GetObject/GetObjectVersion on it)"
+    if code in _CHANGED:
+        return (
+            f"{what} was overwritten before its snapshot was taken ({code}) and the bucket keeps no "
+            "versions: that upload's bytes are gone"
+        )
+    return None
+
+
+def take(s3: Any, dataset: Dataset, *, retry: bool) -> Skip | None:
+    """Make ``dataset``'s snapshot. None when it is in place; a Skip when it never can be.
+
+    Raises Transient when it failed for a reason that passes. ``retry``: an earlier attempt may have
+    made (part of) it already, so each copy looks for its target first.
+    """
+    src = dataset.source
+    try:
+        if dataset.source_folder is None:
+            version = src.version_id if src.version_id and src.version_id != "null" else None
+            pairs = [(Source(src.key, version, src.etag, src.size), dataset.snapshot_key)]
+        else:
+            pairs = list(_folder_pairs(s3, dataset))
+            if not pairs:
+                return Skip(
+                    src.key,
+                    f"the marker's folder {dataset.source_folder!r} holds no data objects",
+                    src.bucket,
+                    unprocessable=True,
+                )
+        for source, target in pairs:
+            if len(target.encode("utf-8")) > MAX_KEY_BYTES:
+                return Skip(
+                    src.key,
+                    f"snapshot key for {source.key!r} is longer than S3's {MAX_KEY_BYTES}-byte limit",
+                    src.bucket,
+                    unprocessable=True,
+                )
+        for source, target in pairs:
+            _copy(s3, src.bucket, source, target, retry=retry)
+    except (ClientError, BotoCoreError) as err:
+        what = f"s3://{src.bucket}/{_failed_key(err, src.key)}"
+        reason = classify(err, what)
+        if reason is None:
+            raise Transient(src.key, f"snapshot failed, will retry: {err}") from err
+        return Skip(src.key, reason, src.bucket, unprocessable=True)
+    return None
+
+
+def _failed_key(err: Exception, default: str) -> str:
+    return str(getattr(err, "source_key", default))
+
+
+def _copy(s3: Any, bucket: str, source: Source, target: str, *, retry: bool) -> None:
+    if retry and _exists(s3, bucket, target):
+        return
+    copy_source: dict[str, str] = {"Bucket": bucket, "Key": source.key}
+    if source.version_id:
+        copy_source["VersionId"] = source.version_id
+    conditions = {} if source.version_id or not source.etag else {"CopySourceIfMatch": source.etag}
+    try:
+        if source.size is not None and source.size > MAX_COPY_OBJECT_BYTES:
+            _managed_copy(s3, bucket, copy_source, target, conditions)
+        else:
+            # TaggingDirective REPLACE: the snapshot carries no tags (no s3:GetObjectTagging needed).
+            s3.copy_object(
+                Bucket=bucket, Key=target, CopySource=copy_source, TaggingDirective="REPLACE", **conditions
+            )
+    except ClientError as err:
+        code = str(err.response.get("Error", {}).get("Code", ""))
+        message = str(err.response.get("Error", {}).get("Message", ""))
+        if code == "InvalidRequest" and "copy source is larger" in message:  # size unknown, over 5 GiB
+            _managed_copy(s3, bucket, copy_source, target, conditions)
+            return
+        if (code in _GONE or code in _CHANGED) and not retry and _exists(s3, bucket, target):
+            return  # an earlier attempt (a direct re-invocation) made it before the source changed
+        err.source_key = source.key  # type: ignore[attr-defined]
+        raise
+
+
+def _managed_copy(
+    s3: Any, bucket: str, copy_source: dict[str, str], target: str, conditions: dict[str, str]
+) -> None:
+    from boto3.s3.transfer import TransferConfig  # s3transfer: only for the rare object over 5 GiB
+
+    config = TransferConfig(
+        multipart_threshold=MAX_COPY_OBJECT_BYTES, multipart_chunksize=MULTIPART_CHUNK_BYTES
+    )
+    s3.copy(copy_source, bucket, target, ExtraArgs=conditions or None, Config=config)
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        if str(err.response.get("Error", {}).get("Code", "")) in _GONE:
+            return False
+        raise
+    return True
+
+
+def _folder_pairs(s3: Any, dataset: Dataset) -> Iterator[tuple[Source, str]]:
+    """Each object of the marker's folder as of the marker's arrival, with its snapshot key."""
+    src, folder = dataset.source, str(dataset.source_folder)
+    marker_key = src.key
+    as_of = _parse_time(src.event_time)
+    if src.version_id and src.version_id != "null":
+        newest: dict[str, tuple[tuple[datetime, bool], dict[str, Any] | None]] = {}
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=src.bucket, Prefix=folder)
+        for page in pages:
+            entries = [(v, False) for v in page.get("Versions", [])]
+            entries += [(d, True) for d in page.get("DeleteMarkers", [])]
+            for entry, deleted in entries:
+                key = str(entry["Key"])
+                if as_of is not None and entry["LastModified"] > as_of:
+                    continue  # written after the marker arrived
+                # Newest first within a key: a later entry of the same second does not replace it.
+                rank = (entry["LastModified"], bool(entry.get("IsLatest")))
+                if key not in newest or rank > newest[key][0]:
+                    newest[key] = (rank, None if deleted else entry)
+        for key in sorted(newest):
+            version = newest[key][1]
+            if version is None or key == marker_key or key.endswith("/"):
+                continue  # deleted before the marker arrived, the marker itself, a folder placeholder
+            yield (
+                Source(key, str(version["VersionId"]), _etag(version), _bytes(version)),
+                (dataset.snapshot_key + key.removeprefix(folder)),
+            )
+        return
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=src.bucket, Prefix=folder):
+        for entry in page.get("Contents", []):
+            key = str(entry["Key"])
+            if key == marker_key or key.endswith("/"):
+                continue
+            yield (
+                Source(key, None, _etag(entry), _bytes(entry)),
+                dataset.snapshot_key + key.removeprefix(folder),
+            )
+
+
+def _bytes(entry: dict[str, Any]) -> int | None:
+    size = entry.get("Size")
+    return int(size) if size is not None else None
+
+
+def _etag(entry: dict[str, Any]) -> str | None:
+    etag = entry.get("ETag")
+    return str(etag).strip('"') if etag else None
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+__all__ = ["MAX_COPY_OBJECT_BYTES", "Source", "classify", "take"]

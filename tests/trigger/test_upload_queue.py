@@ -1,0 +1,291 @@
+"""The upload queue's batches, with every AWS call stubbed (botocore Stubber): no emulator, no network.
+
+What a user relies on: each message of a batch is snapshotted and started once; a refusal that passes
+fails only its own message and pushes its next delivery out by the backoff; a message that can never
+run is a logged skip (deleted, not retried); a duplicate delivery starts nothing twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore.stub import ANY, Stubber
+from trigger import backoff, handler
+from trigger import config as trigger_config
+
+from tests.trigger.conftest import LambdaContext, trigger_env
+
+Event = Callable[[str], dict[str, Any]]
+BUCKET = "example-data-bucket"
+QUEUE_URL = "http://127.0.0.1:9/123456789012/s3-sagemaker-trigger-UploadQueue-Q3m9xK2LpT7v"
+EXECUTION = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/s3-sagemaker-trigger/execution/"
+
+
+@dataclass
+class Stubs:
+    s3: Stubber
+    sagemaker: Stubber
+    sqs: Stubber
+
+    def copy(self, key: str, version: str, snapshot: str, *, redelivered: bool = False) -> None:
+        if redelivered:  # a redelivery first looks for the snapshot an earlier attempt may have made
+            self.s3.add_client_error(
+                "head_object", "404", "Not Found", 404, expected_params={"Bucket": BUCKET, "Key": snapshot}
+            )
+        self.s3.add_response(
+            "copy_object",
+            {"CopyObjectResult": {"ETag": '"e"'}},
+            expected_params={
+                "Bucket": BUCKET,
+                "Key": snapshot,
+                "CopySource": {"Bucket": BUCKET, "Key": key, "VersionId": version},
+                "TaggingDirective": "REPLACE",
+            },
+        )
+
+    def start(self, snapshot: str, output: str, name: str = "x") -> None:
+        self.sagemaker.add_response(
+            "start_pipeline_execution",
+            {"PipelineExecutionArn": EXECUTION + name},
+            expected_params={
+                "PipelineName": "s3-sagemaker-trigger",
+                "PipelineExecutionDisplayName": ANY,
+                "PipelineExecutionDescription": ANY,
+                "PipelineParameters": [
+                    {"Name": "InputDataUrl", "Value": f"s3://{BUCKET}/{snapshot}"},
+                    {"Name": "OutputDataUrl", "Value": f"s3://{BUCKET}/{output}"},
+                ],
+                "ClientRequestToken": ANY,
+            },
+        )
+
+    def done(self) -> None:
+        for stub in (self.s3, self.sagemaker, self.sqs):
+            stub.assert_no_pending_responses()
+
+
+@pytest.fixture
+def stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
+    """Given the trigger configured from events/env.json, its three clients stubbed, jitter at its top."""
+    for name, value in trigger_env().items():
+        monkeypatch.setenv(name, value)
+    offline = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens: an unstubbed call fails, never leaves
+    }
+    for name, value in offline.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(backoff.random, "uniform", lambda low, high: high)
+    caches = (trigger_config.settings, handler.s3_client, handler.sagemaker_client, handler.sqs_client)
+    for cached in caches:
+        cached.cache_clear()
+    stubbers = Stubs(
+        Stubber(handler.s3_client()), Stubber(handler.sagemaker_client()), Stubber(handler.sqs_client())
+    )
+    for stub in (stubbers.s3, stubbers.sagemaker, stubbers.sqs):
+        stub.activate()
+    yield stubbers
+    for stub in (stubbers.s3, stubbers.sagemaker, stubbers.sqs):
+        stub.deactivate()
+    for cached in caches:
+        cached.cache_clear()
+
+
+def invoke(event: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = handler.lambda_handler(event, LambdaContext())
+    return result
+
+
+def body(record: dict[str, Any]) -> dict[str, Any]:
+    notification: dict[str, Any] = json.loads(record["body"])
+    return notification
+
+
+TRAIN = ("raw/batch 2026/train.csv", "Tq6lH3eXBqfGhZ4rS8oUv2wYx0aCdE1F", "00675C1B3F2A8E4D10")
+TEST = ("raw/batch 2026/test.csv", "Vb7nK4fYCrgHia5sT9pVw3xZy1bDeF2G", "00675C1B3F2B1C9E27")
+
+
+def snapshot_of(upload: tuple[str, str, str]) -> tuple[str, str]:
+    key, _, sequencer = upload
+    folder, name = key.removeprefix("raw/").rsplit("/", 1)
+    return f"snapshot/{folder}/{sequencer}/{name}", f"clean/{folder}/{name}/{sequencer}/"
+
+
+def test_a_batch_starts_each_upload_once_and_skips_the_test_event_and_the_duplicate(
+    stubs: Stubs, load_event: Event
+) -> None:
+    # Given the upload queue's batch: S3's test event, an upload, S3 delivering it twice, another upload
+    batch = load_event("sqs-upload-batch.json")
+    for upload in (TRAIN, TEST):
+        snapshot, output = snapshot_of(upload)
+        stubs.copy(upload[0], upload[1], snapshot, redelivered=upload is TEST)  # its 3rd receive
+        stubs.start(snapshot, output)
+
+    # When the event source mapping delivers it
+    result = invoke(batch)
+
+    # Then every message succeeded (all are deleted): two copies and two starts, nothing else
+    assert result == {"batchItemFailures": []}
+    stubs.done()
+
+
+def test_a_quota_refusal_fails_only_its_message_and_pushes_its_next_delivery_out(
+    stubs: Stubs, load_event: Event
+) -> None:
+    # Given a batch whose second upload (its third delivery) SageMaker refuses for the quota
+    batch = load_event("sqs-upload-batch.json")
+    train_snapshot, train_output = snapshot_of(TRAIN)
+    test_snapshot, _ = snapshot_of(TEST)
+    stubs.copy(TRAIN[0], TRAIN[1], train_snapshot)
+    stubs.start(train_snapshot, train_output)
+    stubs.copy(TEST[0], TEST[1], test_snapshot, redelivered=True)
+    stubs.sagemaker.add_client_error(
+        "start_pipeline_execution", "ResourceLimitExceeded", "limit of 20 concurrent executions", 400
+    )
+    # And its next delivery expected after the backoff of a third receive, at the top of its jitter
+    last = batch["Records"][3]
+    assert last["attributes"]["ApproximateReceiveCount"] == "3"
+    wait = backoff.ceiling(3, backoff.DEFAULT_BASE_SECONDS, backoff.DEFAULT_CAP_SECONDS)
+    stubs.sqs.add_response(
+        "change_message_visibility",
+        {},
+        expected_params={
+            "QueueUrl": QUEUE_URL,
+            "ReceiptHandle": last["receiptHandle"],
+            "VisibilityTimeout": wait,
+        },
+    )
+
+    # When the batch is delivered
+    result = invoke(batch)
+
+    # Then only that message is reported failed (SQS redelivers it after 120 s); the rest are deleted
+    assert wait == 120
+    assert result == {"batchItemFailures": [{"itemIdentifier": last["messageId"]}]}
+    stubs.done()
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ThrottlingException", 400),
+        ("ResourceNotFound", 400),  # the pipeline is not created yet (or was deleted): retried too
+        ("InternalFailure", 500),
+        ("ServiceUnavailable", 503),
+    ],
+)
+def test_every_refusal_that_passes_is_retried_through_the_queue(
+    stubs: Stubs, load_event: Event, code: str, status: int
+) -> None:
+    # Given one upload message and SageMaker answering it with a passing refusal
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    snapshot, _ = snapshot_of(TRAIN)
+    stubs.copy(TRAIN[0], TRAIN[1], snapshot)
+    stubs.sagemaker.add_client_error("start_pipeline_execution", code, "try later", status)
+    stubs.sqs.add_response(
+        "change_message_visibility",
+        {},
+        expected_params={
+            "QueueUrl": QUEUE_URL,
+            "ReceiptHandle": record["receiptHandle"],
+            "VisibilityTimeout": 30,
+        },
+    )
+
+    # When it is delivered the first time
+    result = invoke({"Records": [record]})
+
+    # Then it waits (30 s after a first receive) instead of being deleted or dead-lettered
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    stubs.done()
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "why"),
+    [
+        ("NoSuchVersion", 404, "no longer exists"),
+        ("NoSuchKey", 404, "no longer exists"),
+        ("AccessDenied", 403, "cannot be read"),
+    ],
+)
+def test_a_snapshot_that_can_never_be_taken_is_a_logged_skip_not_a_retry(
+    stubs: Stubs, load_event: Event, code: str, status: int, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an upload whose version is gone (deleted before the copy) or unreadable
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    stubs.s3.add_client_error("copy_object", code, "no", status)
+    if code != "AccessDenied":  # an earlier attempt might have made the snapshot: it looks first
+        stubs.s3.add_client_error("head_object", "404", "Not Found", 404)
+
+    # When it is delivered
+    result = invoke({"Records": [record]})
+
+    # Then the message is done (no start, no retry) and the skip says why, at WARNING
+    assert result == {"batchItemFailures": []}
+    stubs.done()
+    (skip,) = [r for r in caplog.records if r.getMessage() == "record skipped"]
+    assert skip.levelname == "WARNING"
+    assert why in skip.__dict__["reason"]
+
+
+def test_a_throttled_snapshot_is_retried_through_the_queue(stubs: Stubs, load_event: Event) -> None:
+    # Given S3 throttling the copy beyond botocore's own retries
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    stubs.s3.add_client_error("copy_object", "SlowDown", "Please reduce your request rate.", 503)
+    stubs.sqs.add_response(
+        "change_message_visibility",
+        {},
+        expected_params={
+            "QueueUrl": QUEUE_URL,
+            "ReceiptHandle": record["receiptHandle"],
+            "VisibilityTimeout": 30,
+        },
+    )
+
+    # When it is delivered
+    result = invoke({"Records": [record]})
+
+    # Then the upload waits for its next delivery: nothing started, nothing dropped
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    stubs.done()
+
+
+def test_a_retry_reuses_the_snapshot_an_earlier_attempt_made(stubs: Stubs, load_event: Event) -> None:
+    # Given a redelivery (receive 2) of an upload whose snapshot the first attempt made
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    record["attributes"]["ApproximateReceiveCount"] = "2"
+    snapshot, output = snapshot_of(TRAIN)
+    stubs.s3.add_response(
+        "head_object", {"ContentLength": 52480}, expected_params={"Bucket": BUCKET, "Key": snapshot}
+    )
+    stubs.start(snapshot, output)
+
+    # When it is delivered, Then it starts on that snapshot without copying again
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()
+
+
+def test_the_backoff_grows_is_capped_and_reaches_the_dead_letter_queue_after_24_hours() -> None:
+    base, cap = backoff.DEFAULT_BASE_SECONDS, backoff.DEFAULT_CAP_SECONDS
+    ceilings = [backoff.ceiling(n, base, cap) for n in range(1, 9)]
+    assert ceilings == [30, 60, 120, 240, 480, 600, 600, 600]
+    # Jitter stays within [ceiling / 2, ceiling]
+    for n in range(1, 12):
+        low, high = backoff.minimum(n, base, cap), backoff.ceiling(n, base, cap)
+        assert backoff.delay(n, base, cap, lambda a, b: a) == low
+        assert backoff.delay(n, base, cap, lambda a, b: b) == high
+    receives = backoff.max_receive_count()
+    assert (
+        backoff.minimum_total_wait(receives, base, cap)
+        >= 86400
+        > backoff.minimum_total_wait(receives - 1, base, cap)
+    )
