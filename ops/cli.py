@@ -106,7 +106,7 @@ def parser() -> argparse.ArgumentParser:
         "rejected, duration), uploads waiting in the queue and the dead-letter depth.",
     )  # fmt: skip
     status.add_argument(
-        "--limit", type=int, default=20, metavar="N", help="the N most recent executions (default 20)"
+        "--limit", type=int, default=20, metavar="N", help="the N most recent executions, 1-100 (default 20)"
     )
     status.add_argument("--execution", metavar="ID|ARN", help="one execution, every field in full")
     status.add_argument(
@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             top.error(f"--{name} must be at least 1")
+    if getattr(args, "limit", None) is not None and args.limit > 100:
+        top.error("--limit must be at most 100 (ListPipelineExecutions' page size)")
     try:
         target = resolve(stack=args.stack, local=args.local, region=args.region)
         code: int = args.func(target, args)

@@ -18,20 +18,10 @@ from local.cli import runtime_state
 from local.notifications import DETAIL_TYPE, SOURCE
 from local.runtime import Runtime, StackRequest
 from ops import cli
+from tests.local.test_runtime_e2e import Recorder
 
 pytestmark = pytest.mark.e2e
 STACK = "ops-local"
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, kind: str, details: dict[str, Any]) -> None:
-        self.events.append((kind, details))
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [d for k, d in list(self.events) if k == kind]
 
 
 @pytest.fixture(scope="module")
