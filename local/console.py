@@ -92,7 +92,14 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
         return "FAILED", f"{short_id(d['arn'])}: {d['reason']}"
     if kind == "topic-notification":  # what the notification topic would send (local/notifications.py)
         return "notify", f"{d['topic']}: {d['message']}"
-    if kind in ("poll-error", "bad-message", "record-error", "retries-dropped", "notification-error"):
+    if kind in (
+        "poll-error",
+        "bad-message",
+        "record-error",
+        "retries-dropped",
+        "notification-error",
+        "metrics-error",
+    ):
         return "warning", f"{kind}: {d}"
     return None
 

@@ -33,6 +33,7 @@ from local.functions import FunctionProcess, LogSink
 from local.notifications import Notifications
 from local.process import ROOT
 from local.runner import TIME_SCALE, Runner
+from local.sqs_metrics import QueueAgeMetric
 from local.stack import DeployedStack, StackDeployer, StackError
 from local.template import Template, TemplateError
 
@@ -189,6 +190,11 @@ class Runtime:
                 self._exit.callback(delivery.stop)
                 self.deliveries.append(delivery)
         notifications.start()
+        # The queues' oldest-message age, which s3sm status reads from CloudWatch (local/sqs_metrics.py).
+        metric = QueueAgeMetric(
+            cloudwatch=boto3.client("cloudwatch"), region=self.emulator.region, notify=self.notify
+        )
+        self._exit.callback(metric.start().stop)
         self.notify("ready", {"endpoint": self.emulator.endpoint_url, "stacks": self.stacks})
 
     def _on_runner(self, kind: str, details: dict[str, Any]) -> None:

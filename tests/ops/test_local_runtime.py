@@ -170,6 +170,8 @@ def test_status_on_the_runtime_names_the_failure_in_100_columns(
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].startswith(f"stack {STACK} (local runtime at http://127.0.0.1:")
+    assert lines[2].startswith("uploads waiting: ")
+    assert "(oldest: unknown" not in lines[2]  # the runtime publishes CloudWatch's SQS age metric
     assert max(len(line) for line in lines) <= 100
     row = next(line for line in lines if line.startswith(failed.rsplit("/", 1)[-1]))
     assert row.split()[1] == "Failed"
