@@ -121,7 +121,9 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     retry.add_argument("executions", nargs="*", metavar="ID|ARN", help="the executions to retry")
     retry.add_argument(
-        "--failed-since", metavar="WHEN", help="every execution failed since WHEN: 30m, 6h, 2d or ISO 8601"
+        "--failed-since",
+        metavar="WHEN",
+        help="every failed execution started since WHEN: 30m, 6h, 2d or ISO 8601",
     )
     retry.set_defaults(func=cmd_retry)
 
