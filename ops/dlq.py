@@ -37,6 +37,11 @@ def report(target: Target, *, max_messages: int | None) -> Report:
 
 def move(target: Target, *, rate: int | None) -> dict[str, Any]:
     """Start SQS's native redrive of the dead-letter queue to the queue each message came from."""
+    if target.local:
+        raise OpsError(
+            "the local runtime cannot redrive: moto does not implement StartMessageMoveTask "
+            "(`s3sm redrive` without --move reports what waits)"
+        )
     sqs = target.client("sqs")
     queue = target.output("TriggerDeadLetterQueueUrl")
     try:

@@ -66,11 +66,14 @@ def explain(exc: ClientError | BotoCoreError, doing: str) -> OpsError:
         return OpsError(f"{doing}: no AWS region (pass --region or set AWS_REGION)")
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        code, message = str(error.get("Code", "")), str(error.get("Message", "")).strip()
+        code, message = str(error.get("Code", "")), " ".join(str(error.get("Message", "")).split())
+        if message.startswith("<"):  # an HTML error page (a proxy, or an emulator's HTTP 500): no details
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", code)
+            return OpsError(f"{doing}: the endpoint answered HTTP {status} without an AWS error")
         if code in DENIED:
             return OpsError(f"{doing}: permission missing ({code}): {message}")
         return OpsError(f"{doing}: {code}: {message}" if message else f"{doing}: {code}")
-    return OpsError(f"{doing}: {exc}")
+    return OpsError(f"{doing}: {' '.join(str(exc).split())}")
 
 
 def running_runtime(state_file: Path | None = None) -> dict[str, Any] | None:

@@ -413,3 +413,28 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_an_html_error_page_is_one_line_not_the_page(stubs: Stubs, target: Target) -> None:
+    page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+    stubs["sqs"].add_client_error(
+        "get_queue_attributes", service_error_code="500", service_message=page, http_status_code=500
+    )
+    from ops import dlq
+    from ops.target import OpsError
+
+    with pytest.raises(OpsError) as raised:
+        dlq.move(target, rate=None)
+    assert str(raised.value) == (
+        f"starting the redrive of {DEAD_LETTERS} (StartMessageMoveTask): the endpoint answered HTTP 500 "
+        "without an AWS error"
+    )
+
+
+def test_redrive_move_on_the_local_runtime_says_it_cannot(stubs: Stubs) -> None:
+    from ops import dlq
+    from ops.target import OpsError
+
+    local = Target("local", REGION, OUTPUTS, endpoint="http://127.0.0.1:1", local=True, session=stubs)
+    with pytest.raises(OpsError, match="moto does not implement StartMessageMoveTask"):
+        dlq.move(local, rate=None)
