@@ -165,7 +165,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def quotas(args: argparse.Namespace) -> Quotas:
     """The account quotas asked for on the command line (0: no quota)."""
-    return Quotas(args.max_concurrent_executions or None, args.max_processing_instances or None)
+    try:
+        return Quotas(args.max_concurrent_executions or None, args.max_processing_instances or None)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def add_quota_flags(parser: argparse.ArgumentParser) -> None:
@@ -317,7 +320,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from local.demo import run_demo
 
     started = time.monotonic()
-    status = run_demo(rows=args.rows)
+    status = run_demo(rows=args.rows, quotas=quotas(args), time_scale=args.time_scale)
     print(f"(wall time {time.monotonic() - started:.1f} s)")
     return status
 
@@ -330,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="the whole flow on generated data, checked end to end")
     demo.add_argument("--rows", type=int, default=5000, help="rows of the object-mode file (default 5000)")
+    add_quota_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
     prepare = commands.add_parser(

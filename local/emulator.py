@@ -23,7 +23,11 @@ install, undone never: the patched behaviour is the real services'):
    ``ClientRequestToken`` is answered as before, whatever the count. The processing-instance quota is
    the runner's (:mod:`local.runner`: SageMaker refuses the job, not the start). moto's state is
    per process, so the quota is too; without a call there is none (moto's own behaviour).
-7. ``RetryPipelineExecution`` is missing. Patched: a ``Failed`` execution goes back to ``Executing`` and
+7. SQS calls on one queue are not atomic: two concurrent ReceiveMessage calls can hand out the same
+   message or fail with "Set changed size during iteration" (HTTP 500), which several pollers of one
+   queue do all the time. Patched: every call that reads or changes a queue's messages runs under one
+   lock; a long poll waits for messages outside it, as SQS's own long polling does.
+8. ``RetryPipelineExecution`` is missing. Patched: a ``Failed`` execution goes back to ``Executing`` and
    the callbacks given to :func:`on_retry` (the runtime's runner) run it again; any other status answers
    ``ValidationException``; a ``ClientRequestToken`` already used for that execution changes nothing.
 """
@@ -34,6 +38,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -47,6 +52,7 @@ from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ResourceNotFound, SagemakerClientError, ValidationError
 from moto.server import ThreadedMotoServer
+from moto.sqs import models as sqs_models
 
 DEFAULT_REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -92,6 +98,9 @@ class _Account:
 
     max_concurrent_executions: int | None = None
     refused_starts: int = 0
+    most_executing: int = 0  # the most executions Executing right after a start
+    # Told of every StartPipelineExecution answered: (execution ARN, whether it replayed a token).
+    on_start: Callable[[str, bool], None] | None = None
 
 
 _account = _Account()
@@ -144,6 +153,7 @@ def _install_fidelity() -> None:
         if not _patched:
             _patch_sagemaker()
             _patch_s3_events()
+            _patch_sqs()
             _patched = True
 
 
@@ -175,6 +185,8 @@ def _patch_sagemaker() -> None:
             if client_request_token:
                 for arn, execution in pipeline.pipeline_executions.items():
                     if execution.client_request_token == client_request_token:
+                        if _account.on_start is not None:
+                            _account.on_start(arn, True)
                         return {"PipelineExecutionArn": arn}
             limit = _account.max_concurrent_executions
             if limit is not None:
@@ -194,6 +206,9 @@ def _patch_sagemaker() -> None:
             execution = pipeline.pipeline_executions[result["PipelineExecutionArn"]]
             execution.pipeline_execution_status = "Executing"
             execution.steps = []
+            _account.most_executing = max(_account.most_executing, _executing(self))
+            if _account.on_start is not None:
+                _account.on_start(result["PipelineExecutionArn"], False)
             return result
 
     def describe_pipeline_execution(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
@@ -281,6 +296,44 @@ def _patch_s3_events() -> None:
     setattr(s3_notifications, "_get_s3_event", get_s3_event)  # noqa: B010
 
 
+def _patch_sqs() -> None:
+    backend_cls = sqs_models.SQSBackend
+    lock = threading.RLock()
+    original_receive = backend_cls.receive_message
+
+    def receive_message(
+        self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any, **kwargs: Any
+    ) -> Any:
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                result = original_receive(self, queue_name, count, 0, *args, **kwargs)
+            remaining = deadline - time.monotonic()
+            if result or remaining <= 0:
+                return result
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
+
+    def serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+
+        return call
+
+    setattr(backend_cls, "receive_message", receive_message)  # noqa: B010
+    for name in (
+        "send_message",
+        "send_message_batch",
+        "delete_message",
+        "delete_message_batch",
+        "change_message_visibility",
+        "change_message_visibility_batch",
+        "purge_queue",
+        "get_queue_attributes",
+    ):
+        setattr(backend_cls, name, serialised(getattr(backend_cls, name)))
+
+
 def _executing(backend: Any) -> int:
     """Executions of the account (this backend) in status Executing."""
     return sum(
@@ -348,6 +401,16 @@ class Emulator:
         The quota is process-wide, as moto's state is; the processing-instance quota is the runner's.
         """
         _account.max_concurrent_executions = quotas.max_concurrent_executions if quotas else None
+        _account.most_executing = 0
+
+    def set_start_listener(self, listener: Callable[[str, bool], None] | None) -> None:
+        """Call ``listener(execution_arn, replayed)`` for every start answered (process-wide)."""
+        _account.on_start = listener
+
+    @property
+    def most_executing(self) -> int:
+        """The most executions Executing at once (counted at each start) in this process."""
+        return _account.most_executing
 
     @property
     def refused_starts(self) -> int:

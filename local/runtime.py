@@ -1,5 +1,5 @@
-"""The local runtime: emulator + local stack(s) + S3 event delivery + pipeline runner, started and
-stopped as one.
+"""The local runtime: emulator + local stack(s) + SQS event source mappings + pipeline runner, started
+and stopped as one, in an account with SageMaker's quotas (:class:`local.emulator.Quotas`).
 
 ::
 
@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from trigger import backoff
 
 from local.artifacts import BuildError
 from local.cfn_response import ResponseServer
-from local.delivery import DEFAULT_RETRY_DELAYS, Delivery
+from local.delivery import Delivery
 from local.emulator import Emulator, Quotas, environment, on_retry
 from local.functions import FunctionProcess, LogSink
 from local.notifications import Notifications
@@ -74,7 +75,6 @@ class Runtime:
         quotas: Quotas | None = None,
         time_scale: float = TIME_SCALE,
         poll_interval: float = 0.5,
-        retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
         scratch_dir: Path | None = None,
         log_dir: Path | None = None,
         notify: Notify | None = None,
@@ -87,7 +87,6 @@ class Runtime:
         self.quotas = quotas or Quotas()
         self.time_scale = time_scale
         self.poll_interval = poll_interval
-        self.retry_delays = retry_delays
         self.scratch_dir = scratch_dir
         self.log_dir = log_dir
         self.notify = notify or _ignore
@@ -101,6 +100,8 @@ class Runtime:
         self._exit = contextlib.ExitStack()
         self._started = False
         self._sqs: Any = None
+        self._replayed: set[str] = set()  # executions a start was answered with again (a duplicate)
+        self._replayed_lock = threading.Lock()
         self._sagemaker: Any = None
 
     @property
@@ -133,6 +134,8 @@ class Runtime:
         self._exit.enter_context(environment(aws_env))
         self.emulator.set_quotas(self.quotas)
         self._exit.callback(self.emulator.set_quotas, None)
+        self.emulator.set_start_listener(self._on_start)
+        self._exit.callback(self.emulator.set_start_listener, None)
         self.notify("emulator", {"endpoint": self.emulator.endpoint_url})
         self.notify("quotas", {"quotas": self.quotas, "time_scale": self.time_scale})
 
@@ -176,15 +179,21 @@ class Runtime:
                 raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
             self.stacks.append(stack)
             self.notify("stack", {"stack": stack, "seconds": time.monotonic() - started})
-            for logical_id, queue_url in stack.notification_queues.items():
-                function = FunctionProcess(stack.functions[logical_id], aws_env=aws_env, on_log=self.on_log)
-                self._exit.callback(function.close)
-                self.functions.append(function)
+            for mapping in stack.event_sources:
+                spec = stack.functions[mapping.function_id]
+                overrides = scaled_environment(spec.environment, self.time_scale)
+                functions = [
+                    FunctionProcess(spec, aws_env=aws_env, env_overrides=overrides, on_log=self.on_log)
+                    for _ in range(mapping.source.maximum_concurrency)
+                ]
+                for function in functions:
+                    self._exit.callback(function.close)
+                self.functions += functions
                 delivery = Delivery(
-                    queue_url=queue_url,
-                    function=function,
+                    mapping=mapping,
+                    functions=functions,
                     sqs=sqs,
-                    retry_delays=self.retry_delays,
+                    region=self.emulator.region,
                     notify=self._on_delivery,
                 ).start()
                 self._exit.callback(delivery.stop)
@@ -202,11 +211,21 @@ class Runtime:
         if self.notifications is not None:  # the status-change event SageMaker would send
             self.notifications.on_runner(kind, details)
 
+    def _on_start(self, execution_arn: str, replayed: bool) -> None:
+        # A replayed ClientRequestToken: SageMaker answered with the execution the token started.
+        if replayed:
+            with self._replayed_lock:
+                self._replayed.add(execution_arn)
+            self.notify("execution-replayed", {"arn": execution_arn})
+
     def _on_delivery(self, kind: str, details: dict[str, Any]) -> None:
         # An invocation may have started executions: the runner looks now instead of at its next poll,
         # as SageMaker's own backend reacts to StartPipelineExecution at once.
         if kind in ("invoked", "invoke-error") and self.runner is not None:
             self.runner.wake()
+        if kind == "invoked":
+            with self._replayed_lock:
+                details = {**details, "replayed": sorted(self._replayed)}
         self.notify(kind, details)
 
     def warm_up(self) -> None:
@@ -271,6 +290,27 @@ class Runtime:
                 calm_since = None
             time.sleep(0.05)
         return False
+
+
+# The trigger's queue backoff (trigger/config.py's variables; defaults in trigger/backoff.py), in
+# seconds: run ``time_scale`` times as long locally, like the step's retry waits. SQS counts visibility
+# in whole seconds, so a scaled value is rounded and at least 1.
+SCALED_VARIABLES = {
+    "BACKOFF_BASE_SECONDS": backoff.DEFAULT_BASE_SECONDS,
+    "BACKOFF_CAP_SECONDS": backoff.DEFAULT_CAP_SECONDS,
+}
+
+
+def scaled_environment(environment: Mapping[str, str], time_scale: float) -> dict[str, str]:
+    """The trigger's backoff variables (the template's value, else the default) scaled by ``time_scale``."""
+    scaled = {}
+    for name, default in SCALED_VARIABLES.items():
+        try:
+            seconds = float(environment.get(name) or default)
+        except ValueError:
+            continue  # not a number: the function's own config check reports it
+        scaled[name] = str(max(1, round(seconds * time_scale)))
+    return scaled
 
 
 def _pipeline_names(stack: DeployedStack) -> list[str]:
