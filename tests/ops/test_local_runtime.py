@@ -72,7 +72,8 @@ def wait_for(condition: Any, timeout: float = 90.0) -> Any:
 
 
 def run(runtime: Runtime, key: str, body: bytes) -> str:
-    """Start the pipeline on an object as the trigger does (its tests cover how it gets there)."""
+    """Start the pipeline on an object as the trigger does (its tests cover how uploads get there); the
+    key is outside the raw prefix, so the trigger starts nothing else."""
     bucket = runtime.stacks[0].ref("DataBucket")
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
     arn: str = boto3.client("sagemaker").start_pipeline_execution(
@@ -95,7 +96,7 @@ def status_of(arn: str) -> str:
 @pytest.fixture(scope="module")
 def failed(runtime: Runtime, recorder: Recorder) -> str:
     """The ARN of an execution that failed: its input is not COIL 2000 data."""
-    arn = run(runtime, "raw/ops/broken.csv", b"not,a,coil,row\n" * 3)
+    arn = run(runtime, "ops-input/broken.csv", b"not,a,coil,row\n" * 3)
     wait_for(lambda: status_of(arn) == "Failed")
     wait_for(lambda: recorder.of("topic-notification"), timeout=15)
     return arn
@@ -133,7 +134,7 @@ def test_the_runtime_sends_sagemakers_event_for_each_transition(
     events.put_targets(Rule="ops-all", Targets=[{"Id": "q", "Arn": arn}])
     # When a good upload runs
     data = generate(Path(runtime.scratch_dir or "/tmp") / "good", layout="named", rows=60, seed=5)
-    execution = run(runtime, "raw/ops/good.csv", (data.out_dir / "Caravan.csv").read_bytes())
+    execution = run(runtime, "ops-input/good.csv", (data.out_dir / "Caravan.csv").read_bytes())
     wait_for(lambda: status_of(execution) == "Succeeded")
     # Then SageMaker's events arrive: Executing, then Succeeded after Executing, in the real detail shape
     received: list[dict[str, Any]] = []
