@@ -16,6 +16,7 @@ SAM := $(CURDIR)/.venv-sam/bin/sam
 CHECKOV := $(CURDIR)/.venv-checkov/bin/checkov
 
 export UV_PYTHON_DOWNLOADS := never
+, := ,
 export SAM_CLI_TELEMETRY := 0
 # Compile bytecode at install time: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
 # process would otherwise recompile pandas/boto3/moto on import (pandas: 3.0 s instead of 0.7 s).
@@ -29,30 +30,38 @@ help: ## List the targets
 
 # --- environments -----------------------------------------------------------------------------
 
+# make_venv DIR,LOCK,WHAT: a fresh venv with exactly the pins of LOCK. It says what it installs before
+# it starts and its size when done. On a terminal uv draws its live progress (downloads, builds, the
+# install); in a log (CI) its per-package lines are left out and its phase summaries kept.
 define make_venv
 	@[ -n "$(PY313)" ] || { echo "python3.13 not found (install it with: pyenv install 3.13)"; exit 1; }
+	@echo "--> $(1): $(3): $$(grep -c '==' $(2)) pinned packages from $(2) (only when that file changes)"
 	rm -rf $(1)
 	$(PY313) -m venv $(1)
 	$(1)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(1)/bin/uv pip sync --quiet --python $(1)/bin/python $(2)
+	@echo "$(1)/bin/uv pip sync --python $(1)/bin/python $(2)"
+	@if [ -t 2 ]; then $(1)/bin/uv pip sync --python $(1)/bin/python $(2); \
+	else $(1)/bin/uv pip sync --python $(1)/bin/python $(2) 2>&1 | { grep -v '^ [-+~] ' || true; }; fi
+	@echo "--> $(1): ready, $$(du -sh $(1) | cut -f1) on disk"
 endef
 
-# The locked dependencies (slow: about 1 GB) are re-synced only when the lock changes; the project's
-# own editable install is refreshed when pyproject.toml changes.
+# The locked dependencies (the slow part) are re-synced only when the lock changes; the project's own
+# editable install is refreshed when pyproject.toml changes.
 $(VENV)/.deps: requirements/dev.txt
-	$(call make_venv,$(VENV),requirements/dev.txt)
+	$(call make_venv,$(VENV),requirements/dev.txt,the dev environment (SageMaker SDK for build time only$(,) moto$(,) boto3$(,) Powertools$(,) pandas$(,) pyarrow$(,) pytest$(,) ruff$(,) mypy))
 	touch $@
 
 $(VENV)/.stamp: $(VENV)/.deps pyproject.toml
+	@echo "--> $(VENV): this project$(,) editable"
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
 .venv-sam/.stamp: requirements/sam.txt
-	$(call make_venv,.venv-sam,requirements/sam.txt)
+	$(call make_venv,.venv-sam,requirements/sam.txt,the SAM CLI (sam validate and sam build))
 	touch $@
 
 .venv-checkov/.stamp: requirements/checkov.txt
-	$(call make_venv,.venv-checkov,requirements/checkov.txt)
+	$(call make_venv,.venv-checkov,requirements/checkov.txt,checkov (template security checks))
 	touch $@
 
 .PHONY: venv
@@ -76,9 +85,13 @@ check-template: $(VENV)/.stamp .venv-sam/.stamp .venv-checkov/.stamp ## sam vali
 	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
 	$(CHECKOV) -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
+.PHONY: test-unit
+test-unit: $(VENV)/.stamp ## The unit tier, in seconds: tests/unit (no emulator, no subprocess, no network)
+	$(VENV)/bin/pytest tests/unit
+
 .PHONY: test
-test: venv lint check-template build ## Everything CI runs: lint, types, template checks, sam build, all tests
-	$(VENV)/bin/pytest
+test: venv lint test-unit check-template build ## Everything CI runs: lint, types, the unit tier, template checks, sam build, then every other test
+	$(VENV)/bin/pytest --ignore=tests/unit
 
 # --- build and deploy -------------------------------------------------------------------------
 
@@ -106,8 +119,12 @@ invoke: $(VENV)/.stamp ## Docker-free `sam local invoke`: make invoke EVENT=even
 	$(PY) -m local invoke $(EVENT) $(if $(FUNCTION),--function $(FUNCTION))
 
 .PHONY: status
-status: $(VENV)/.stamp ## Executions of the running `make up`: input, status, step, output, failure reason
-	$(PY) -m local status
+status: $(VENV)/.stamp ## s3sm status: recent runs, uploads waiting, dead letters (the running `make up`, or STACK=name)
+	$(VENV)/bin/s3sm status $(if $(STACK),--stack $(STACK))
+
+.PHONY: figures
+figures: $(VENV)/.stamp ## Render docs/benchmarks.md from bench/results/*.json (never edit it by hand)
+	$(PY) bench/figures.py
 
 .PHONY: bench
 bench: $(VENV)/.stamp ## Benchmarks: ETL speed/memory, trigger cold start, local latency and bursts

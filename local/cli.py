@@ -27,11 +27,10 @@ from typing import Any
 
 from local.console import Progress, short_id, table
 from local.emulator import CREDENTIALS, Quotas, environment
-from local.process import ROOT, STATE_DIR
+from local.process import ROOT, STATE_DIR, STATE_FILE
 from local.runner import TIME_SCALE
 from local.runtime import DEFAULT_STACK, Runtime, RuntimeStartError, StackRequest, print_log
 
-STATE_FILE = STATE_DIR / "runtime.json"
 ENDPOINT_FILE = STATE_DIR / "endpoint"
 
 
@@ -59,8 +58,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous_int)
 
 
-def _write_state(runtime: Runtime) -> None:
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
+def runtime_state(runtime: Runtime) -> dict[str, Any]:
+    """What runtime.json says about a running runtime (``s3sm`` finds it there)."""
     stacks = []
     for stack in runtime.stacks:
         pipelines = [str((r.get("Data") or {}).get("PipelineName")) for r in stack.custom_resources.values()]
@@ -71,15 +70,20 @@ def _write_state(runtime: Runtime) -> None:
                 "pipelines": pipelines,
                 "parameters": stack.parameters,
                 "dead_letter_queue": stack.outputs.get("TriggerDeadLetterQueueUrl", ""),
+                "outputs": stack.outputs,  # what `s3sm` reads, as it reads a deployed stack's outputs
             }
         )
-    state = {
+    return {
         "endpoint": runtime.endpoint_url,
         "region": runtime.emulator.region,
         "pid": os.getpid(),
         "stacks": stacks,
     }
-    STATE_FILE.write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+
+def _write_state(runtime: Runtime) -> None:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(json.dumps(runtime_state(runtime), indent=2), encoding="utf-8")
     ENDPOINT_FILE.write_text(runtime.endpoint_url + "\n", encoding="utf-8")
 
 
@@ -110,7 +114,8 @@ def _instructions(runtime: Runtime) -> str:
             f"  aws s3 cp data.csv s3://{bucket}/{raw}data.csv --endpoint-url {endpoint}",
             "or with boto3:",
             f"  {boto}",
-            "Watch the executions: python -m local status (make status). Ctrl-C stops everything.",
+            "Watch the executions: .venv/bin/s3sm status (make status); notifications print here.",
+            "Ctrl-C stops everything.",
             "",
         ]
     )
@@ -380,4 +385,4 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-__all__ = ["CommandError", "executions", "main"]
+__all__ = ["CommandError", "executions", "main", "runtime_state"]

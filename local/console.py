@@ -96,7 +96,9 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
         return "succeeded", f"{short_id(d['arn'])} -> {out} ({d['seconds']:.1f} s)"
     if kind == "execution-failed":
         return "FAILED", f"{short_id(d['arn'])}: {d['reason']}"
-    if kind in ("poll-error", "record-error"):
+    if kind == "topic-notification":  # what the notification topic would send (local/notifications.py)
+        return "notify", f"{d['topic']}: {d['message']}"
+    if kind in ("poll-error", "record-error", "notification-error", "metrics-error"):
         return "warning", f"{kind}: {d}"
     return None
 

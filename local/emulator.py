@@ -27,6 +27,9 @@ install, undone never: the patched behaviour is the real services'):
    message or fail with "Set changed size during iteration" (HTTP 500), which several pollers of one
    queue do all the time. Patched: every call that reads or changes a queue's messages runs under one
    lock; a long poll waits for messages outside it, as SQS's own long polling does.
+8. ``RetryPipelineExecution`` is missing. Patched: a ``Failed`` execution goes back to ``Executing`` and
+   the callbacks given to :func:`on_retry` (the runtime's runner) run it again; any other status answers
+   ``ValidationException``; a ``ClientRequestToken`` already used for that execution changes nothing.
 """
 
 from __future__ import annotations
@@ -134,6 +137,13 @@ class StepRecord:
 
 _patch_lock = threading.Lock()
 _patched = False
+_retry_callbacks: list[Callable[[str], None]] = []
+
+
+def on_retry(callback: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``callback(execution_arn)`` after each accepted RetryPipelineExecution; returns the undo."""
+    _retry_callbacks.append(callback)
+    return lambda: _retry_callbacks.remove(callback)
 
 
 def _install_fidelity() -> None:
@@ -225,8 +235,37 @@ def _patch_sagemaker() -> None:
         arn = self._get_param("PipelineExecutionArn")
         return ActionResult(self.sagemaker_backend.list_pipeline_execution_steps(arn))
 
+    def retry_pipeline_execution(
+        self: Any, pipeline_execution_arn: str, client_request_token: str | None
+    ) -> dict[str, str]:
+        with start_lock:
+            execution = _find_execution(self, pipeline_execution_arn)
+            tokens: set[str] = getattr(execution, "retry_tokens", set())
+            if client_request_token and client_request_token in tokens:
+                return {"PipelineExecutionArn": pipeline_execution_arn}
+            status = execution.pipeline_execution_status
+            if status != "Failed":
+                raise ValidationError(
+                    message=f"Pipeline execution {pipeline_execution_arn} is {status}; "
+                    "only a Failed one can be retried"
+                )
+            execution.retry_tokens = tokens | ({client_request_token} if client_request_token else set())
+            execution.pipeline_execution_status = "Executing"
+            execution.pipeline_execution_failure_reason = None
+            execution.last_modified_time = datetime.now(UTC)
+        for callback in list(_retry_callbacks):
+            callback(pipeline_execution_arn)
+        return {"PipelineExecutionArn": pipeline_execution_arn}
+
+    def retry_response(self: Any) -> ActionResult:
+        arn = self._get_param("PipelineExecutionArn")
+        return ActionResult(
+            self.sagemaker_backend.retry_pipeline_execution(arn, self._get_param("ClientRequestToken"))
+        )
+
     # Patching third-party classes is the point here; mypy cannot follow it.
     for name, patch in {
+        "retry_pipeline_execution": retry_pipeline_execution,
         "start_pipeline_execution": start_pipeline_execution,
         "describe_pipeline_execution": describe_pipeline_execution,
         "list_pipeline_executions": list_pipeline_executions,
@@ -234,6 +273,7 @@ def _patch_sagemaker() -> None:
     }.items():
         setattr(backend_cls, name, patch)
     setattr(sm_responses.SageMakerResponse, "list_pipeline_execution_steps", list_steps_response)  # noqa: B010
+    setattr(sm_responses.SageMakerResponse, "retry_pipeline_execution", retry_response)  # noqa: B010
     # moto's models look the pipeline up by this module-level name (describe, update, delete, start).
     setattr(sm_models, "get_pipeline_from_name", _pipeline_named)  # noqa: B010
 
@@ -433,4 +473,5 @@ __all__ = [
     "ResourceLimitExceeded",
     "StepRecord",
     "environment",
+    "on_retry",
 ]

@@ -399,6 +399,11 @@ class Runner:
 
     # -- polling ------------------------------------------------------------------------------------
 
+    def rerun(self, arn: str) -> None:
+        """Run ``arn`` again at the next poll: RetryPipelineExecution put it back to Executing."""
+        self._seen.discard(arn)
+        self.wake()
+
     def wake(self) -> None:
         """Poll now: something (the local delivery, after an invocation) may have started an execution."""
         self._wake.set()

@@ -29,10 +29,12 @@ from trigger import backoff
 from local.artifacts import BuildError
 from local.cfn_response import ResponseServer
 from local.delivery import Delivery
-from local.emulator import Emulator, Quotas, environment
+from local.emulator import Emulator, Quotas, environment, on_retry
 from local.functions import FunctionProcess, LogSink
+from local.notifications import Notifications
 from local.process import ROOT
 from local.runner import TIME_SCALE, Runner
+from local.sqs_metrics import QueueAgeMetric
 from local.stack import DeployedStack, StackDeployer, StackError
 from local.template import Template, TemplateError
 
@@ -93,6 +95,7 @@ class Runtime:
         self.functions: list[FunctionProcess] = []
         self.deliveries: list[Delivery] = []
         self.runner: Runner | None = None
+        self.notifications: Notifications | None = None
         self._responses: ResponseServer | None = None
         self._exit = contextlib.ExitStack()
         self._started = False
@@ -142,6 +145,12 @@ class Runtime:
         s3, sqs, sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
         self._sqs, self._sagemaker = sqs, sagemaker
 
+        # SageMaker's status-change events and the template's notification rule (local/notifications.py).
+        notifications = Notifications(
+            events=boto3.client("events"), sqs=sqs, sagemaker=sagemaker, notify=self.notify
+        )
+        self.notifications = notifications
+
         # Runner first: an upload made as soon as a stack exists must not wait for it.
         self.runner = Runner(
             self.emulator,
@@ -152,15 +161,21 @@ class Runtime:
             poll_interval=self.poll_interval,
             scratch_dir=self.scratch_dir,
             log_dir=self.log_dir,
-            notify=self.notify,
+            notify=self._on_runner,
         ).start()
         self._exit.callback(self.runner.stop)
+        self._exit.callback(on_retry(self.runner.rerun))  # RetryPipelineExecution runs it again
+        self._exit.callback(notifications.stop)
 
         for request in self.requests:
             started = time.monotonic()
             try:
                 stack = deployer.deploy(request.name, request.parameters)
             except (StackError, BuildError, TemplateError) as exc:
+                raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
+            try:
+                notifications.install(template, stack)
+            except TemplateError as exc:
                 raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
             self.stacks.append(stack)
             self.notify("stack", {"stack": stack, "seconds": time.monotonic() - started})
@@ -183,7 +198,18 @@ class Runtime:
                 ).start()
                 self._exit.callback(delivery.stop)
                 self.deliveries.append(delivery)
+        notifications.start()
+        # The queues' oldest-message age, which s3sm status reads from CloudWatch (local/sqs_metrics.py).
+        metric = QueueAgeMetric(
+            cloudwatch=boto3.client("cloudwatch"), region=self.emulator.region, notify=self.notify
+        )
+        self._exit.callback(metric.start().stop)
         self.notify("ready", {"endpoint": self.emulator.endpoint_url, "stacks": self.stacks})
+
+    def _on_runner(self, kind: str, details: dict[str, Any]) -> None:
+        self.notify(kind, details)
+        if self.notifications is not None:  # the status-change event SageMaker would send
+            self.notifications.on_runner(kind, details)
 
     def _on_start(self, execution_arn: str, replayed: bool) -> None:
         # A replayed ClientRequestToken: SageMaker answered with the execution the token started.
@@ -218,6 +244,7 @@ class Runtime:
             self._exit = contextlib.ExitStack()
             self._started = False
             self.stacks, self.functions, self.deliveries, self.runner = [], [], [], None
+            self.notifications = None
 
     def __enter__(self) -> Runtime:
         return self.start()
