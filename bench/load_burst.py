@@ -344,7 +344,7 @@ def main() -> int:
     if args.uploads < 1:
         parser.error("--uploads must be at least 1")
     quotas = Quotas(args.max_concurrent_executions, args.max_processing_instances)
-    command = "python bench/load_burst.py " + " ".join(sys.argv[1:])
+    command = " ".join([".venv/bin/python bench/load_burst.py", *sys.argv[1:]])
     results: dict[str, Any] = {
         "quotas": {
             "max_concurrent_executions": quotas.max_concurrent_executions,
