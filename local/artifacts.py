@@ -96,11 +96,20 @@ def local_build(logical_id: str, code_uri: Path, root: Path = ROOT) -> Path:
         return _local_build(logical_id, code_uri, root)
 
 
+def _render_dir(script: Path, root: Path) -> Path:
+    renderer = [(f"pipeline/{p.name}", p.read_bytes()) for p in sorted((root / "pipeline").glob("*.py"))]
+    return BUILD_DIR / f"render-{_digest([*renderer, (SCRIPT_FILE, script.read_bytes())], sdk=True)}"
+
+
+def render_cached(root: Path = ROOT) -> bool:
+    """Whether the pipeline definition for the current sources is rendered already (a deploy is quick)."""
+    return (_render_dir(root / "etl" / SCRIPT_FILE, root) / DEFINITION_FILE).is_file()
+
+
 def _render(script: Path, root: Path) -> Path:
     """``python -m pipeline render`` for this ETL script, cached: it depends on the renderer, the SDK
     and the script's hash only (not on the deploy function's code)."""
-    renderer = [(f"pipeline/{p.name}", p.read_bytes()) for p in sorted((root / "pipeline").glob("*.py"))]
-    rendered = BUILD_DIR / f"render-{_digest([*renderer, (SCRIPT_FILE, script.read_bytes())], sdk=True)}"
+    rendered = _render_dir(script, root)
     if (rendered / DEFINITION_FILE).is_file():
         return rendered
     staging = Path(tempfile.mkdtemp(prefix=".render-", dir=BUILD_DIR))
@@ -160,4 +169,12 @@ def _local_build(logical_id: str, code_uri: Path, root: Path) -> Path:
     return target
 
 
-__all__ = ["BuildError", "code_dir", "local_build", "needs_rendered_pipeline", "prepare", "sam_build_dir"]
+__all__ = [
+    "BuildError",
+    "code_dir",
+    "local_build",
+    "needs_rendered_pipeline",
+    "prepare",
+    "render_cached",
+    "sam_build_dir",
+]

@@ -1,8 +1,9 @@
 """``python -m local {demo,up,invoke,status,prepare}``: the local runtime's commands.
 
 - ``demo``: the whole flow on generated data, checked; exit 0 only if it all checks out.
-- ``up [--port N] [--param NAME=VALUE ...] [--logs]``: the runtime in the foreground; every file dropped
-  under raw/ runs; Ctrl-C stops it.
+- ``up [--port N] [--param NAME=VALUE ...] [--max-concurrent-executions N] [--max-processing-instances M]
+  [--time-scale F] [--logs]``: the runtime in the foreground, with the account's quotas (defaults 20 and
+  4); every file dropped under raw/ runs; Ctrl-C stops it.
 - ``invoke EVENT [--function LogicalId] [--env-vars FILE] [--source]``: a Docker-free `sam local invoke`.
 - ``status [--json]``: the executions of the runtime ``up`` started.
 - ``prepare``: build the local function artifacts ahead of the first run.
@@ -19,16 +20,17 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from local.console import Progress, short_id, table
-from local.emulator import CREDENTIALS, environment
-from local.process import ROOT, STATE_DIR
+from local.emulator import CREDENTIALS, Quotas, environment
+from local.process import ROOT, STATE_DIR, STATE_FILE
+from local.runner import TIME_SCALE
 from local.runtime import DEFAULT_STACK, Runtime, RuntimeStartError, StackRequest, print_log
 
-STATE_FILE = STATE_DIR / "runtime.json"
 ENDPOINT_FILE = STATE_DIR / "endpoint"
 
 
@@ -56,8 +58,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous_int)
 
 
-def _write_state(runtime: Runtime) -> None:
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
+def runtime_state(runtime: Runtime) -> dict[str, Any]:
+    """What runtime.json says about a running runtime (``s3sm`` finds it there)."""
     stacks = []
     for stack in runtime.stacks:
         pipelines = [str((r.get("Data") or {}).get("PipelineName")) for r in stack.custom_resources.values()]
@@ -68,15 +70,20 @@ def _write_state(runtime: Runtime) -> None:
                 "pipelines": pipelines,
                 "parameters": stack.parameters,
                 "dead_letter_queue": stack.outputs.get("TriggerDeadLetterQueueUrl", ""),
+                "outputs": stack.outputs,  # what `s3sm` reads, as it reads a deployed stack's outputs
             }
         )
-    state = {
+    return {
         "endpoint": runtime.endpoint_url,
         "region": runtime.emulator.region,
         "pid": os.getpid(),
         "stacks": stacks,
     }
-    STATE_FILE.write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+
+def _write_state(runtime: Runtime) -> None:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(json.dumps(runtime_state(runtime), indent=2), encoding="utf-8")
     ENDPOINT_FILE.write_text(runtime.endpoint_url + "\n", encoding="utf-8")
 
 
@@ -107,7 +114,8 @@ def _instructions(runtime: Runtime) -> str:
             f"  aws s3 cp data.csv s3://{bucket}/{raw}data.csv --endpoint-url {endpoint}",
             "or with boto3:",
             f"  {boto}",
-            "Watch the executions: python -m local status (make status). Ctrl-C stops everything.",
+            "Watch the executions: .venv/bin/s3sm status (make status); notifications print here.",
+            "Ctrl-C stops everything.",
             "",
         ]
     )
@@ -123,7 +131,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     runtime = Runtime(
         stacks=[StackRequest(args.stack, params)],
         port=args.port,
-        workers=args.workers,
+        quotas=quotas(args),
+        time_scale=args.time_scale,
         log_dir=STATE_DIR / "logs",
         notify=progress.event,
         on_log=print_log if args.logs else None,
@@ -152,6 +161,53 @@ def cmd_up(args: argparse.Namespace) -> int:
                 signal.signal(signal.SIGINT, previous)
     progress.line("stopped", "nothing left running")
     return 0
+
+
+def quotas(args: argparse.Namespace) -> Quotas:
+    """The account quotas asked for on the command line (0: no quota)."""
+    try:
+        return Quotas(args.max_concurrent_executions or None, args.max_processing_instances or None)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def add_quota_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that make the local runtime an account with SageMaker's quotas (``up`` and ``demo``)."""
+    defaults = Quotas()
+    parser.add_argument(
+        "--max-concurrent-executions",
+        type=int,
+        default=defaults.max_concurrent_executions,
+        metavar="N",
+        help="pipeline executions Executing at once; a start beyond is refused with ResourceLimitExceeded "
+        "(default %(default)s, SageMaker's; 0: no quota)",
+    )
+    parser.add_argument(
+        "--max-processing-instances",
+        type=int,
+        default=defaults.max_processing_instances,
+        metavar="M",
+        help="processing instances of all jobs at once; a job beyond is refused with ResourceLimitExceeded "
+        "and retried by the step's retry policies (default %(default)s; 0: no quota)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=_fraction,
+        default=TIME_SCALE,
+        metavar="F",
+        help="SageMaker's retry waits and the trigger's backoff run F times as long locally "
+        "(default 1/120: a minute takes half a second)",
+    )
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(Fraction(text))
+    except (ValueError, ZeroDivisionError) as exc:
+        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
 
 
 # -- status ----------------------------------------------------------------------------------------
@@ -264,7 +320,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from local.demo import run_demo
 
     started = time.monotonic()
-    status = run_demo(rows=args.rows)
+    status = run_demo(rows=args.rows, quotas=quotas(args), time_scale=args.time_scale)
     print(f"(wall time {time.monotonic() - started:.1f} s)")
     return status
 
@@ -277,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="the whole flow on generated data, checked end to end")
     demo.add_argument("--rows", type=int, default=5000, help="rows of the object-mode file (default 5000)")
+    add_quota_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
     prepare = commands.add_parser(
@@ -294,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="template parameter override, repeatable",
     )
-    up.add_argument("--workers", type=int, default=2, help="executions run at the same time (default 2)")
+    add_quota_flags(up)
     up.add_argument("--logs", action="store_true", help="also print the functions' own log lines")
     up.set_defaults(func=cmd_up)
 
@@ -328,4 +385,4 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-__all__ = ["CommandError", "executions", "main"]
+__all__ = ["CommandError", "executions", "main", "runtime_state"]

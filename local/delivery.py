@@ -1,253 +1,272 @@
-"""S3 event delivery: the notification queue to the real trigger handler, with Lambda's async semantics.
+"""SQS event source mapping: a queue polled and its messages handed to the real function, as Lambda does.
 
-moto cannot invoke a Lambda function without Docker, so the local stack points the bucket's
-notifications at an SQS queue instead. :class:`Delivery` polls that queue and does what S3 and
-Lambda's asynchronous invocation would do with each notification:
+moto keeps SQS queues (visibility timeouts, receive counts, the redrive policy's move to the dead-letter
+queue after ``maxReceiveCount`` receives) but has no event source mappings: it cannot invoke a Lambda
+function without Docker. :class:`Delivery` is the mapping's poller, configured from the template's
+``Type: SQS`` event (:class:`local.template.SqsEventSource`):
 
-- the ``s3:TestEvent`` that S3 sends when notifications are configured is dropped (and reported);
-- every other message body is an S3 event (``{"Records": [...]}``), passed to the handler unchanged:
-  S3 sends Lambda the same document it sends SQS;
-- a failed invocation (an exception, a timeout, a crash) is retried up to the function's
-  ``MaximumRetryAttempts`` (template ``EventInvokeConfig``; Lambda's default 2). Lambda waits about
-  1 and then 2 minutes between attempts; locally the waits are ``retry_delays`` (default 0.5 s, 1 s);
-- when the retries are exhausted (or the event is older than ``MaximumEventAgeInSeconds``), an
-  invocation record goes to the on-failure destination in Lambda's format (``requestContext``,
-  ``requestPayload`` = the original event, ``responseContext``, ``responsePayload``); with the older
-  ``DeadLetterQueue`` setting, the original event goes there with Lambda's message attributes.
+- ``ScalingConfig.MaximumConcurrency`` pollers, each invoking its own execution environment
+  (:class:`local.functions.FunctionProcess`): that many invocations at once, as Lambda caps them;
+- each receives up to ``BatchSize`` messages (SQS returns at most 10 per call: more are gathered over
+  ``MaximumBatchingWindowInSeconds``), with every system attribute, and invokes the function with the
+  event Lambda sends (``Records`` of ``messageId``, ``receiptHandle``, ``body``, ``attributes`` incl.
+  ``ApproximateReceiveCount``, ``messageAttributes``, ``md5OfBody``, ``eventSource``,
+  ``eventSourceARN``, ``awsRegion``);
+- with ``FunctionResponseTypes: [ReportBatchItemFailures]``, the messages named in the response's
+  ``batchItemFailures`` stay in the queue and the others are deleted; a response that names a
+  message not in the batch (or is not of that shape) fails the whole batch, as Lambda treats it;
+- a failed invocation (exception, timeout, crash) deletes nothing: the batch becomes visible again
+  when its visibility timeout (the queue's, or what the function set) runs out, and SQS's own redrive
+  policy moves a message to the dead-letter queue after ``maxReceiveCount`` receives.
+
+Nothing here retries or dead-letters by itself: SQS does both, and the function decides (the trigger
+sets a failed record's next visibility itself).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.functions import FunctionProcess, Invocation
+from local.functions import FunctionProcess
+from local.stack import EventSource
 
 Notify = Callable[[str, dict[str, Any]], None]  # (what happened, details)
-DEFAULT_RETRY_DELAYS = (0.5, 1.0)
-LONG_POLL_SECONDS = 1  # also the longest a stop() waits for the delivery thread
+LONG_POLL_SECONDS = 1  # also the longest a stop() waits for a poller
+SQS_RECEIVE_MAX = 10  # ReceiveMessage's MaxNumberOfMessages limit
 
 
 def _ignore(kind: str, details: dict[str, Any]) -> None:
     return
 
 
-@dataclass(order=True)
-class _Pending:
-    """An event in the local asynchronous invocation queue."""
-
-    due: float
-    seq: int
-    event: dict[str, Any] = field(compare=False)
-    request_id: str = field(compare=False)
-    first_seen: float = field(compare=False)
-    attempts: int = field(default=0, compare=False)
-
-
 @dataclass
 class DeliveryStats:
-    notifications: int = 0
-    test_events: int = 0
-    invocations: int = 0
-    errors: int = 0
-    dead_lettered: int = 0
+    batches: int = 0
+    messages: int = 0  # messages handed to the function (a message received twice counts twice)
+    deleted: int = 0
+    item_failures: int = 0  # messages the function reported failed
+    errors: int = 0  # invocations that failed as a whole
 
 
-def _keys(event: dict[str, Any]) -> list[str]:
+def s3_keys(body: str) -> list[str]:
+    """The object keys an S3 notification in a message body names (decoded), for progress lines."""
+    try:
+        event = json.loads(body)
+    except json.JSONDecodeError:
+        return []
     records = event.get("Records") if isinstance(event, dict) else None
-    return [
-        str(((r.get("s3") or {}).get("object") or {}).get("key", ""))
-        for r in records or []
-        if isinstance(r, dict)
-    ]
+    keys = []
+    for record in records if isinstance(records, list) else []:
+        key = ((record.get("s3") or {}).get("object") or {}).get("key") if isinstance(record, dict) else None
+        if isinstance(key, str):
+            keys.append(unquote_plus(key))
+    return keys
+
+
+def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One SQS message as a record of the event Lambda's SQS poller sends."""
+    attributes = {
+        k: v
+        for k, v in (message.get("Attributes") or {}).items()
+        if k
+        in (
+            "ApproximateReceiveCount",
+            "SentTimestamp",
+            "SenderId",
+            "ApproximateFirstReceiveTimestamp",
+            "SequenceNumber",
+            "MessageGroupId",
+            "MessageDeduplicationId",
+            "AWSTraceHeader",
+        )
+    }
+    message_attributes = {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": value.get("BinaryValue"),
+            "stringListValues": value.get("StringListValues", []),
+            "binaryListValues": value.get("BinaryListValues", []),
+            "dataType": value.get("DataType"),
+        }
+        for name, value in (message.get("MessageAttributes") or {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def failed_items(payload: Any, batch: set[str]) -> set[str] | None:
+    """The message IDs a ReportBatchItemFailures response names; None if the response is not valid."""
+    if payload is None or (isinstance(payload, dict) and payload.get("batchItemFailures") is None):
+        return set()
+    if not isinstance(payload, dict) or not isinstance(payload["batchItemFailures"], list):
+        return None
+    failed = set()
+    for item in payload["batchItemFailures"]:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(identifier, str) or identifier not in batch:
+            return None  # Lambda: an empty, missing or unknown identifier fails the whole batch
+        failed.add(identifier)
+    return failed
 
 
 class Delivery:
-    """Polls one notification queue and invokes one function per event, in a background thread."""
+    """One SQS event source mapping: ``MaximumConcurrency`` pollers, each with its own function process."""
 
     def __init__(
         self,
         *,
-        queue_url: str,
-        function: FunctionProcess,
+        mapping: EventSource,
+        functions: list[FunctionProcess],
         sqs: Any,
-        poll_interval: float = 0.05,
-        retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
+        region: str,
         notify: Notify | None = None,
     ) -> None:
-        self.queue_url = queue_url
-        self.function = function
-        self.spec = function.spec
+        if not functions:
+            raise ValueError("a mapping needs at least one function process")
+        self.mapping = mapping
+        self.source = mapping.source
+        self.queue_url = mapping.queue_url
+        self.functions = functions
         self.sqs = sqs
-        self.poll_interval = poll_interval
-        self.retry_delays = retry_delays or (0.0,)
+        self.region = region
         self.notify = notify or _ignore
         self.stats = DeliveryStats()
-        self._retries: list[_Pending] = []
-        self._seq = itertools.count()
+        self._stats_lock = threading.Lock()
+        self._busy = 0
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._busy = threading.Lock()
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> Delivery:
-        self._thread = threading.Thread(
-            target=self._run, name=f"delivery-{self.spec.logical_id}", daemon=True
-        )
-        self._thread.start()
+        if not self.source.enabled:
+            return self
+        for index, function in enumerate(self.functions):
+            thread = threading.Thread(
+                target=self._poll,
+                args=(function,),
+                name=f"poller-{self.mapping.function_id}-{index}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._retries:
-            self.notify("retries-dropped", {"function": self.spec.logical_id, "count": len(self._retries)})
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
 
     def idle(self) -> bool:
-        """No retry pending and nothing being handled (the queue itself may still hold messages)."""
-        return not self._retries and not self._busy.locked()
+        """No batch being handled (the queue itself may still hold messages)."""
+        with self._stats_lock:
+            return self._busy == 0
 
-    def _run(self) -> None:
+    # -- one poller ---------------------------------------------------------------------------------
+
+    def _poll(self, function: FunctionProcess) -> None:
         while not self._stop.is_set():
-            with self._busy:
-                while self._retries and self._retries[0].due <= time.monotonic() and not self._stop.is_set():
-                    self._attempt(heapq.heappop(self._retries))
-            # Long polling (the emulator wakes the call as soon as a message arrives) unless a retry
-            # falls due within the second.
-            soon = bool(self._retries) and self._retries[0].due - time.monotonic() < LONG_POLL_SECONDS
             try:
-                messages = self.sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=10,
-                    WaitTimeSeconds=0 if soon else LONG_POLL_SECONDS,
-                ).get("Messages", [])
+                messages = self._receive()
             except (ClientError, BotoCoreError) as exc:
                 if self._stop.is_set():
                     break
-                self.notify("poll-error", {"function": self.spec.logical_id, "error": str(exc)})
-                self._stop.wait(self.poll_interval)
+                self.notify("poll-error", {"function": self.mapping.function_id, "error": str(exc)})
+                self._stop.wait(0.5)
                 continue
-            with self._busy:
-                for message in messages:  # accepted into the async queue: gone from the notification queue
-                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-                for message in messages:
-                    self._accept(message["Body"])
-            if not messages and soon:
-                self._stop.wait(min(self.poll_interval, max(0.0, self._retries[0].due - time.monotonic())))
+            if not messages:
+                continue
+            with self._stats_lock:
+                self._busy += 1
+            try:
+                self._handle(function, messages)
+            except (ClientError, BotoCoreError) as exc:  # deleting failed: the messages come back
+                self.notify("poll-error", {"function": self.mapping.function_id, "error": str(exc)})
+            finally:
+                with self._stats_lock:
+                    self._busy -= 1
 
-    def _accept(self, body: str) -> None:
-        """One notification from S3: queue it for an asynchronous invocation, or drop a test event."""
-        try:
-            event = json.loads(body)
-        except json.JSONDecodeError:
-            self.notify("bad-message", {"function": self.spec.logical_id, "body": body[:200]})
-            return
-        if isinstance(event, dict) and event.get("Event") == "s3:TestEvent":
-            self.stats.test_events += 1
-            self.notify("test-event", {"function": self.spec.logical_id, "bucket": event.get("Bucket")})
-            return
-        self.stats.notifications += 1
-        self.notify("notification", {"function": self.spec.logical_id, "keys": _keys(event), "event": event})
-        pending = _Pending(time.monotonic(), next(self._seq), event, str(uuid.uuid4()), time.monotonic())
-        self._attempt(pending)
+    def _receive(self) -> list[dict[str, Any]]:
+        """Up to BatchSize messages: one long poll, then more within the batching window."""
+        batch: list[dict[str, Any]] = []
+        deadline = time.monotonic() + self.source.batching_window
+        wait = LONG_POLL_SECONDS
+        while len(batch) < self.source.batch_size and not self._stop.is_set():
+            received = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(SQS_RECEIVE_MAX, self.source.batch_size - len(batch)),
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            batch += received
+            if not received or time.monotonic() >= deadline:
+                break
+            wait = 0
+        return batch
 
-    def _attempt(self, pending: _Pending) -> None:
-        pending.attempts += 1
-        self.stats.invocations += 1
-        invocation = self.function.invoke(pending.event, request_id=pending.request_id)
-        details = {
-            "function": self.spec.logical_id,
-            "keys": _keys(pending.event),
-            "attempt": pending.attempts,
-            "request_id": pending.request_id,
+    def _handle(self, function: FunctionProcess, messages: list[dict[str, Any]]) -> None:
+        records = [lambda_record(m, self.mapping.queue_arn, self.region) for m in messages]
+        ids = {r["messageId"] for r in records}
+        keys = [k for r in records for k in s3_keys(r["body"])]
+        receives = [int(r["attributes"].get("ApproximateReceiveCount", "1")) for r in records]
+        invocation = function.invoke({"Records": records})
+        details: dict[str, Any] = {
+            "function": self.mapping.function_id,
+            "keys": keys,
+            "batch": len(records),
+            "max_receive_count": max(receives),
+            "bodies": [r["body"] for r in records],
             "duration_ms": invocation.duration_ms,
         }
-        if not invocation.error:
-            self.notify("invoked", {**details, "result": invocation.payload})
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.messages += len(records)
+        if invocation.error:
+            with self._stats_lock:
+                self.stats.errors += 1
+            self.notify("invoke-error", {**details, "error": invocation.payload})
             return
-        self.stats.errors += 1
-        self.notify("invoke-error", {**details, "error": invocation.payload})
-        age = time.monotonic() - pending.first_seen
-        if age > self.spec.max_event_age:
-            self._dead_letter(pending, invocation, "EventAgeExceeded")
-        elif pending.attempts <= self.spec.max_retry_attempts:
-            delay = self.retry_delays[min(pending.attempts - 1, len(self.retry_delays) - 1)]
-            pending.due = time.monotonic() + delay
-            pending.seq = next(self._seq)
-            heapq.heappush(self._retries, pending)
+        if self.source.report_batch_item_failures:
+            failed = failed_items(invocation.payload, ids)
+            if failed is None:
+                with self._stats_lock:
+                    self.stats.errors += 1
+                error = {
+                    "errorType": "InvalidBatchItemFailures",
+                    "errorMessage": "the response's batchItemFailures is not valid: the whole batch failed",
+                }
+                self.notify("invoke-error", {**details, "error": error})
+                return
         else:
-            self._dead_letter(pending, invocation, "RetriesExhausted")
-
-    def _dead_letter(self, pending: _Pending, invocation: Invocation, condition: str) -> None:
-        spec = self.spec
-        details: dict[str, Any] = {
-            "function": spec.logical_id,
-            "keys": _keys(pending.event),
-            "condition": condition,
-        }
-        if spec.on_failure_arn:
-            record = failure_record(pending.event, invocation, spec.arn, pending.attempts, condition)
-            self._send(spec.on_failure_arn, json.dumps(record), None)
-            details["destination"] = spec.on_failure_arn
-        elif spec.dead_letter_arn:
-            attributes = {
-                "RequestID": {"DataType": "String", "StringValue": pending.request_id},
-                "ErrorCode": {"DataType": "Number", "StringValue": "200"},
-                "ErrorMessage": {
-                    "DataType": "String",
-                    "StringValue": invocation.error_message[:1024] or "error",
-                },
-            }
-            self._send(spec.dead_letter_arn, json.dumps(pending.event), attributes)
-            details["destination"] = spec.dead_letter_arn
-        else:
-            details["destination"] = None  # Lambda discards the event
-        self.stats.dead_lettered += 1
-        self.notify("dead-letter", details)
-
-    def _send(self, queue_arn: str, body: str, attributes: dict[str, Any] | None) -> None:
-        if not queue_arn.startswith("arn:aws:sqs:"):
-            raise ValueError(
-                f"{self.spec.logical_id}: only SQS failure destinations are emulated, not {queue_arn}"
+            failed = set()
+        done = [r for r in records if r["messageId"] not in failed]
+        for start in range(0, len(done), SQS_RECEIVE_MAX):
+            chunk = done[start : start + SQS_RECEIVE_MAX]
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(n), "ReceiptHandle": r["receiptHandle"]} for n, r in enumerate(chunk)],
             )
-        url = self.sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[1])["QueueUrl"]
-        kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
-        if attributes:
-            kwargs["MessageAttributes"] = attributes
-        self.sqs.send_message(**kwargs)
+        with self._stats_lock:
+            self.stats.deleted += len(done)
+            self.stats.item_failures += len(failed)
+        self.notify("invoked", {**details, "result": invocation.payload, "failed": len(failed)})
 
 
-def failure_record(
-    event: Any, invocation: Invocation, function_arn: str, attempts: int, condition: str
-) -> dict[str, Any]:
-    """Lambda's invocation record for an asynchronous event that failed every attempt."""
-    payload = {
-        k: v for k, v in invocation.payload.items() if k in ("errorMessage", "errorType", "stackTrace")
-    }
-    return {
-        "version": "1.0",
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "requestContext": {
-            "requestId": invocation.request_id,
-            "functionArn": f"{function_arn}:$LATEST",
-            "condition": condition,
-            "approximateInvokeCount": attempts,
-        },
-        "requestPayload": event,
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": payload,
-    }
-
-
-__all__ = ["DEFAULT_RETRY_DELAYS", "Delivery", "DeliveryStats", "Notify", "failure_record"]
+__all__ = ["Delivery", "DeliveryStats", "Notify", "failed_items", "lambda_record", "s3_keys"]

@@ -9,11 +9,16 @@ is how a user would run both kinds of dataset side by side.
 2. duplicate: the very S3 notification of that upload is delivered a second time (S3 delivers at least
    once): the trigger must answer with the same execution and nothing runs twice;
 3. marker mode: the seed's four files (train.csv, test.csv, gt.csv, col_info.csv) are uploaded into one
-   folder, then its ``_SUCCESS`` marker: one execution for the folder.
+   folder, then its ``_SUCCESS`` marker: one execution for the folder;
+4. a burst: :data:`BURST` small files at once, more than the account's quotas allow (20 concurrent
+   executions, 4 processing instances by default): the starts SageMaker refuses wait in the upload
+   queue, the jobs it refuses are retried by the step's retry policy, and all of it drains by itself.
+   Summed up in two lines (its per-file lines are left out).
 
 Checked at the end: each execution Succeeded; ``full_data.csv``, ``rejects.csv`` and ``report.json`` exist
 under its output URL; ``full_data.csv`` has the 86 clean columns and as many rows as the input minus the
-rows the generator made faulty (= the report's rejects); the duplicate made no second execution.
+rows the generator made faulty (= the report's rejects); the duplicate made no second execution; every
+burst file ran once, on its own rows, and nothing reached the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -25,23 +30,31 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 import boto3
 
 from coilgen import Generated, generate
+from local.artifacts import render_cached
 from local.console import Progress, short_id, table
+from local.delivery import s3_keys
+from local.emulator import Quotas
 from local.process import ROOT
+from local.runner import TIME_SCALE
 from local.runtime import Runtime, RuntimeStartError, StackRequest
 from local.template import Template
 
 N_COLUMNS = 86
 OBJECT_KEY = "raw/demo/Caravan.csv"
 MARKER_FOLDER = "raw/demo-seed/"
+BURST_FOLDER = "raw/demo-burst/"
+BURST = 24  # more than the 20 executions and 4 instances the default quotas allow at once
+BURST_ROWS = 5
 WAIT_SECONDS = 120.0
+TABLE_WIDTH = 120
 
 
 @dataclass
@@ -65,33 +78,65 @@ class Dataset:
     problems: list[str] = field(default_factory=list)
 
 
-class Tracker:
-    """Collects the runtime's notifications the demo waits for; thread-safe."""
+def is_output_of(output_url: str, key: str, raw_prefix: str = "raw/", clean_prefix: str = "clean/") -> bool:
+    """Whether an execution's ``OutputDataUrl`` is one of ``key``'s (an object, or a marker's folder).
 
-    def __init__(self, progress: Progress) -> None:
+    The trigger writes each upload's output to ``<clean prefix><key under the raw prefix>/<upload id>/``.
+    """
+    relative = key.removeprefix(raw_prefix).rstrip("/")
+    return f"/{clean_prefix}{relative}/" in output_url
+
+
+class Tracker:
+    """Collects the runtime's notifications the demo waits for; thread-safe.
+
+    Executions are told apart by their ``OutputDataUrl`` (the runner's ``execution-started``), which
+    names the upload's key or folder: what the trigger answers is not needed.
+    """
+
+    def __init__(self, progress: Progress, quiet_prefix: str = BURST_FOLDER) -> None:
         self.progress = progress
+        self.quiet_prefix = quiet_prefix  # the burst: counted, not printed line by line
         self.changed = threading.Condition()
-        self.notifications: dict[str, dict[str, Any]] = {}  # decoded key -> the S3 event delivered
-        self.starts: dict[str, list[tuple[str, float]]] = {}  # decoded key -> [(execution ARN, when)]
+        self.bodies: dict[str, str] = {}  # decoded key -> the first message body (S3 event) delivered
+        self.starts: list[tuple[str, str, float]] = []  # (OutputDataUrl, execution ARN, when)
+        self.replayed: list[str] = []  # executions a start was answered with again
         self.finished: dict[str, tuple[str, str, float]] = {}  # ARN -> (status, reason, when)
+        self.quiet: set[str] = set()  # ARNs of the burst's executions
+
+    def _is_quiet(self, kind: str, details: dict[str, Any]) -> bool:
+        keys = details.get("keys") or []
+        if keys and all(k.startswith(self.quiet_prefix) for k in keys):
+            return True
+        url = str((details.get("parameters") or {}).get("OutputDataUrl", ""))
+        if is_output_of(url, self.quiet_prefix):
+            self.quiet.add(str(details["arn"]))
+        return str(details.get("arn")) in self.quiet
 
     def __call__(self, kind: str, details: dict[str, Any]) -> None:
-        self.progress.event(kind, details)
         now = time.monotonic()
         with self.changed:
-            if kind == "notification":
-                for key in details["keys"]:
-                    self.notifications[unquote_plus(key)] = details["event"]
-            elif kind == "invoked" and isinstance(details.get("result"), dict):
-                for started in details["result"].get("started") or []:
-                    self.starts.setdefault(str(started["key"]), []).append(
-                        (str(started["executionArn"]), now)
-                    )
+            if not self._is_quiet(kind, details):
+                self.progress.event(kind, details)
+            if kind in ("invoked", "invoke-error"):
+                for body in details.get("bodies") or []:
+                    for key in s3_keys(body):
+                        self.bodies.setdefault(key, body)
+            elif kind == "execution-started":
+                url = str((details.get("parameters") or {}).get("OutputDataUrl", ""))
+                self.starts.append((url, str(details["arn"]), now))
+            elif kind == "execution-replayed":
+                self.replayed.append(str(details["arn"]))
             elif kind == "execution-succeeded":
                 self.finished[details["arn"]] = ("Succeeded", "", now)
             elif kind == "execution-failed":
                 self.finished[details["arn"]] = ("Failed", str(details["reason"]), now)
             self.changed.notify_all()
+
+    def starts_for(self, key: str) -> list[tuple[str, float]]:
+        """(ARN, when) of the executions of ``key`` (an object, or a marker's folder)."""
+        with self.changed:
+            return [(arn, when) for url, arn, when in self.starts if is_output_of(url, key)]
 
     def wait(self, predicate: Callable[[], bool], timeout: float = WAIT_SECONDS) -> bool:
         with self.changed:
@@ -145,12 +190,13 @@ def check_output(dataset: Dataset) -> None:
             )
 
 
-def _settle(dataset: Dataset, tracker: Tracker) -> None:
+def _settle(dataset: Dataset, tracker: Tracker, match: str | None = None) -> None:
     """Wait for the dataset's execution to start and finish, and note what happened."""
-    if not tracker.wait(lambda: dataset.key in tracker.starts):
+    match = match or dataset.key
+    if not tracker.wait(lambda: bool(tracker.starts_for(match))):
         dataset.problems.append(f"no execution started for s3://{dataset.bucket}/{dataset.key}")
         return
-    dataset.execution_arn, dataset.started_at = tracker.starts[dataset.key][0]
+    dataset.execution_arn, dataset.started_at = tracker.starts_for(match)[0]
     arn = dataset.execution_arn
     if not tracker.wait(lambda: arn in tracker.finished):
         dataset.problems.append(f"execution {short_id(arn)} did not finish within {WAIT_SECONDS:.0f} s")
@@ -158,16 +204,26 @@ def _settle(dataset: Dataset, tracker: Tracker) -> None:
     dataset.status, dataset.reason, dataset.finished_at = tracker.finished[arn]
     if dataset.status != "Succeeded":
         dataset.problems.append(f"execution {short_id(arn)} {dataset.status}: {dataset.reason}")
-    parameters = boto3.client("sagemaker").list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
-    values = {p["Name"]: p["Value"] for p in parameters["PipelineParameters"]}
-    dataset.output_url = values.get("OutputDataUrl", "")
+    dataset.output_url = _parameters(arn).get("OutputDataUrl", "")
+
+
+def _parameters(arn: str) -> dict[str, str]:
+    listed = boto3.client("sagemaker").list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
+    return {p["Name"]: p["Value"] for p in listed["PipelineParameters"]}
 
 
 def _seconds(start: float | None, end: float | None) -> str:
     return f"{end - start:.2f}" if start is not None and end is not None else "-"
 
 
-def run_demo(*, rows: int = 5000, seed: int = 2000, workdir: Path | None = None) -> int:
+def run_demo(
+    *,
+    rows: int = 5000,
+    seed: int = 2000,
+    workdir: Path | None = None,
+    quotas: Quotas | None = None,
+    time_scale: float = TIME_SCALE,
+) -> int:
     """The demo; its exit status."""
     progress = Progress()
     tracker = Tracker(progress)
@@ -179,29 +235,43 @@ def run_demo(*, rows: int = 5000, seed: int = 2000, workdir: Path | None = None)
             "coil-demo-marker", {"TriggerMode": "marker", "PipelineName": f"{pipeline_default}-marker"}
         ),
     ]
+    if not render_cached():
+        progress.line(
+            "render", "first run since pipeline/ or etl/etl.py changed: the deploy function ships the"
+        )
+        progress.line(
+            "render", "definition rendered by the SageMaker SDK (as sam build does): 10-40 s, then cached"
+        )
     with tempfile.TemporaryDirectory(prefix="local-demo-", dir=workdir) as tmp:
         data = Path(tmp)
         faults = {"faults": ["bad-values"], "fault_rate": 0.002}
         single = generate(data / "object", layout="named", rows=rows, seed=seed, **faults)  # type: ignore[arg-type]
         folder = generate(data / "marker", layout="seed", rows=9822, seed=seed + 1, **faults)  # type: ignore[arg-type]
+        small = generate(data / "burst", layout="named", rows=BURST_ROWS, seed=seed + 2)
         progress.line(
             "generate",
-            f"{single.rows} rows in Caravan.csv (object mode); {folder.rows} rows in the seed's "
-            f"{len(folder.files)} files (marker mode); "
-            f"{single.faulty_rows + folder.faulty_rows} rows made faulty",
+            f"{single.rows} rows in Caravan.csv, {folder.rows} in the seed's {len(folder.files)} files, "
+            f"{BURST} x {BURST_ROWS} for the burst; {single.faulty_rows + folder.faulty_rows} made faulty",
         )
         try:
-            with Runtime(stacks=stacks, notify=tracker, log_dir=None) as runtime:
+            with Runtime(
+                stacks=stacks, notify=tracker, log_dir=None, quotas=quotas, time_scale=time_scale
+            ) as runtime:
                 runtime.warm_up()
                 progress.line("ready", "trigger functions warm; uploading")
-                return _scenario(runtime, progress, tracker, single, folder)
+                return _scenario(runtime, progress, tracker, single, folder, small)
         except RuntimeStartError as exc:
             progress.line("FAILED", str(exc))
             return 2
 
 
 def _scenario(
-    runtime: Runtime, progress: Progress, tracker: Tracker, single: Generated, folder: Generated
+    runtime: Runtime,
+    progress: Progress,
+    tracker: Tracker,
+    single: Generated,
+    folder: Generated,
+    small: Generated,
 ) -> int:
     s3 = boto3.client("s3")
     object_stack, marker_stack = runtime.stacks
@@ -211,89 +281,49 @@ def _scenario(
     first = Dataset("Caravan.csv", "object", object_bucket, OBJECT_KEY, single)
     first.uploaded_at = time.monotonic()
     s3.upload_file(str(single.out_dir / "Caravan.csv"), object_bucket, OBJECT_KEY)
-    progress.line("upload", f"s3://{object_bucket}/{OBJECT_KEY}")
+    progress.line("upload", f"{OBJECT_KEY} (object stack)")
 
     # 3. marker mode (uploaded now, so it runs alongside): four files, then the marker
     marker_key = MARKER_FOLDER + "_SUCCESS"
-    second = Dataset("seed folder (4 files)", "marker", marker_bucket, marker_key, folder)
+    second = Dataset("marker folder", "marker", marker_bucket, marker_key, folder)
     for name in ("train.csv", "test.csv", "gt.csv", "col_info.csv"):
         s3.upload_file(str(folder.out_dir / name), marker_bucket, MARKER_FOLDER + name)
     second.uploaded_at = time.monotonic()
     s3.put_object(Bucket=marker_bucket, Key=marker_key, Body=b"")
-    progress.line(
-        "upload", f"s3://{marker_bucket}/{MARKER_FOLDER}{{train,test,gt,col_info}}.csv, then _SUCCESS"
-    )
+    progress.line("upload", f"{MARKER_FOLDER}{{train,test,gt,col_info}}.csv, then _SUCCESS (marker stack)")
 
     _settle(first, tracker)
-
-    # 2. the duplicate: the same S3 notification delivered again
-    duplicate = Dataset("Caravan.csv (duplicate event)", "object", object_bucket, OBJECT_KEY, None)
-    event = tracker.notifications.get(OBJECT_KEY)
-    if event is None:
-        duplicate.problems.append("the upload's S3 notification was never seen")
-    else:
-        queue_url = object_stack.notification_queues["TriggerFunction"]
-        seen = len(tracker.starts.get(OBJECT_KEY, []))
-        duplicate.uploaded_at = time.monotonic()
-        boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
-        progress.line("duplicate", f"the S3 event for {OBJECT_KEY} delivered a second time")
-        if tracker.wait(lambda: len(tracker.starts.get(OBJECT_KEY, [])) > seen):
-            duplicate.execution_arn, duplicate.started_at = tracker.starts[OBJECT_KEY][seen]
-            duplicate.finished_at = duplicate.started_at
-            duplicate.output_url, duplicate.status = first.output_url, "same execution"
-            if duplicate.execution_arn != first.execution_arn:
-                duplicate.problems.append(
-                    f"the duplicate started a new execution {short_id(duplicate.execution_arn)}"
-                )
-        else:
-            duplicate.problems.append("the duplicate event was not handled")
-        executions = boto3.client("sagemaker").list_pipeline_executions(
-            PipelineName=object_stack.parameters["PipelineName"]
-        )["PipelineExecutionSummaries"]
-        if len(executions) != 1:
-            duplicate.problems.append(f"{len(executions)} executions in the object-mode pipeline, expected 1")
-
-    _settle(second, tracker)
+    duplicate = _duplicate(runtime, progress, tracker, first)
+    _settle(second, tracker, MARKER_FOLDER)
     for dataset in (first, second):
         if dataset.execution_arn and dataset.status == "Succeeded":
             check_output(dataset)
     duplicate.rows_written, duplicate.rows_rejected = first.rows_written, first.rows_rejected
 
+    burst_problems = _burst(runtime, progress, tracker, small)
+
     results = [first, duplicate, second]
     print()
     print(
         table(
-            [
-                "upload",
-                "mode",
-                "execution",
-                "status",
-                "output",
-                "rows",
-                "rejected",
-                "to start s",
-                "run s",
-                "total s",
-            ],
+            ["upload", "execution", "status", "output", "rows", "rejects", "start s", "run s"],
             [
                 [
                     d.label,
-                    d.mode,
                     short_id(d.execution_arn) if d.execution_arn else "-",
                     d.status,
-                    d.output_url or "-",
+                    d.output_url.split("/", 3)[-1] if d.output_url else "-",  # the key prefix
                     d.rows_written if d.rows_written is not None else "-",
                     d.rows_rejected if d.rows_rejected is not None else "-",
                     _seconds(d.uploaded_at, d.started_at),
                     _seconds(d.started_at, d.finished_at) if d is not duplicate else "-",
-                    _seconds(d.uploaded_at, d.finished_at) if d is not duplicate else "-",
                 ]
                 for d in results
             ],
-            max_width=80,
+            max_width=44,
         )
     )
-    problems = [f"{d.label}: {p}" for d in results for p in d.problems]
+    problems = [f"{d.label}: {p}" for d in results for p in d.problems] + burst_problems
     print()
     if problems:
         print("demo FAILED:")
@@ -301,10 +331,97 @@ def _scenario(
             print(f"  - {problem}")
         return 1
     print(
-        f"demo passed in {progress.elapsed():.1f} s: every output exists and checks out, "
-        "and the duplicate ran nothing."
+        f"demo passed in {progress.elapsed():.1f} s: every output exists and checks out, the duplicate ran "
+        "nothing, and the burst drained by itself."
     )
     return 0
 
 
-__all__ = ["Dataset", "Tracker", "check_output", "run_demo"]
+def _duplicate(runtime: Runtime, progress: Progress, tracker: Tracker, first: Dataset) -> Dataset:
+    """The very S3 notification of the first upload, delivered again: the same execution answers."""
+    object_stack = runtime.stacks[0]
+    duplicate = Dataset("duplicate event", "object", first.bucket, OBJECT_KEY, None)
+    body = tracker.bodies.get(OBJECT_KEY)
+    if body is None:
+        duplicate.problems.append("the upload's S3 notification was never seen")
+        return duplicate
+    [mapping] = [m for m in object_stack.event_sources if m.function_id == "TriggerFunction"]
+    seen, replays = len(tracker.starts_for(OBJECT_KEY)), len(tracker.replayed)
+    duplicate.uploaded_at = time.monotonic()
+    boto3.client("sqs").send_message(QueueUrl=mapping.queue_url, MessageBody=body)
+    progress.line("duplicate", f"the S3 event for {OBJECT_KEY} delivered a second time")
+    if tracker.wait(lambda: len(tracker.replayed) > replays or len(tracker.starts_for(OBJECT_KEY)) > seen):
+        duplicate.finished_at = duplicate.started_at = time.monotonic()
+        duplicate.output_url, duplicate.status = first.output_url, "same execution"
+        duplicate.execution_arn = tracker.replayed[-1] if len(tracker.replayed) > replays else ""
+        if duplicate.execution_arn != first.execution_arn:
+            duplicate.problems.append("the duplicate delivery started a new execution")
+    else:
+        duplicate.problems.append("the duplicate event was not handled")
+    executions = boto3.client("sagemaker").list_pipeline_executions(
+        PipelineName=object_stack.parameters["PipelineName"]
+    )["PipelineExecutionSummaries"]
+    if len(executions) != 1:
+        duplicate.problems.append(f"{len(executions)} executions in the object-mode pipeline, expected 1")
+    return duplicate
+
+
+def _burst(runtime: Runtime, progress: Progress, tracker: Tracker, small: Generated) -> list[str]:
+    """:data:`BURST` uploads at once against the quotas; two lines of summary; the problems found."""
+    stack = runtime.stacks[0]
+    bucket = stack.ref("DataBucket")
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    quotas, runner = runtime.quotas, runtime.runner
+    assert runner is not None
+    refused_starts, refused_jobs = runtime.emulator.refused_starts, runner.stats.refused_jobs
+    keys = [f"{BURST_FOLDER}file-{n:02d}.csv" for n in range(BURST)]
+    began = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: s3.upload_file(str(small.out_dir / "Caravan.csv"), bucket, key), keys))
+    progress.line(
+        "burst",
+        f"{BURST} files at once under {BURST_FOLDER}, against {quotas.max_concurrent_executions} executions "
+        f"and {quotas.max_processing_instances} instances",
+    )
+
+    def done() -> bool:
+        arns = {arn for key in keys for arn, _ in tracker.starts_for(key)}
+        return len(arns) >= BURST and arns <= set(tracker.finished)
+
+    drained = tracker.wait(done, timeout=WAIT_SECONDS * 2)
+    seconds = time.monotonic() - began
+    problems = [] if drained else [f"burst: not drained after {seconds:.0f} s"]
+    runs = {key: [arn for arn, _ in tracker.starts_for(key)] for key in keys}
+    problems += [f"burst: {key} ran {len(arns)} times" for key, arns in runs.items() if len(arns) != 1]
+    own_rows = 0
+    for arns in runs.values():
+        for arn in arns:
+            output = _parameters(arn).get("OutputDataUrl", "")
+            body = _read(bucket, output[5:].partition("/")[2] + "full_data.csv") if output else None
+            own_rows += body is not None and body.count(b"\n") == BURST_ROWS + 1
+    succeeded = sum(
+        1 for arns in runs.values() for a in arns if tracker.finished.get(a, ("",))[0] == "Succeeded"
+    )
+    dlq = stack.outputs.get("TriggerDeadLetterQueueUrl", "")
+    attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
+    dead = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+    if succeeded != BURST or own_rows != BURST:
+        problems.append(
+            f"burst: {succeeded} of {BURST} Succeeded, {own_rows} with their own {BURST_ROWS} rows"
+        )
+    if dead:
+        problems.append(f"burst: {dead} messages in the dead-letter queue")
+    progress.line(
+        "burst",
+        f"{succeeded} of {BURST} Succeeded in {seconds:.1f} s, {own_rows} with their own {BURST_ROWS} rows; "
+        f"{dead} in the dead-letter queue; no one acted",
+    )
+    progress.line(
+        "burst",
+        f"ResourceLimitExceeded: {runtime.emulator.refused_starts - refused_starts} start(s) waited in the "
+        f"queue, {runner.stats.refused_jobs - refused_jobs} job refusals retried by the step",
+    )
+    return problems
+
+
+__all__ = ["Dataset", "Tracker", "check_output", "is_output_of", "run_demo"]

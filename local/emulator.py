@@ -17,6 +17,19 @@ install, undone never: the patched behaviour is the real services'):
 4. An unknown pipeline name answers ``ValidationException``; SageMaker answers ``ResourceNotFound``.
 5. S3 notification records lack ``versionId`` and ``sequencer``, which S3 always sends (``versionId``
    on a versioned bucket). Patched to add both: a re-upload of the same bytes is a new event.
+6. There are no service quotas. :meth:`Emulator.set_quotas` sets the account's quota of concurrent
+   pipeline executions: a StartPipelineExecution beyond it answers ``ResourceLimitExceeded`` (HTTP
+   400) with SageMaker's message, as SageMaker does; a replay of an existing execution's
+   ``ClientRequestToken`` is answered as before, whatever the count. The processing-instance quota is
+   the runner's (:mod:`local.runner`: SageMaker refuses the job, not the start). moto's state is
+   per process, so the quota is too; without a call there is none (moto's own behaviour).
+7. SQS calls on one queue are not atomic: two concurrent ReceiveMessage calls can hand out the same
+   message or fail with "Set changed size during iteration" (HTTP 500), which several pollers of one
+   queue do all the time. Patched: every call that reads or changes a queue's messages runs under one
+   lock; a long poll waits for messages outside it, as SQS's own long polling does.
+8. ``RetryPipelineExecution`` is missing. Patched: a ``Failed`` execution goes back to ``Executing`` and
+   the callbacks given to :func:`on_retry` (the runtime's runner) run it again; any other status answers
+   ``ValidationException``; a ``ClientRequestToken`` already used for that execution changes nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +38,9 @@ import itertools
 import logging
 import os
 import threading
+import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,8 +50,9 @@ from moto.core.responses import ActionResult
 from moto.s3 import notifications as s3_notifications
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
-from moto.sagemaker.exceptions import ResourceNotFound, ValidationError
+from moto.sagemaker.exceptions import ResourceNotFound, SagemakerClientError, ValidationError
 from moto.server import ThreadedMotoServer
+from moto.sqs import models as sqs_models
 
 DEFAULT_REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -48,6 +63,47 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """An account's service quotas, as the local runtime enforces them (None: no quota)."""
+
+    max_concurrent_executions: int | None = 20  # SageMaker's documented default per account
+    max_processing_instances: int | None = 4  # processing instances of all jobs together
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrent_executions", "max_processing_instances"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (got {value})")
+
+
+EXECUTION_LIMIT_MESSAGE = (
+    "The account-level service limit 'Maximum number of concurrent pipeline executions' is {limit} "
+    "Pipeline Executions, with current utilization of {used} Pipeline Executions. Please use AWS "
+    "Service Quotas to request an increase for this quota."
+)
+
+
+class ResourceLimitExceeded(SagemakerClientError):
+    """SageMaker's refusal of a request beyond a service quota (HTTP 400)."""
+
+    code = "ResourceLimitExceeded"
+
+
+@dataclass
+class _Account:
+    """The quota state shared by every emulator of this process (moto's backends are per process)."""
+
+    max_concurrent_executions: int | None = None
+    refused_starts: int = 0
+    most_executing: int = 0  # the most executions Executing right after a start
+    # Told of every StartPipelineExecution answered: (execution ARN, whether it replayed a token).
+    on_start: Callable[[str, bool], None] | None = None
+
+
+_account = _Account()
 
 
 @dataclass
@@ -61,6 +117,7 @@ class StepRecord:
     end_time: datetime | None = None
     failure_reason: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
 
     def to_api(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -68,7 +125,7 @@ class StepRecord:
             "StepDisplayName": self.name,
             "StepStatus": self.status,
             "StartTime": self.start_time.isoformat(),
-            "AttemptCount": 1,
+            "AttemptCount": self.attempts,
             "Metadata": self.metadata,
         }
         if self.end_time is not None:
@@ -80,6 +137,13 @@ class StepRecord:
 
 _patch_lock = threading.Lock()
 _patched = False
+_retry_callbacks: list[Callable[[str], None]] = []
+
+
+def on_retry(callback: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``callback(execution_arn)`` after each accepted RetryPipelineExecution; returns the undo."""
+    _retry_callbacks.append(callback)
+    return lambda: _retry_callbacks.remove(callback)
 
 
 def _install_fidelity() -> None:
@@ -89,6 +153,7 @@ def _install_fidelity() -> None:
         if not _patched:
             _patch_sagemaker()
             _patch_s3_events()
+            _patch_sqs()
             _patched = True
 
 
@@ -120,7 +185,15 @@ def _patch_sagemaker() -> None:
             if client_request_token:
                 for arn, execution in pipeline.pipeline_executions.items():
                     if execution.client_request_token == client_request_token:
+                        if _account.on_start is not None:
+                            _account.on_start(arn, True)
                         return {"PipelineExecutionArn": arn}
+            limit = _account.max_concurrent_executions
+            if limit is not None:
+                used = _executing(self)
+                if used >= limit:
+                    _account.refused_starts += 1
+                    raise ResourceLimitExceeded(EXECUTION_LIMIT_MESSAGE.format(limit=limit, used=used))
             result: dict[str, str] = original_start(
                 self,
                 pipeline_name,
@@ -133,6 +206,9 @@ def _patch_sagemaker() -> None:
             execution = pipeline.pipeline_executions[result["PipelineExecutionArn"]]
             execution.pipeline_execution_status = "Executing"
             execution.steps = []
+            _account.most_executing = max(_account.most_executing, _executing(self))
+            if _account.on_start is not None:
+                _account.on_start(result["PipelineExecutionArn"], False)
             return result
 
     def describe_pipeline_execution(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
@@ -159,8 +235,37 @@ def _patch_sagemaker() -> None:
         arn = self._get_param("PipelineExecutionArn")
         return ActionResult(self.sagemaker_backend.list_pipeline_execution_steps(arn))
 
+    def retry_pipeline_execution(
+        self: Any, pipeline_execution_arn: str, client_request_token: str | None
+    ) -> dict[str, str]:
+        with start_lock:
+            execution = _find_execution(self, pipeline_execution_arn)
+            tokens: set[str] = getattr(execution, "retry_tokens", set())
+            if client_request_token and client_request_token in tokens:
+                return {"PipelineExecutionArn": pipeline_execution_arn}
+            status = execution.pipeline_execution_status
+            if status != "Failed":
+                raise ValidationError(
+                    message=f"Pipeline execution {pipeline_execution_arn} is {status}; "
+                    "only a Failed one can be retried"
+                )
+            execution.retry_tokens = tokens | ({client_request_token} if client_request_token else set())
+            execution.pipeline_execution_status = "Executing"
+            execution.pipeline_execution_failure_reason = None
+            execution.last_modified_time = datetime.now(UTC)
+        for callback in list(_retry_callbacks):
+            callback(pipeline_execution_arn)
+        return {"PipelineExecutionArn": pipeline_execution_arn}
+
+    def retry_response(self: Any) -> ActionResult:
+        arn = self._get_param("PipelineExecutionArn")
+        return ActionResult(
+            self.sagemaker_backend.retry_pipeline_execution(arn, self._get_param("ClientRequestToken"))
+        )
+
     # Patching third-party classes is the point here; mypy cannot follow it.
     for name, patch in {
+        "retry_pipeline_execution": retry_pipeline_execution,
         "start_pipeline_execution": start_pipeline_execution,
         "describe_pipeline_execution": describe_pipeline_execution,
         "list_pipeline_executions": list_pipeline_executions,
@@ -168,6 +273,7 @@ def _patch_sagemaker() -> None:
     }.items():
         setattr(backend_cls, name, patch)
     setattr(sm_responses.SageMakerResponse, "list_pipeline_execution_steps", list_steps_response)  # noqa: B010
+    setattr(sm_responses.SageMakerResponse, "retry_pipeline_execution", retry_response)  # noqa: B010
     # moto's models look the pipeline up by this module-level name (describe, update, delete, start).
     setattr(sm_models, "get_pipeline_from_name", _pipeline_named)  # noqa: B010
 
@@ -188,6 +294,54 @@ def _patch_s3_events() -> None:
         return event
 
     setattr(s3_notifications, "_get_s3_event", get_s3_event)  # noqa: B010
+
+
+def _patch_sqs() -> None:
+    backend_cls = sqs_models.SQSBackend
+    lock = threading.RLock()
+    original_receive = backend_cls.receive_message
+
+    def receive_message(
+        self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any, **kwargs: Any
+    ) -> Any:
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                result = original_receive(self, queue_name, count, 0, *args, **kwargs)
+            remaining = deadline - time.monotonic()
+            if result or remaining <= 0:
+                return result
+            self.get_queue(queue_name).wait_for_messages(min(1.0, remaining))
+
+    def serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+
+        return call
+
+    setattr(backend_cls, "receive_message", receive_message)  # noqa: B010
+    for name in (
+        "send_message",
+        "send_message_batch",
+        "delete_message",
+        "delete_message_batch",
+        "change_message_visibility",
+        "change_message_visibility_batch",
+        "purge_queue",
+        "get_queue_attributes",
+    ):
+        setattr(backend_cls, name, serialised(getattr(backend_cls, name)))
+
+
+def _executing(backend: Any) -> int:
+    """Executions of the account (this backend) in status Executing."""
+    return sum(
+        1
+        for pipeline in backend.pipelines.values()
+        for execution in pipeline.pipeline_executions.values()
+        if execution.pipeline_execution_status == "Executing"
+    )
 
 
 def _find_execution(backend: Any, execution_arn: str) -> Any:
@@ -241,6 +395,32 @@ class Emulator:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
         urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - the emulator's own http URL
 
+    def set_quotas(self, quotas: Quotas | None) -> None:
+        """Enforce ``quotas.max_concurrent_executions`` on StartPipelineExecution (None: no quota).
+
+        The quota is process-wide, as moto's state is; the processing-instance quota is the runner's.
+        """
+        _account.max_concurrent_executions = quotas.max_concurrent_executions if quotas else None
+        _account.most_executing = 0
+
+    def set_start_listener(self, listener: Callable[[str, bool], None] | None) -> None:
+        """Call ``listener(execution_arn, replayed)`` for every start answered (process-wide)."""
+        _account.on_start = listener
+
+    @property
+    def most_executing(self) -> int:
+        """The most executions Executing at once (counted at each start) in this process."""
+        return _account.most_executing
+
+    @property
+    def refused_starts(self) -> int:
+        """How many starts the execution quota refused in this process."""
+        return _account.refused_starts
+
+    def executing(self) -> int:
+        """Executions in status Executing (what the execution quota counts)."""
+        return _executing(self._backend())
+
     def environ(self) -> dict[str, str]:
         """The standard variables that point boto3 (and the SageMaker SDK) at this emulator."""
         return {
@@ -284,4 +464,14 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-__all__ = ["ACCOUNT_ID", "CREDENTIALS", "DEFAULT_REGION", "Emulator", "StepRecord", "environment"]
+__all__ = [
+    "ACCOUNT_ID",
+    "CREDENTIALS",
+    "DEFAULT_REGION",
+    "Emulator",
+    "Quotas",
+    "ResourceLimitExceeded",
+    "StepRecord",
+    "environment",
+    "on_retry",
+]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local-runtime"  # gitignored: endpoint file, logs, bytecode cache
+STATE_FILE = STATE_DIR / "runtime.json"  # a running `up`: endpoint, region, pid, its stacks and their outputs
 
 # Passed through from the runtime's own environment; everything else a child gets is set explicitly
 # (a Lambda function or a processing container starts from a clean environment too).
@@ -50,4 +51,4 @@ def kill_tree(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
     proc.wait()
 
 
-__all__ = ["ROOT", "STATE_DIR", "child_environment", "kill_tree"]
+__all__ = ["ROOT", "STATE_DIR", "STATE_FILE", "child_environment", "kill_tree"]

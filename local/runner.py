@@ -19,6 +19,24 @@ runner reads the definition stored *for that execution* and its parameters, then
 Status goes through :meth:`local.emulator.Emulator.record_step` / ``record_execution``: the step and
 the execution go ``Executing`` -> ``Succeeded`` / ``Failed``; a failed step carries the script's own
 last stderr line.
+
+Quotas and retries, as SageMaker applies them (what moto has no notion of):
+
+- the account's processing-instance quota (``Quotas.max_processing_instances``, all jobs' instances
+  together): a job that would go beyond it is refused when it is created, before anything is
+  downloaded, with SageMaker's ``ResourceLimitExceeded`` message (exception type
+  ``SageMaker.RESOURCE_LIMIT``); a job asking for more instances than the quota itself fails at once
+  (SageMaker would retry it until the policy expires; locally that would only hang);
+- the step's ``RetryPolicies`` from the definition: the first policy whose ``ExceptionType`` matches
+  the refusal retries it after ``IntervalSeconds * BackoffRate ** n`` (n = retries that policy has made),
+  until ``MaxAttempts`` retries or ``ExpireAfterMin`` minutes since the step started; then the step and
+  the execution fail with the refusal and the policy that ran out. Meanwhile the step stays
+  ``Executing`` and its ``AttemptCount`` grows;
+- waits run ``time_scale`` times as long as SageMaker's (default :data:`TIME_SCALE`), and so does the
+  clock ``ExpireAfterMin`` is measured on: elapsed local time divided by the scale.
+
+The pool has a thread per execution the execution quota allows (an execution waiting for a retry holds
+its thread, sleeping); the instance quota bounds how many jobs run.
 """
 
 from __future__ import annotations
@@ -45,7 +63,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.sagemaker.exceptions import ValidationError
 
-from local.emulator import ACCOUNT_ID, Emulator, StepRecord
+from local.emulator import ACCOUNT_ID, Emulator, Quotas, StepRecord
 from local.process import child_environment, kill_tree
 
 Notify = Callable[[str, dict[str, Any]], None]
@@ -56,10 +74,97 @@ _OPT_ML_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$)")
 _PYTHON = re.compile(r"python(3(\.\d+)?)?")
 _STDERR_TAIL = 50
 _TRANSFER = TransferConfig(use_threads=False)
+# SageMaker's retry waits are minutes; locally they run 120 times faster (60 s -> 0.5 s), which keeps
+# them in proportion to a local job (seconds) as they are to a processing job on AWS (minutes).
+TIME_SCALE = 1 / 120
+RESOURCE_LIMIT = "SageMaker.RESOURCE_LIMIT"
+INSTANCE_LIMIT_MESSAGE = (
+    "ResourceLimitExceeded: The account-level service limit '{type} for processing job usage' is "
+    "{limit} Instances, with current utilization of {used} Instances and a request delta of {delta} "
+    "Instances. Please use AWS Service Quotas to request an increase for this quota."
+)
+_UNBOUNDED_POOL = 64  # threads when there is no execution quota
 
 
 class StepFailed(Exception):
-    """A step could not run or its job failed; the message is the step's failure reason."""
+    """A step could not run or its job failed; the message is the step's failure reason.
+
+    ``exception_type`` is the retry-policy exception type it matches (``SageMaker.RESOURCE_LIMIT``...),
+    or None for a failure no policy retries (the script's own error, a bad definition).
+    """
+
+    def __init__(self, message: str, exception_type: str | None = None) -> None:
+        super().__init__(message)
+        self.exception_type = exception_type
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """One entry of a step's ``RetryPolicies``."""
+
+    exception_types: tuple[str, ...]
+    interval_seconds: float
+    backoff_rate: float
+    max_attempts: int | None
+    expire_after_min: float | None
+
+    def describe(self) -> str:
+        limit = (
+            f"MaxAttempts {self.max_attempts}"
+            if self.max_attempts is not None
+            else f"ExpireAfterMin {self.expire_after_min:g}"
+        )
+        return f"{'/'.join(self.exception_types)} retry policy ({limit})"
+
+
+def retry_policies(step: Mapping[str, Any]) -> list[RetryPolicy]:
+    """The step's retry policies, checked (SageMaker's defaults for what a policy leaves out)."""
+    listed = step.get("RetryPolicies") or []
+    where = f"Steps.{step.get('Name')}.RetryPolicies"
+    if not isinstance(listed, list):
+        raise StepFailed(f"{where} must be a list")
+    policies = []
+    for index, raw in enumerate(listed):
+        try:
+            types = raw["ExceptionType"]
+            types = (types,) if isinstance(types, str) else tuple(str(t) for t in types)
+            max_attempts = raw.get("MaxAttempts")
+            expire = raw.get("ExpireAfterMin")
+            policy = RetryPolicy(
+                exception_types=types,
+                interval_seconds=float(raw.get("IntervalSeconds", 1)),
+                backoff_rate=float(raw.get("BackoffRate", 2.0)),
+                max_attempts=None if max_attempts is None else int(max_attempts),
+                expire_after_min=None if expire is None else float(expire),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise StepFailed(f"{where}[{index}] is malformed: {type(exc).__name__}: {exc}") from exc
+        if (policy.max_attempts is None) == (policy.expire_after_min is None):
+            raise StepFailed(f"{where}[{index}]: give exactly one of MaxAttempts and ExpireAfterMin")
+        policies.append(policy)
+    return policies
+
+
+def retry_wait(
+    policies: list[RetryPolicy], retries: list[int], failure: StepFailed, elapsed: float
+) -> tuple[float | None, str]:
+    """SageMaker's answer to a failed attempt: (seconds to wait before the next, or None; why).
+
+    ``retries[i]`` counts the retries policy ``i`` made so far (updated here); ``elapsed`` is the
+    seconds (SageMaker's clock) since the step started.
+    """
+    for index, policy in enumerate(policies):
+        if failure.exception_type is None or failure.exception_type not in policy.exception_types:
+            continue
+        made = retries[index]
+        if policy.max_attempts is not None and made >= policy.max_attempts:
+            return None, f"{policy.describe()} exhausted after {made} retries"
+        wait = policy.interval_seconds * policy.backoff_rate**made
+        if policy.expire_after_min is not None and elapsed + wait > policy.expire_after_min * 60:
+            return None, f"{policy.describe()} expired after {made} retries"
+        retries[index] = made + 1
+        return wait, f"{policy.describe()}, retry {made + 1}"
+    return None, "no retry policy matches" if failure.exception_type else "not retryable"
 
 
 @dataclass(frozen=True)
@@ -219,7 +324,11 @@ class RunnerStats:
     started: int = 0
     succeeded: int = 0
     failed: int = 0
-    durations: list[float] = field(default_factory=list)
+    durations: list[float] = field(default_factory=list)  # whole executions, seconds
+    job_durations: list[float] = field(default_factory=list)  # processing jobs (instances held), seconds
+    refused_jobs: int = 0  # jobs refused for the instance quota
+    retries: int = 0  # step retries made under a retry policy
+    most_instances: int = 0  # the most instances in use at once
 
 
 class Runner:
@@ -231,12 +340,18 @@ class Runner:
         *,
         sagemaker: Any,
         s3: Any,
-        workers: int = 2,
+        quotas: Quotas | None = None,
+        time_scale: float = TIME_SCALE,
         poll_interval: float = 0.5,
         scratch_dir: Path | None = None,
         log_dir: Path | None = None,
         notify: Notify | None = None,
     ) -> None:
+        if time_scale <= 0:
+            raise ValueError(f"time_scale must be positive (got {time_scale})")
+        self.quotas = quotas or Quotas(None, None)
+        self.time_scale = time_scale
+        self._instances_used = 0
         self.emulator = emulator
         self.sagemaker = sagemaker
         self.s3 = s3
@@ -245,7 +360,8 @@ class Runner:
         self.log_dir = log_dir
         self.notify = notify or _ignore
         self.stats = RunnerStats()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="runner")
+        threads = self.quotas.max_concurrent_executions or _UNBOUNDED_POOL
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="runner")
         self._futures: dict[str, Future[None]] = {}
         self._seen: set[str] = set()
         self._procs: set[subprocess.Popen[bytes]] = set()
@@ -282,6 +398,11 @@ class Runner:
         return sum(1 for f in self._futures.values() if not f.done())
 
     # -- polling ------------------------------------------------------------------------------------
+
+    def rerun(self, arn: str) -> None:
+        """Run ``arn`` again at the next poll: RetryPipelineExecution put it back to Executing."""
+        self._seen.discard(arn)
+        self.wake()
 
     def wake(self) -> None:
         """Poll now: something (the local delivery, after an invocation) may have started an execution."""
@@ -437,9 +558,39 @@ class Runner:
         record = StepRecord(name, "Processing", "Executing", started_at, metadata=metadata)
         self.emulator.record_step(info.arn, record)
         self.notify("step-started", {"arn": info.arn, "step": name})
+        started = time.monotonic()
         try:
+            policies = retry_policies(step)
             args = resolve(step.get("Arguments") or {}, parameters, info, f"Steps.{name}.Arguments")
-            outputs = self._processing_job(name, args, info)
+            retries = [0] * len(policies)
+            while True:
+                try:
+                    outputs = self._processing_job(name, args, info)
+                    break
+                except StepFailed as exc:
+                    elapsed = (time.monotonic() - started) / self.time_scale
+                    wait, why = retry_wait(policies, retries, exc, elapsed)
+                    if wait is None:
+                        if exc.exception_type is None:
+                            raise
+                        raise StepFailed(f"{exc} ({why})", exc.exception_type) from exc
+                    self.stats.retries += 1
+                    record.attempts += 1
+                    self.emulator.record_step(info.arn, record)
+                    self.notify(
+                        "step-retrying",
+                        {
+                            "arn": info.arn,
+                            "step": name,
+                            "attempt": record.attempts,
+                            "reason": str(exc),
+                            "policy": why,
+                            "wait": wait,
+                            "local_wait": wait * self.time_scale,
+                        },
+                    )
+                    if self._stop.wait(wait * self.time_scale):
+                        raise StepFailed("the local runtime stopped during the execution") from exc
         except StepFailed as exc:
             record.status, record.end_time, record.failure_reason = "Failed", datetime.now(UTC), str(exc)
             self.emulator.record_step(info.arn, record)
@@ -456,14 +607,43 @@ class Runner:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a shape no job request has
             raise StepFailed(f"malformed processing step arguments: {type(exc).__name__}: {exc}") from exc
         hosts = [f"algo-{n + 1}" for n in range(job.count)]
-        with tempfile.TemporaryDirectory(prefix=f"{info.execution_id}-{step}-", dir=self.scratch_dir) as tmp:
-            instances = [_Instance(host, Path(tmp) / host) for host in hosts]
-            for index, instance in enumerate(instances):
-                self._prepare(instance, index, hosts, job.inputs, job.outputs, args, job.cluster)
-            self._run_instances(
-                instances, job.entrypoint, job.arguments, job.environment, job.max_runtime, info, step
-            )
-            return self._upload_outputs(instances, job.outputs)
+        self._acquire_instances(job)
+        began = time.monotonic()
+        try:
+            with tempfile.TemporaryDirectory(
+                prefix=f"{info.execution_id}-{step}-", dir=self.scratch_dir
+            ) as tmp:
+                instances = [_Instance(host, Path(tmp) / host) for host in hosts]
+                for index, instance in enumerate(instances):
+                    self._prepare(instance, index, hosts, job.inputs, job.outputs, args, job.cluster)
+                self._run_instances(
+                    instances, job.entrypoint, job.arguments, job.environment, job.max_runtime, info, step
+                )
+                return self._upload_outputs(instances, job.outputs)
+        finally:
+            with self._lock:
+                self._instances_used -= job.count
+                self.stats.job_durations.append(time.monotonic() - began)
+
+    def _acquire_instances(self, job: _Job) -> None:
+        """Take the job's instances from the account's quota, or refuse it as CreateProcessingJob does."""
+        limit = self.quotas.max_processing_instances
+        instance_type = str(job.cluster.get("InstanceType", "ml.m5.xlarge"))
+        with self._lock:
+            used = self._instances_used
+            if limit is not None and used + job.count > limit:
+                self.stats.refused_jobs += 1
+                message = INSTANCE_LIMIT_MESSAGE.format(
+                    type=instance_type, limit=limit, used=used, delta=job.count
+                )
+                if job.count > limit:
+                    raise StepFailed(
+                        f"{message} (the job asks for more instances than the quota allows: it can never "
+                        "run here, so the local runner fails it instead of retrying it)"
+                    )
+                raise StepFailed(message, RESOURCE_LIMIT)
+            self._instances_used = used + job.count
+            self.stats.most_instances = max(self.stats.most_instances, self._instances_used)
 
     def _parse_job(self, args: Mapping[str, Any]) -> _Job:
         cluster = (args.get("ProcessingResources") or {}).get("ClusterConfig") or {}
@@ -698,7 +878,10 @@ def last_meaningful_line(path: Path) -> str | None:
 
 
 __all__ = [
+    "RESOURCE_LIMIT",
+    "TIME_SCALE",
     "ExecutionInfo",
+    "RetryPolicy",
     "Runner",
     "RunnerStats",
     "StepFailed",
@@ -706,6 +889,8 @@ __all__ = [
     "parameter_values",
     "prefix_destination",
     "resolve",
+    "retry_policies",
+    "retry_wait",
     "shard",
     "split_s3_uri",
 ]

@@ -1,5 +1,5 @@
-"""The local runtime: emulator + local stack(s) + S3 event delivery + pipeline runner, started and
-stopped as one.
+"""The local runtime: emulator + local stack(s) + SQS event source mappings + pipeline runner, started
+and stopped as one, in an account with SageMaker's quotas (:class:`local.emulator.Quotas`).
 
 ::
 
@@ -24,14 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from trigger import backoff
 
 from local.artifacts import BuildError
 from local.cfn_response import ResponseServer
-from local.delivery import DEFAULT_RETRY_DELAYS, Delivery
-from local.emulator import Emulator, environment
+from local.delivery import Delivery
+from local.emulator import Emulator, Quotas, environment, on_retry
 from local.functions import FunctionProcess, LogSink
+from local.notifications import Notifications
 from local.process import ROOT
-from local.runner import Runner
+from local.runner import TIME_SCALE, Runner
+from local.sqs_metrics import QueueAgeMetric
 from local.stack import DeployedStack, StackDeployer, StackError
 from local.template import Template, TemplateError
 
@@ -69,9 +72,9 @@ class Runtime:
         stacks: Sequence[StackRequest] = (StackRequest(),),
         emulator: Emulator | None = None,
         port: int = 0,
-        workers: int = 2,
+        quotas: Quotas | None = None,
+        time_scale: float = TIME_SCALE,
         poll_interval: float = 0.5,
-        retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS,
         scratch_dir: Path | None = None,
         log_dir: Path | None = None,
         notify: Notify | None = None,
@@ -81,9 +84,9 @@ class Runtime:
         self.requests = list(stacks)
         self._own_emulator = emulator is None
         self.emulator = emulator or Emulator(port=port)
-        self.workers = workers
+        self.quotas = quotas or Quotas()
+        self.time_scale = time_scale
         self.poll_interval = poll_interval
-        self.retry_delays = retry_delays
         self.scratch_dir = scratch_dir
         self.log_dir = log_dir
         self.notify = notify or _ignore
@@ -92,10 +95,13 @@ class Runtime:
         self.functions: list[FunctionProcess] = []
         self.deliveries: list[Delivery] = []
         self.runner: Runner | None = None
+        self.notifications: Notifications | None = None
         self._responses: ResponseServer | None = None
         self._exit = contextlib.ExitStack()
         self._started = False
         self._sqs: Any = None
+        self._replayed: set[str] = set()  # executions a start was answered with again (a duplicate)
+        self._replayed_lock = threading.Lock()
         self._sagemaker: Any = None
 
     @property
@@ -126,7 +132,12 @@ class Runtime:
             self.emulator.reset()  # moto keeps its state per process: a new runtime starts from nothing
         aws_env = self.emulator.environ()
         self._exit.enter_context(environment(aws_env))
+        self.emulator.set_quotas(self.quotas)
+        self._exit.callback(self.emulator.set_quotas, None)
+        self.emulator.set_start_listener(self._on_start)
+        self._exit.callback(self.emulator.set_start_listener, None)
         self.notify("emulator", {"endpoint": self.emulator.endpoint_url})
+        self.notify("quotas", {"quotas": self.quotas, "time_scale": self.time_scale})
 
         self._responses = ResponseServer().start()
         self._exit.callback(self._responses.stop)
@@ -134,18 +145,27 @@ class Runtime:
         s3, sqs, sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
         self._sqs, self._sagemaker = sqs, sagemaker
 
+        # SageMaker's status-change events and the template's notification rule (local/notifications.py).
+        notifications = Notifications(
+            events=boto3.client("events"), sqs=sqs, sagemaker=sagemaker, notify=self.notify
+        )
+        self.notifications = notifications
+
         # Runner first: an upload made as soon as a stack exists must not wait for it.
         self.runner = Runner(
             self.emulator,
             sagemaker=sagemaker,
             s3=s3,
-            workers=self.workers,
+            quotas=self.quotas,
+            time_scale=self.time_scale,
             poll_interval=self.poll_interval,
             scratch_dir=self.scratch_dir,
             log_dir=self.log_dir,
-            notify=self.notify,
+            notify=self._on_runner,
         ).start()
         self._exit.callback(self.runner.stop)
+        self._exit.callback(on_retry(self.runner.rerun))  # RetryPipelineExecution runs it again
+        self._exit.callback(notifications.stop)
 
         for request in self.requests:
             started = time.monotonic()
@@ -153,28 +173,59 @@ class Runtime:
                 stack = deployer.deploy(request.name, request.parameters)
             except (StackError, BuildError, TemplateError) as exc:
                 raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
+            try:
+                notifications.install(template, stack)
+            except TemplateError as exc:
+                raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
             self.stacks.append(stack)
             self.notify("stack", {"stack": stack, "seconds": time.monotonic() - started})
-            for logical_id, queue_url in stack.notification_queues.items():
-                function = FunctionProcess(stack.functions[logical_id], aws_env=aws_env, on_log=self.on_log)
-                self._exit.callback(function.close)
-                self.functions.append(function)
+            for mapping in stack.event_sources:
+                spec = stack.functions[mapping.function_id]
+                overrides = scaled_environment(spec.environment, self.time_scale)
+                functions = [
+                    FunctionProcess(spec, aws_env=aws_env, env_overrides=overrides, on_log=self.on_log)
+                    for _ in range(mapping.source.maximum_concurrency)
+                ]
+                for function in functions:
+                    self._exit.callback(function.close)
+                self.functions += functions
                 delivery = Delivery(
-                    queue_url=queue_url,
-                    function=function,
+                    mapping=mapping,
+                    functions=functions,
                     sqs=sqs,
-                    retry_delays=self.retry_delays,
+                    region=self.emulator.region,
                     notify=self._on_delivery,
                 ).start()
                 self._exit.callback(delivery.stop)
                 self.deliveries.append(delivery)
+        notifications.start()
+        # The queues' oldest-message age, which s3sm status reads from CloudWatch (local/sqs_metrics.py).
+        metric = QueueAgeMetric(
+            cloudwatch=boto3.client("cloudwatch"), region=self.emulator.region, notify=self.notify
+        )
+        self._exit.callback(metric.start().stop)
         self.notify("ready", {"endpoint": self.emulator.endpoint_url, "stacks": self.stacks})
+
+    def _on_runner(self, kind: str, details: dict[str, Any]) -> None:
+        self.notify(kind, details)
+        if self.notifications is not None:  # the status-change event SageMaker would send
+            self.notifications.on_runner(kind, details)
+
+    def _on_start(self, execution_arn: str, replayed: bool) -> None:
+        # A replayed ClientRequestToken: SageMaker answered with the execution the token started.
+        if replayed:
+            with self._replayed_lock:
+                self._replayed.add(execution_arn)
+            self.notify("execution-replayed", {"arn": execution_arn})
 
     def _on_delivery(self, kind: str, details: dict[str, Any]) -> None:
         # An invocation may have started executions: the runner looks now instead of at its next poll,
         # as SageMaker's own backend reacts to StartPipelineExecution at once.
         if kind in ("invoked", "invoke-error") and self.runner is not None:
             self.runner.wake()
+        if kind == "invoked":
+            with self._replayed_lock:
+                details = {**details, "replayed": sorted(self._replayed)}
         self.notify(kind, details)
 
     def warm_up(self) -> None:
@@ -193,6 +244,7 @@ class Runtime:
             self._exit = contextlib.ExitStack()
             self._started = False
             self.stacks, self.functions, self.deliveries, self.runner = [], [], [], None
+            self.notifications = None
 
     def __enter__(self) -> Runtime:
         return self.start()
@@ -238,6 +290,27 @@ class Runtime:
                 calm_since = None
             time.sleep(0.05)
         return False
+
+
+# The trigger's queue backoff (trigger/config.py's variables; defaults in trigger/backoff.py), in
+# seconds: run ``time_scale`` times as long locally, like the step's retry waits. SQS counts visibility
+# in whole seconds, so a scaled value is rounded and at least 1.
+SCALED_VARIABLES = {
+    "BACKOFF_BASE_SECONDS": backoff.DEFAULT_BASE_SECONDS,
+    "BACKOFF_CAP_SECONDS": backoff.DEFAULT_CAP_SECONDS,
+}
+
+
+def scaled_environment(environment: Mapping[str, str], time_scale: float) -> dict[str, str]:
+    """The trigger's backoff variables (the template's value, else the default) scaled by ``time_scale``."""
+    scaled = {}
+    for name, default in SCALED_VARIABLES.items():
+        try:
+            seconds = float(environment.get(name) or default)
+        except ValueError:
+            continue  # not a number: the function's own config check reports it
+        scaled[name] = str(max(1, round(seconds * time_scale)))
+    return scaled
 
 
 def _pipeline_names(stack: DeployedStack) -> list[str]:

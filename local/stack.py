@@ -5,10 +5,15 @@ What is created, and how it differs from ``sam deploy``:
 
 - every ``AWS::S3::Bucket`` (versioning as configured) and ``AWS::SQS::Queue`` of the template, with
   the names CloudFormation would use (the template's names, else ``<stack>-<LogicalId>-<suffix>``);
+  a queue gets its ``VisibilityTimeout``, ``MessageRetentionPeriod``, ``DelaySeconds``,
+  ``ReceiveMessageWaitTimeSeconds`` and ``RedrivePolicy`` (moto moves a message to the dead-letter
+  queue after ``maxReceiveCount`` receives, as SQS does);
+- each bucket's ``NotificationConfiguration.QueueConfigurations`` (moto delivers S3 notifications to
+  SQS with the key filters, natively); a ``LambdaConfigurations`` entry is refused (moto cannot invoke
+  Lambda without Docker);
 - every ``AWS::IAM::Role`` (so the role ARNs are real in the emulator); functions get names and ARNs
-  but no Lambda resource: moto cannot run one without Docker;
-- for each S3 event source of a function, a notification *queue* (moto delivers S3 notifications to
-  SQS with prefix filters, but cannot invoke Lambda); :mod:`local.delivery` takes it from there;
+  but no Lambda resource: moto cannot run one without Docker. Their SQS event source mappings are
+  listed in :attr:`DeployedStack.event_sources`, for :mod:`local.delivery` to poll;
 - each custom resource (``Custom::*``) by running its ``ServiceToken`` function's real handler on a
   Create event whose ``ResponseURL`` is answered by :class:`local.cfn_response.ResponseServer`; a
   response other than SUCCESS stops the deploy with CloudFormation's Reason.
@@ -33,6 +38,7 @@ from local.template import (
     FunctionSpec,
     Resolver,
     Resource,
+    SqsEventSource,
     Template,
     TemplateError,
     generated_name,
@@ -41,10 +47,28 @@ from local.template import (
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 RESPONSE_GRACE = 5.0  # seconds to wait for the response PUT after the handler returned
+# Queue properties passed to CreateQueue as they are (RedrivePolicy is set once every queue exists).
+QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds",
+    "MaximumMessageSize",
+)
 
 
 class StackError(Exception):
     """The local deploy failed: a resource could not be created, or a custom resource said FAILED."""
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """An SQS event source mapping: the function it invokes, its settings and its queue."""
+
+    function_id: str
+    source: SqsEventSource
+    queue_url: str
+    queue_arn: str
 
 
 @dataclass
@@ -55,7 +79,7 @@ class DeployedStack:
     parameters: dict[str, str]
     resolver: Resolver
     functions: dict[str, FunctionSpec]  # logical id -> spec (env resolved after custom resources)
-    notification_queues: dict[str, str]  # function logical id -> queue URL receiving its S3 events
+    event_sources: list[EventSource]  # the functions' SQS event source mappings
     custom_resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> response
     outputs: dict[str, str] = field(default_factory=dict)
 
@@ -119,6 +143,10 @@ class StackDeployer:
             self._bucket(resolver, logical_id)
         for logical_id in by_type.get("AWS::SQS::Queue", []):
             self._queue(resolver, logical_id)
+        for logical_id in by_type.get("AWS::SQS::Queue", []):
+            self._redrive_policy(resolver, logical_id)
+        for logical_id in by_type.get("AWS::S3::Bucket", []):
+            self._bucket_notifications(resolver, logical_id)
         for logical_id in by_type.get("AWS::IAM::Role", []):
             self._role(resolver, logical_id)
         function_ids = [i for t in FUNCTION_TYPES for i in by_type.get(t, [])]
@@ -130,7 +158,7 @@ class StackDeployer:
             for logical_id in ids:
                 resolver.created.setdefault(logical_id, Resource(ref=generated_name(stack_name, logical_id)))
 
-        stack = DeployedStack(stack_name, values, resolver, {}, {})
+        stack = DeployedStack(stack_name, values, resolver, {}, [])
         for kind, ids in by_type.items():
             if not custom_resources:
                 break
@@ -145,14 +173,12 @@ class StackDeployer:
                 stack.functions[logical_id] = resolver.function(logical_id)
             except TemplateError as exc:
                 raise StackError(f"stack {stack_name}: {exc}") from exc
-        by_bucket: dict[str, list[dict[str, Any]]] = {}  # one notification configuration per bucket
         for logical_id, spec in stack.functions.items():
-            if spec.s3_events:
-                stack.notification_queues[logical_id] = self._notifications(resolver, spec, by_bucket)
-        for bucket, configs in by_bucket.items():
-            self.s3.put_bucket_notification_configuration(
-                Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configs}
-            )
+            for source in spec.sqs_events:
+                queue = resolver.created[source.queue_logical_id]
+                stack.event_sources.append(
+                    EventSource(logical_id, source, queue.attributes["QueueUrl"], queue.attributes["Arn"])
+                )
         stack.outputs = self._outputs(resolver)
         return stack
 
@@ -189,11 +215,59 @@ class StackDeployer:
             if "QueueName" in props
             else generated_name(resolver.stack_name, logical_id, limit=80)
         )
-        url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        attributes = {
+            key: resolver.resolve_str(props[key], f"{where}.{key}")
+            for key in QUEUE_ATTRIBUTES
+            if key in props
+        }
+        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = f"arn:aws:sqs:{self.region}:{resolver.account_id}:{name}"
         resolver.created[logical_id] = Resource(
             ref=url, attributes={"Arn": arn, "QueueName": name, "QueueUrl": url}
         )
+
+    def _redrive_policy(self, resolver: Resolver, logical_id: str) -> None:
+        props = self.template.properties(logical_id)
+        if "RedrivePolicy" not in props:
+            return
+        policy = resolver.resolve(props["RedrivePolicy"], f"Resources.{logical_id}.Properties.RedrivePolicy")
+        if not isinstance(policy, dict):
+            raise StackError(f"Resources.{logical_id}.Properties.RedrivePolicy: expected an object")
+        self.sqs.set_queue_attributes(
+            QueueUrl=resolver.created[logical_id].ref,
+            Attributes={"RedrivePolicy": json.dumps({k: str(v) for k, v in policy.items()})},
+        )
+
+    def _bucket_notifications(self, resolver: Resolver, logical_id: str) -> None:
+        """The bucket's queue notifications, as S3 applies them (moto delivers them to SQS itself)."""
+        where = f"Resources.{logical_id}.Properties.NotificationConfiguration"
+        config = resolver.resolve(
+            self.template.properties(logical_id).get("NotificationConfiguration") or {}, where
+        )
+        if config.get("LambdaConfigurations"):
+            raise StackError(f"{where}.LambdaConfigurations: not emulated (notify an SQS queue instead)")
+        queues = []
+        for index, item in enumerate(config.get("QueueConfigurations") or []):
+            entry: dict[str, Any] = {
+                "Id": f"{logical_id}-{index}",
+                "QueueArn": item["Queue"],
+                "Events": [item["Event"]],
+            }
+            rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+            if rules:
+                entry["Filter"] = {
+                    "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+                }
+            queues.append(entry)
+        notification: dict[str, Any] = {}
+        if queues:
+            notification["QueueConfigurations"] = queues
+        if config.get("EventBridgeConfiguration"):
+            notification["EventBridgeConfiguration"] = {}
+        if notification:
+            self.s3.put_bucket_notification_configuration(
+                Bucket=resolver.created[logical_id].ref, NotificationConfiguration=notification
+            )
 
     def _role(self, resolver: Resolver, logical_id: str) -> None:
         props = self.template.properties(logical_id)
@@ -279,25 +353,6 @@ class StackDeployer:
             raise StackError(f"{what} failed: {response.get('Reason') or 'no Reason given'}")
         return response
 
-    def _notifications(
-        self, resolver: Resolver, spec: FunctionSpec, by_bucket: dict[str, list[dict[str, Any]]]
-    ) -> str:
-        """A queue for the S3 events meant for ``spec``; its configurations are added to ``by_bucket``."""
-        name = f"{resolver.stack_name}-{spec.logical_id}-s3-events"[:80]
-        url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = f"arn:aws:sqs:{self.region}:{resolver.account_id}:{name}"
-        for index, source in enumerate(spec.s3_events):
-            config: dict[str, Any] = {
-                "Id": f"{spec.logical_id}-{index}",
-                "QueueArn": arn,
-                "Events": list(source.events),
-            }
-            if source.filter_rules:
-                rules = [{"Name": n, "Value": v} for n, v in source.filter_rules]
-                config["Filter"] = {"Key": {"FilterRules": rules}}
-            by_bucket.setdefault(resolver.created[source.bucket_logical_id].ref, []).append(config)
-        return str(url)
-
     def _outputs(self, resolver: Resolver) -> dict[str, str]:
         outputs: dict[str, str] = {}
         for name, output in (self.template.doc.get("Outputs") or {}).items():
@@ -308,4 +363,4 @@ class StackDeployer:
         return outputs
 
 
-__all__ = ["DeployedStack", "StackDeployer", "StackError"]
+__all__ = ["DeployedStack", "EventSource", "StackDeployer", "StackError"]

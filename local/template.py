@@ -19,11 +19,12 @@ from cfnlint.decode import cfn_yaml
 
 from local.emulator import ACCOUNT_ID, DEFAULT_REGION
 
-# Lambda's defaults when the template says nothing (async retries, event age, timeout, memory).
-DEFAULT_RETRY_ATTEMPTS = 2
-DEFAULT_MAX_EVENT_AGE = 21600
+# Lambda's defaults when the template says nothing (timeout, memory, SQS event source mapping).
 DEFAULT_TIMEOUT = 3
 DEFAULT_MEMORY = 128
+DEFAULT_SQS_BATCH_SIZE = 10
+# Without ScalingConfig Lambda scales an SQS mapping up to 1,000 invocations; locally a few are enough.
+DEFAULT_SQS_CONCURRENCY = 5
 
 _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
 _NO_VALUE = object()  # AWS::NoValue: the key it sits under disappears
@@ -42,12 +43,16 @@ class Resource:
 
 
 @dataclass(frozen=True)
-class S3EventSource:
-    """An S3 notification that invokes a function: bucket, event names, key filter rules."""
+class SqsEventSource:
+    """An SQS event source mapping of a function (SAM ``Type: SQS`` event)."""
 
-    bucket_logical_id: str
-    events: tuple[str, ...]
-    filter_rules: tuple[tuple[str, str], ...]  # (("prefix", "raw/"), ("suffix", ".csv"))
+    event_id: str
+    queue_logical_id: str
+    batch_size: int
+    batching_window: float  # MaximumBatchingWindowInSeconds
+    maximum_concurrency: int  # ScalingConfig.MaximumConcurrency: concurrent invocations
+    report_batch_item_failures: bool  # FunctionResponseTypes: [ReportBatchItemFailures]
+    enabled: bool
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,7 @@ class FunctionSpec:
     timeout: int
     memory_size: int
     environment: dict[str, str]
-    max_retry_attempts: int
-    max_event_age: int
-    on_failure_arn: str | None  # async on-failure destination (an SQS queue ARN here)
-    dead_letter_arn: str | None  # the older DeadLetterQueue setting (original event only)
-    s3_events: tuple[S3EventSource, ...]
+    sqs_events: tuple[SqsEventSource, ...] = ()
 
 
 class Template:
@@ -324,11 +325,6 @@ class Resolver:
             if "FunctionName" in props
             else (generated_name(self.stack_name, logical_id))
         )
-        invoke = self._event_invoke_config(logical_id, props)
-        on_failure = ((invoke.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-        dead_letter = (props.get("DeadLetterQueue") or {}).get("TargetArn") or (
-            (props.get("DeadLetterConfig") or {}).get("TargetArn")
-        )
         return FunctionSpec(
             logical_id=logical_id,
             name=name,
@@ -339,77 +335,42 @@ class Resolver:
             timeout=int(self.resolve(props.get("Timeout", DEFAULT_TIMEOUT), f"{where}.Timeout")),
             memory_size=int(self.resolve(props.get("MemorySize", DEFAULT_MEMORY), f"{where}.MemorySize")),
             environment=environment,
-            max_retry_attempts=int(invoke.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS)),
-            max_event_age=int(invoke.get("MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE)),
-            on_failure_arn=str(on_failure) if on_failure else None,
-            dead_letter_arn=str(dead_letter) if dead_letter else None,
-            s3_events=self._s3_events(logical_id, props),
+            sqs_events=self._sqs_events(logical_id, props),
         )
 
-    def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> dict[str, Any]:
-        where = f"Resources.{logical_id}.Properties.EventInvokeConfig"
-        if "EventInvokeConfig" in props:  # SAM's property
-            config = self.resolve(props["EventInvokeConfig"], where)
-            return dict(config) if isinstance(config, dict) else {}
-        for other_id, resource in self.template.resources.items():  # a plain AWS::Lambda::EventInvokeConfig
-            if resource.get("Type") != "AWS::Lambda::EventInvokeConfig":
-                continue
-            target = (resource.get("Properties") or {}).get("FunctionName")
-            if target == {"Ref": logical_id} or target == logical_id:
-                config = self.resolve(
-                    {
-                        k: v
-                        for k, v in resource["Properties"].items()
-                        if k not in ("FunctionName", "Qualifier")
-                    },
-                    f"Resources.{other_id}.Properties",
-                )
-                return dict(config)
-        return {}
-
-    def _s3_events(self, logical_id: str, props: dict[str, Any]) -> tuple[S3EventSource, ...]:
-        sources: list[S3EventSource] = []
+    def _sqs_events(self, logical_id: str, props: dict[str, Any]) -> tuple[SqsEventSource, ...]:
+        """The function's SAM ``Type: SQS`` events; a direct S3 or other event source is refused."""
+        sources: list[SqsEventSource] = []
         for event_id, event in (props.get("Events") or {}).items():
-            if not isinstance(event, dict) or event.get("Type") != "S3":
-                continue
-            where = f"Resources.{logical_id}.Properties.Events.{event_id}.Properties"
-            eprops = event.get("Properties") or {}
-            bucket = eprops.get("Bucket")
-            if not (isinstance(bucket, dict) and "Ref" in bucket):
-                raise TemplateError(f"{where}.Bucket: expected !Ref to a bucket of this template")
-            names = eprops.get("Events")
-            names = [names] if isinstance(names, str) else list(names or [])
-            rules = ((eprops.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+            where = f"Resources.{logical_id}.Properties.Events.{event_id}"
+            kind = event.get("Type") if isinstance(event, dict) else None
+            if kind != "SQS":
+                raise TemplateError(
+                    f"{where}: Type {kind} is not emulated locally (only SQS event source mappings are)"
+                )
+            eprops = self.resolve(event.get("Properties") or {}, f"{where}.Properties")
+            queue = (event.get("Properties") or {}).get("Queue")
+            queue_id = None
+            if isinstance(queue, dict) and "Fn::GetAtt" in queue:
+                arg = queue["Fn::GetAtt"]
+                queue_id = str(arg.split(".")[0] if isinstance(arg, str) else arg[0])
+            if queue_id is None or queue_id not in self.template.resources:
+                raise TemplateError(
+                    f"{where}.Properties.Queue: expected !GetAtt <a queue of this template>.Arn"
+                )
+            scaling = eprops.get("ScalingConfig") or {}
             sources.append(
-                S3EventSource(
-                    bucket_logical_id=str(bucket["Ref"]),
-                    events=tuple(str(n) for n in names),
-                    filter_rules=tuple(
-                        (str(r["Name"]).lower(), self.resolve_str(r["Value"], f"{where}.Filter"))
-                        for r in rules
-                    ),
+                SqsEventSource(
+                    event_id=str(event_id),
+                    queue_logical_id=queue_id,
+                    batch_size=int(eprops.get("BatchSize", DEFAULT_SQS_BATCH_SIZE)),
+                    batching_window=float(eprops.get("MaximumBatchingWindowInSeconds", 0)),
+                    maximum_concurrency=int(scaling.get("MaximumConcurrency", DEFAULT_SQS_CONCURRENCY)),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in (eprops.get("FunctionResponseTypes") or []),
+                    enabled=str(eprops.get("Enabled", True)).lower() != "false",
                 )
             )
-        # A bucket's own NotificationConfiguration pointing at this function counts too.
-        for bucket_id, resource in self.template.resources.items():
-            if resource.get("Type") != "AWS::S3::Bucket":
-                continue
-            config = (resource.get("Properties") or {}).get("NotificationConfiguration") or {}
-            for item in config.get("LambdaConfigurations") or []:
-                target = item.get("Function")
-                if not points_at(target, logical_id):
-                    continue
-                rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
-                where = f"Resources.{bucket_id}.Properties.NotificationConfiguration"
-                sources.append(
-                    S3EventSource(
-                        bucket_logical_id=bucket_id,
-                        events=(str(item["Event"]),),
-                        filter_rules=tuple(
-                            (str(r["Name"]).lower(), self.resolve_str(r["Value"], where)) for r in rules
-                        ),
-                    )
-                )
         return tuple(sources)
 
 
@@ -429,7 +390,7 @@ __all__ = [
     "FunctionSpec",
     "Resolver",
     "Resource",
-    "S3EventSource",
+    "SqsEventSource",
     "Template",
     "TemplateError",
     "generated_name",

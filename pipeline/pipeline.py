@@ -78,7 +78,45 @@ with _sdk_environment(RENDER_REGION):
     from sagemaker.core.workflow.parameters import ParameterInteger, ParameterString
     from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.retry import (
+        MAX_EXPIRE_AFTER_MIN,
+        SageMakerJobExceptionTypeEnum,
+        SageMakerJobStepRetryPolicy,
+        StepExceptionTypeEnum,
+        StepRetryPolicy,
+    )
     from sagemaker.mlops.workflow.steps import ProcessingStep
+
+# The step's retry policies (SageMaker applies them; the local runner emulates them from the definition).
+# A refusal for capacity (the account's processing-instance quota, EC2 capacity) passes when other jobs
+# end: it is retried for the longest time SageMaker allows (ExpireAfterMin 14400 = 10 days), every
+# minute at first, the wait growing by 1% per attempt. SageMaker has no cap on the wait, so a BackoffRate
+# near 1 is the cap: about 15 minutes after a day of refusals, 2.5 hours after ten days, and a freed
+# instance is taken within minutes instead of after an ever longer sleep. An internal job error and the
+# pipeline's own throttling or service faults get a few attempts with ordinary doubling.
+RETRY_POLICIES = (
+    SageMakerJobStepRetryPolicy(
+        exception_types=[
+            SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
+            SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+        ],
+        interval_seconds=60,
+        backoff_rate=1.01,
+        expire_after_mins=MAX_EXPIRE_AFTER_MIN,
+    ),
+    SageMakerJobStepRetryPolicy(
+        exception_types=[SageMakerJobExceptionTypeEnum.INTERNAL_ERROR],
+        interval_seconds=60,
+        backoff_rate=2.0,
+        max_attempts=5,
+    ),
+    StepRetryPolicy(
+        exception_types=[StepExceptionTypeEnum.THROTTLING, StepExceptionTypeEnum.SERVICE_FAULT],
+        interval_seconds=5,
+        backoff_rate=2.0,
+        max_attempts=8,
+    ),
+)
 
 
 class _OfflineSession(PipelineSession):  # type: ignore[misc]  # the SDK ships no type hints
@@ -120,6 +158,8 @@ def get_pipeline(
         ProcessingInstanceCount (Integer)  ClusterConfig.InstanceCount (each instance gets its
                                   -------> share of the input files: ShardedByS3Key)
         code_uri (fixed) ----------------> input "code" -> /opt/ml/processing/input/code/etl.py
+        RetryPolicies (RETRY_POLICIES) --> quota/capacity refusals retried up to 10 days; internal
+                                           errors, throttling and service faults a few times
 
     The script runs as ``python3 etl.py --input-dir /opt/ml/processing/input/data
     --output-dir /opt/ml/processing/output --input-url <InputDataUrl>``: with an object URL it
@@ -178,7 +218,7 @@ def get_pipeline(
         return Pipeline(
             name=name,
             parameters=[input_url, output_url, processing_instance_type, processing_instance_count],
-            steps=[ProcessingStep(name=STEP_NAME, step_args=step_args)],
+            steps=[ProcessingStep(name=STEP_NAME, step_args=step_args, retry_policies=list(RETRY_POLICIES))],
             # No automatic SageMaker Experiments trial per execution: the SDK's default would make the
             # definition depend on the region it is rendered in.
             pipeline_experiment_config=None,

@@ -1,7 +1,15 @@
-"""A burst of 200 uploads through the local runtime: 200 executions, none lost, none twice, all clean."""
+"""A burst beyond both quotas, with overwrites, through the local runtime: it drains by itself.
+
+An account allowed 6 concurrent executions and 2 processing instances gets 24 uploads at once: 16 keys,
+and 4 keys uploaded twice (the second upload while the first run waits). Every upload runs once, on its
+own bytes, into its own output; the refused starts wait in the upload queue and the refused jobs are
+retried by the step's retry policy; nothing reaches the dead-letter queue and nobody acts.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,45 +18,89 @@ import boto3
 import pytest
 
 from coilgen import generate
+from local.demo import is_output_of
+from local.emulator import Quotas
 from local.runtime import Runtime, StackRequest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e]
 
-UPLOADS = 200
+ROOT = Path(__file__).resolve().parents[2]
+KEYS, OVERWRITTEN = 16, 4
+QUOTAS = Quotas(max_concurrent_executions=6, max_processing_instances=2)
 
 
-@pytest.mark.timeout(1200)
-def test_a_burst_of_uploads_runs_each_exactly_once_with_its_clean_output(tmp_path: Path) -> None:
-    data = generate(tmp_path / "data", layout="named", rows=20, seed=5)
-    with Runtime(stacks=[StackRequest("burst")], scratch_dir=tmp_path) as runtime:
+def clean_rows(folder: Path, rows: int) -> tuple[str, list[str], str, list[str]]:
+    """A generated file (header, rows) and the ETL's output for it (header, rows), row for row."""
+    data = generate(folder / "in", layout="named", rows=rows, seed=9)
+    out = folder / "out"
+    out.mkdir()
+    command = [sys.executable, str(ROOT / "etl" / "etl.py"), "--input-dir", str(data.out_dir)]
+    subprocess.run([*command, "--output-dir", str(out), "--input-url", "s3://b/raw/Caravan.csv"], check=True)
+    raw = (data.out_dir / "Caravan.csv").read_text(encoding="utf-8").splitlines()
+    clean = (out / "full_data.csv").read_text(encoding="utf-8").splitlines()
+    assert len(raw) == len(clean)  # no faults: every row is cleaned, in order
+    return raw[0], raw[1:], clean[0], clean[1:]
+
+
+@pytest.mark.timeout(600)
+def test_a_burst_beyond_the_quotas_with_overwrites_drains_by_itself(tmp_path: Path) -> None:
+    header, rows, clean_header, clean = clean_rows(tmp_path, KEYS + 2 * OVERWRITTEN + 4)
+    # upload n holds rows n..n+2 (its own bytes); the overwritten keys get a second, other upload
+    keys = [f"raw/burst/file-{n:02d}.csv" for n in range(KEYS + OVERWRITTEN)]
+    uploads = [(key, n) for n, key in enumerate(keys)]
+    uploads += [(key, KEYS + OVERWRITTEN + n) for n, key in enumerate(keys[KEYS:])]
+
+    def body(n: int) -> bytes:
+        return ("\n".join([header, *rows[n : n + 3]]) + "\n").encode()
+
+    with Runtime(stacks=[StackRequest("burst")], quotas=QUOTAS, scratch_dir=tmp_path) as runtime:
         runtime.warm_up()
-        bucket = runtime.stacks[0].ref("DataBucket")
-        pipeline = runtime.stacks[0].parameters["PipelineName"]
+        stack = runtime.stacks[0]
+        bucket, pipeline = stack.ref("DataBucket"), stack.parameters["PipelineName"]
         s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
-        keys = [f"raw/burst/file-{n:03d}.csv" for n in range(UPLOADS)]
+        refused_before = runtime.emulator.refused_starts
 
-        # When 200 files are uploaded at once
+        # When the 24 uploads arrive at once (the overwrites right after the first versions)
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda key: s3.upload_file(str(data.out_dir / "Caravan.csv"), bucket, key), keys))
+            first, second = uploads[: len(keys)], uploads[len(keys) :]
+            list(pool.map(lambda u: s3.put_object(Bucket=bucket, Key=u[0], Body=body(u[1])), first))
+            list(pool.map(lambda u: s3.put_object(Bucket=bucket, Key=u[0], Body=body(u[1])), second))
 
-        # Then, once everything has drained,
-        deadline = time.monotonic() + 1000
-        while time.monotonic() < deadline and not runtime.idle():
-            time.sleep(1)
-        summaries = sagemaker.list_pipeline_executions(PipelineName=pipeline)["PipelineExecutionSummaries"]
-        inputs = []
+        # Then, with nobody acting, everything drains
+        deadline = time.monotonic() + 300
+        summaries: list[dict[str, str]] = []
+        while time.monotonic() < deadline and len(summaries) < len(uploads):
+            assert runtime.wait_idle(deadline - time.monotonic())
+            summaries = sagemaker.list_pipeline_executions(PipelineName=pipeline, MaxResults=100)[
+                "PipelineExecutionSummaries"
+            ]
+        outputs = {}
         for summary in summaries:
             params = sagemaker.list_pipeline_parameters_for_execution(
                 PipelineExecutionArn=summary["PipelineExecutionArn"]
-            )
-            inputs.append({p["Name"]: p["Value"] for p in params["PipelineParameters"]}["InputDataUrl"])
+            )["PipelineParameters"]
+            outputs[summary["PipelineExecutionArn"]] = {p["Name"]: p["Value"] for p in params}[
+                "OutputDataUrl"
+            ]
 
-        # there is one execution per upload: none lost, none duplicated, every one Succeeded
-        assert sorted(inputs) == [f"s3://{bucket}/{key}" for key in keys]
+        # one execution per upload, every one Succeeded
         assert {s["PipelineExecutionStatus"] for s in summaries} == {"Succeeded"}
-        # and each has its own clean output, with the file's 20 rows
+        assert len(summaries) == len(uploads) == KEYS + 2 * OVERWRITTEN
+        # and each key's outputs hold exactly its uploads' rows, each upload in a folder of its own
         for key in keys:
-            body = s3.get_object(Bucket=bucket, Key=f"clean/{key[len('raw/') :]}/full_data.csv")[
-                "Body"
-            ].read()
-            assert body.count(b"\n") == 21, key
+            expected = sorted([clean_header, *clean[n : n + 3]] for k, n in uploads if k == key)
+            got = []
+            for url in (u for u in outputs.values() if is_output_of(u, key)):
+                found = s3.get_object(Bucket=bucket, Key=url[5:].partition("/")[2] + "full_data.csv")
+                got.append(found["Body"].read().decode("utf-8").splitlines())
+            assert sorted(got) == expected, key
+        # and both quotas were met, and enforced: refused starts and jobs waited, none was lost
+        assert 0 < runtime.emulator.most_executing <= QUOTAS.max_concurrent_executions
+        assert runtime.emulator.refused_starts > refused_before
+        assert runtime.runner is not None
+        assert runtime.runner.stats.most_instances == QUOTAS.max_processing_instances
+        assert runtime.runner.stats.refused_jobs > 0
+        dead = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=stack.ref("TriggerDeadLetterQueue"), AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        assert dead["Attributes"]["ApproximateNumberOfMessages"] == "0"

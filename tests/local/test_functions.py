@@ -54,11 +54,6 @@ def spec(code: Path, handler: str, timeout: int = 3) -> FunctionSpec:
         timeout=timeout,
         memory_size=128,
         environment={"GREETING": "hello"},
-        max_retry_attempts=2,
-        max_event_age=60,
-        on_failure_arn=None,
-        dead_letter_arn=None,
-        s3_events=(),
     )
 
 

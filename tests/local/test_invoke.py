@@ -48,6 +48,11 @@ def test_each_sample_event_invokes_its_function_and_prints_the_return_value(
         # a custom resource handler returns nothing; what matters is its answer to CloudFormation
         assert result is None
         assert 'CloudFormation response: {"Status": "SUCCESS"' in log
+    elif all(
+        "messageId" in r for r in json.loads(event_file.read_text(encoding="utf-8")).get("Records", [{}])
+    ):
+        # an event source mapping's batch: every record handled or skipped, none left to retry
+        assert result == {"batchItemFailures": []}
     else:
         assert set(result) == {"started", "skipped"}
         assert len(result["started"]) + len(result["skipped"]) >= 1
@@ -63,10 +68,13 @@ def test_the_command_line_prints_the_log_on_stderr_and_the_result_on_stdout() ->
     )
 
     assert result.returncode == 0, result.stderr
-    [started] = json.loads(result.stdout)["started"]
-    assert started["inputDataUrl"].endswith("/raw/coil2000/Caravan.csv")
-    assert ":pipeline/" in started["executionArn"]
-    assert '"message":"pipeline execution started"' in result.stderr  # the function's own log line
+    # (the sample's object version does not exist in the fresh local bucket: the trigger says so and
+    # skips it, as it would on AWS, instead of running the pipeline on other bytes)
+    [skipped] = json.loads(result.stdout)["skipped"]
+    assert skipped["key"] == "raw/coil2000/Caravan.csv"
+    assert "no longer exists" in skipped["reason"]
+    assert "REPORT RequestId:" in result.stderr
+    assert '"level":' in result.stderr  # the function's own (Powertools) log lines
 
 
 def test_an_event_for_an_unknown_function_is_refused(tmp_path: Path) -> None:

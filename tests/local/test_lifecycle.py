@@ -70,6 +70,7 @@ def test_up_runs_every_drop_reports_status_and_stops_cleanly_on_ctrl_c(tmp_path:
                 break
         text = "".join(output)
         assert "aws s3 cp data.csv s3://" in text, text
+        assert "20 concurrent executions, 4 processing instances" in text  # the account's quotas
         assert "import boto3" in text
         state = json.loads(STATE.read_text(encoding="utf-8"))
         children = psutil.Process(up.pid).children(recursive=True)
@@ -106,8 +107,8 @@ def test_up_runs_every_drop_reports_status_and_stops_cleanly_on_ctrl_c(tmp_path:
         [execution] = report
         assert execution["status"] == "Succeeded"
         assert execution["steps"] == "CleanData Succeeded"
-        assert execution["input"].endswith("/raw/dropped.csv")
-        assert execution["output"].endswith("/clean/dropped.csv/")
+        assert execution["input"].endswith("/dropped.csv")  # its snapshot
+        assert "/clean/dropped.csv/" in execution["output"]  # a folder of its own under the key's
 
         # When Ctrl-C is pressed
         up.send_signal(signal.SIGINT)

@@ -8,6 +8,7 @@ writes what it saw (its arguments, its input files, its host) as JSON into its o
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +16,18 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from local.emulator import Emulator
-from local.runner import ExecutionInfo, Runner, StepFailed, parameter_values, resolve
+from local.emulator import Emulator, Quotas
+from local.runner import (
+    ExecutionInfo,
+    Runner,
+    StepFailed,
+    parameter_values,
+    resolve,
+    retry_policies,
+    retry_wait,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -424,3 +434,214 @@ def test_a_malformed_definition_fails_the_execution_instead_of_hanging(runner: R
     described = execution(arn)
     assert described["PipelineExecutionStatus"] == "Failed"
     assert "Steps must be a list" in described["FailureReason"]
+
+
+# -- quotas and retry policies -------------------------------------------------------------------------
+
+SLOW = """
+import pathlib, sys, time
+args = sys.argv[1:]
+time.sleep(float(args[args.index("--sleep") + 1]))
+(pathlib.Path(args[args.index("--output-dir") + 1]) / "done.txt").write_text("done")
+"""
+QUOTA_RETRY = {
+    "ExceptionType": ["SageMaker.RESOURCE_LIMIT"],
+    "IntervalSeconds": 1,
+    "BackoffRate": 1.0,
+}
+
+
+def start_many(spec: dict[str, Any], count: int, script: str, sleep: float) -> list[str]:
+    """One pipeline from ``spec`` running ``script``, and ``count`` executions of it."""
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="code/probe.py", Body=script.encode())
+    s3.put_object(Bucket=BUCKET, Key="raw/q.csv", Body=b"1\n")
+    spec["Steps"][0]["Arguments"]["AppSpecification"]["ContainerArguments"] += ["--sleep", str(sleep)]
+    sagemaker.create_pipeline(PipelineName="quota-test", PipelineDefinition=json.dumps(spec), RoleArn=ROLE)
+    return [
+        sagemaker.start_pipeline_execution(
+            PipelineName="quota-test",
+            PipelineParameters=[
+                {"Name": "InputDataUrl", "Value": f"s3://{BUCKET}/raw/q.csv"},
+                {"Name": "OutputDataUrl", "Value": f"s3://{BUCKET}/clean/q-{n}/"},
+            ],
+        )["PipelineExecutionArn"]
+        for n in range(count)
+    ]
+
+
+def run_all(runner: Runner, arns: list[str], timeout: float = 60) -> None:
+    runner.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(execution(a)["PipelineExecutionStatus"] != "Executing" for a in arns):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"executions still Executing after {timeout} s")
+    finally:
+        runner.stop()
+
+
+def quota_runner(aws: Emulator, tmp_path: Path, instances: int, events: list[tuple[str, Any]]) -> Runner:
+    return Runner(
+        aws,
+        sagemaker=boto3.client("sagemaker"),
+        s3=boto3.client("s3"),
+        quotas=Quotas(None, instances),
+        time_scale=0.05,  # IntervalSeconds 1 -> 50 ms
+        poll_interval=0.05,
+        scratch_dir=tmp_path,
+        notify=lambda kind, details: events.append((kind, details)),
+    )
+
+
+def test_jobs_beyond_the_instance_quota_are_refused_and_retried_until_they_run(
+    aws: Emulator, tmp_path: Path
+) -> None:
+    # Given an account with one processing instance, and a step that retries quota refusals
+    spec = definition()
+    spec["Steps"][0]["RetryPolicies"] = [{**QUOTA_RETRY, "ExpireAfterMin": 60}]
+    events: list[tuple[str, Any]] = []
+    runner = quota_runner(aws, tmp_path, 1, events)
+
+    # When three executions start at once, each job taking 0.3 s
+    arns = start_many(spec, 3, SLOW, 0.3)
+    run_all(runner, arns)
+
+    # Then all three succeeded, one job at a time, the later ones after refusals and retries
+    assert [execution(a)["PipelineExecutionStatus"] for a in arns] == ["Succeeded"] * 3
+    assert runner.stats.most_instances == 1
+    assert runner.stats.refused_jobs >= 2
+    attempts = sorted(steps(a)[0]["AttemptCount"] for a in arns)
+    assert attempts[0] == 1
+    assert attempts[-1] > 1
+    # and each refusal said what SageMaker says
+    retried = [d for kind, d in events if kind == "step-retrying"]
+    assert retried
+    assert all(
+        d["reason"].startswith("ResourceLimitExceeded: The account-level service limit") for d in retried
+    )
+    assert {d["wait"] for d in retried} == {1.0}
+    assert {round(d["local_wait"], 3) for d in retried} == {0.05}
+
+
+def test_a_retry_policy_that_runs_out_fails_the_step_with_the_refusal(aws: Emulator, tmp_path: Path) -> None:
+    # Given one instance, held for 3 s by a first execution, and a policy of two retries
+    spec = definition()
+    spec["Steps"][0]["RetryPolicies"] = [{**QUOTA_RETRY, "MaxAttempts": 2}]
+    events: list[tuple[str, Any]] = []
+    runner = quota_runner(aws, tmp_path, 1, events)
+
+    arns = start_many(spec, 2, SLOW, 3)
+    run_all(runner, arns)
+
+    # Then one ran and the other failed after 1 + 2 attempts, saying why
+    by_status = {execution(a)["PipelineExecutionStatus"]: a for a in arns}
+    assert sorted(by_status) == ["Failed", "Succeeded"]
+    reason = execution(by_status["Failed"])["FailureReason"]
+    assert "ResourceLimitExceeded" in reason
+    assert "(MaxAttempts 2) exhausted after 2 retries" in reason
+    [step] = steps(by_status["Failed"])
+    assert (step["StepStatus"], step["AttemptCount"]) == ("Failed", 3)
+
+
+def test_without_a_retry_policy_a_refused_job_fails_its_step_at_once(aws: Emulator, tmp_path: Path) -> None:
+    events: list[tuple[str, Any]] = []
+    runner = quota_runner(aws, tmp_path, 1, events)
+
+    first, second = start_many(definition(), 2, SLOW, 2)
+    run_all(runner, [first, second])
+
+    statuses = sorted(execution(a)["PipelineExecutionStatus"] for a in (first, second))
+    assert statuses == ["Failed", "Succeeded"]
+    assert not [d for kind, d in events if kind == "step-retrying"]
+
+
+def test_a_job_larger_than_the_quota_fails_clearly_instead_of_waiting_forever(
+    aws: Emulator, tmp_path: Path
+) -> None:
+    spec = definition()
+    spec["Steps"][0]["RetryPolicies"] = [{**QUOTA_RETRY, "ExpireAfterMin": 14400}]
+    spec["Parameters"][3]["DefaultValue"] = 3  # ProcessingInstanceCount
+    runner = quota_runner(aws, tmp_path, 2, [])
+
+    [arn] = start_many(spec, 1, SLOW, 0)
+    run_all(runner, [arn])
+
+    reason = execution(arn)["FailureReason"]
+    assert "is 2 Instances, with current utilization of 0 Instances and a request delta of 3" in reason
+    assert "can never run here" in reason
+
+
+def test_starts_beyond_the_execution_quota_are_refused_as_sagemaker_refuses_them(aws: Emulator) -> None:
+    # Given an account allowed two concurrent executions
+    aws.set_quotas(Quotas(2, None))
+    try:
+        spec = definition()
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        sagemaker = boto3.client("sagemaker")
+        sagemaker.create_pipeline(PipelineName="q", PipelineDefinition=json.dumps(spec), RoleArn=ROLE)
+        tokens = [f"token-{n}".ljust(32, "x") for n in range(3)]
+        first, _ = (
+            sagemaker.start_pipeline_execution(PipelineName="q", ClientRequestToken=t)["PipelineExecutionArn"]
+            for t in tokens[:2]
+        )
+
+        # When a third starts, it is refused with ResourceLimitExceeded (HTTP 400)
+        with pytest.raises(ClientError) as refused:
+            sagemaker.start_pipeline_execution(PipelineName="q", ClientRequestToken=tokens[2])
+        error = refused.value.response
+        assert error["Error"]["Code"] == "ResourceLimitExceeded"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert "'Maximum number of concurrent pipeline executions' is 2" in error["Error"]["Message"]
+        # but a replay of a started one is answered with its execution, quota or not
+        replay = sagemaker.start_pipeline_execution(PipelineName="q", ClientRequestToken=tokens[0])
+        assert replay["PipelineExecutionArn"] == first
+        # and once one finishes, the start goes through
+        aws.record_execution(first, "Succeeded")
+        sagemaker.start_pipeline_execution(PipelineName="q", ClientRequestToken=tokens[2])
+        assert aws.executing() == 2
+    finally:
+        aws.set_quotas(None)
+
+
+def test_retry_waits_follow_interval_times_backoff_until_the_policy_expires() -> None:
+    [policy] = retry_policies(
+        {
+            "Name": "S",
+            "RetryPolicies": [
+                {**QUOTA_RETRY, "IntervalSeconds": 60, "BackoffRate": 2.0, "ExpireAfterMin": 7}
+            ],
+        }
+    )
+    refusal = StepFailed("ResourceLimitExceeded: ...", "SageMaker.RESOURCE_LIMIT")
+    retries, elapsed, waits = [0], 0.0, []
+    while True:
+        wait, why = retry_wait([policy], retries, refusal, elapsed)
+        if wait is None:
+            break
+        waits.append(wait)
+        elapsed += wait
+    assert waits == [60, 120, 240]  # a fourth (480 s) would end after the 7 minutes
+    assert why == "SageMaker.RESOURCE_LIMIT retry policy (ExpireAfterMin 7) expired after 3 retries"
+    # a failure of another type is not retried by it
+    assert retry_wait([policy], [0], StepFailed("AlgorithmError: boom"), 0)[0] is None
+
+
+@pytest.mark.parametrize(
+    ("policies", "message"),
+    [
+        (
+            [{**QUOTA_RETRY, "MaxAttempts": 1, "ExpireAfterMin": 1}],
+            "exactly one of MaxAttempts and ExpireAfterMin",
+        ),
+        ([{"IntervalSeconds": 1, "MaxAttempts": 2}], r"RetryPolicies\[0\] is malformed: KeyError"),
+        ([{**QUOTA_RETRY, "MaxAttempts": "many"}], r"RetryPolicies\[0\] is malformed: ValueError"),
+        ({"ExceptionType": "x"}, "RetryPolicies must be a list"),
+    ],
+)
+def test_malformed_retry_policies_fail_the_step_clearly(policies: Any, message: str) -> None:
+    with pytest.raises(StepFailed, match=message):
+        retry_policies({"Name": "CleanData", "RetryPolicies": policies})

@@ -19,6 +19,8 @@ import boto3
 import pytest
 
 from coilgen import generate
+from local.delivery import s3_keys
+from local.demo import is_output_of
 from local.runtime import Runtime, StackRequest
 
 pytestmark = pytest.mark.e2e
@@ -64,8 +66,8 @@ def pipeline(runtime: Runtime) -> str:
     return runtime.stacks[0].parameters["PipelineName"]
 
 
-def executions_for(runtime: Runtime, input_url: str) -> list[dict[str, Any]]:
-    """The executions whose InputDataUrl is ``input_url``, with status and failure reason."""
+def executions_for(runtime: Runtime, key: str) -> list[dict[str, Any]]:
+    """The executions of ``key`` (their OutputDataUrl is one of the key's output folders)."""
     sagemaker = boto3.client("sagemaker")
     found = []
     for summary in sagemaker.list_pipeline_executions(PipelineName=pipeline(runtime))[
@@ -75,21 +77,30 @@ def executions_for(runtime: Runtime, input_url: str) -> list[dict[str, Any]]:
         params = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)[
             "PipelineParameters"
         ]
-        if {p["Name"]: p["Value"] for p in params}.get("InputDataUrl") == input_url:
+        if is_output_of({p["Name"]: p["Value"] for p in params}.get("OutputDataUrl", ""), key):
             found.append(summary)
     return found
 
 
-def finished(runtime: Runtime, input_url: str, timeout: float = 60) -> dict[str, Any]:
-    """Wait for the one execution on ``input_url`` to finish; its summary."""
+def finished(runtime: Runtime, key: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait for the one execution on ``key`` to finish; its summary."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = executions_for(runtime, input_url)
+        found = executions_for(runtime, key)
         if found and all(s["PipelineExecutionStatus"] != "Executing" for s in found):
-            assert len(found) == 1, f"{len(found)} executions for {input_url}"
+            assert len(found) == 1, f"{len(found)} executions for {key}"
             return found[0]
         time.sleep(0.1)
-    raise AssertionError(f"no finished execution for {input_url} within {timeout} s")
+    raise AssertionError(f"no finished execution for {key} within {timeout} s")
+
+
+def output_prefix(summary: dict[str, Any]) -> str:
+    """The key prefix the execution wrote its output under (its OutputDataUrl), ending with /."""
+    params = boto3.client("sagemaker").list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=summary["PipelineExecutionArn"]
+    )["PipelineParameters"]
+    url = {p["Name"]: p["Value"] for p in params}["OutputDataUrl"]
+    return url[5:].partition("/")[2].rstrip("/") + "/"
 
 
 def read(bucket_name: str, key: str) -> bytes:
@@ -131,11 +142,13 @@ def test_an_upload_produces_the_etl_output_for_exactly_that_object(runtime: Runt
 
     # Then one execution ran on exactly that object and succeeded
     url = f"s3://{name}/raw/e2e/content/Caravan.csv"
-    assert finished(runtime, url)["PipelineExecutionStatus"] == "Succeeded"
+    summary = finished(runtime, "raw/e2e/content/Caravan.csv")
+    assert summary["PipelineExecutionStatus"] == "Succeeded"
     # and its output under clean/<key>/ is what the ETL makes of that file alone (not of the .bak too)
     expected = tmp_path / "expected"
     assert run_etl_directly(data.out_dir, expected, url).returncode == 0
-    prefix = "clean/e2e/content/Caravan.csv/"
+    prefix = output_prefix(summary)
+    assert prefix.startswith("clean/e2e/content/Caravan.csv/")
     assert read(name, prefix + "full_data.csv") == (expected / "full_data.csv").read_bytes()
     assert read(name, prefix + "rejects.csv") == (expected / "rejects.csv").read_bytes()
     totals = json.loads(read(name, prefix + "report.json"))["totals"]
@@ -150,27 +163,26 @@ def test_a_duplicate_notification_starts_one_execution(
     data = generate(tmp_path, layout="named", rows=40, seed=21)
     name, key = bucket(runtime), "raw/e2e/duplicate/Caravan.csv"
     boto3.client("s3").upload_file(str(data.out_dir / "Caravan.csv"), name, key)
-    first = finished(runtime, f"s3://{name}/{key}")
-    [event] = [
-        d["event"]
-        for d in recorder.of("notification")
-        if d["keys"] == ["raw%2Fe2e%2Fduplicate%2FCaravan.csv"]
+    first = finished(runtime, key)
+    [body] = [
+        b
+        for d in recorder.of("invoked")
+        for b, k in zip(d["bodies"], (s3_keys(b) for b in d["bodies"]), strict=True)
+        if k == [key]
     ]
 
     # When S3 delivers the same notification again
-    queue = runtime.stacks[0].notification_queues["TriggerFunction"]
-    boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(event))
+    [mapping] = runtime.stacks[0].event_sources
+    replays = len(recorder.of("execution-replayed"))
+    boto3.client("sqs").send_message(QueueUrl=mapping.queue_url, MessageBody=body)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        starts = [s for d in recorder.of("invoked") for s in d["result"]["started"] if s["key"] == key]
-        if len(starts) == 2:
-            break
+    while time.monotonic() < deadline and len(recorder.of("execution-replayed")) == replays:
         time.sleep(0.05)
 
-    # Then the trigger answered with the first execution, and there is still exactly one
-    assert [s["executionArn"] for s in starts] == [first["PipelineExecutionArn"]] * 2
+    # Then SageMaker answered the trigger with the first execution, and there is still exactly one
+    assert [d["arn"] for d in recorder.of("execution-replayed")[replays:]] == [first["PipelineExecutionArn"]]
     assert runtime.wait_idle(30)
-    assert len(executions_for(runtime, f"s3://{name}/{key}")) == 1
+    assert len(executions_for(runtime, key)) == 1
 
 
 def test_a_failing_etl_input_fails_the_execution_with_the_etls_message(
@@ -190,7 +202,7 @@ def test_a_failing_etl_input_fails_the_execution_with_the_etls_message(
     boto3.client("s3").upload_file(str(source / "broken.csv"), name, key)
 
     # Then the execution failed carrying the ETL's own message
-    summary = finished(runtime, url)
+    summary = finished(runtime, key)
     assert summary["PipelineExecutionStatus"] == "Failed"
     assert message in summary["PipelineExecutionFailureReason"]
     # and the step is listed as Failed with it
@@ -208,12 +220,12 @@ def test_a_failing_etl_input_fails_the_execution_with_the_etls_message(
 
 def test_an_upload_outside_the_raw_prefix_runs_nothing(runtime: Runtime, recorder: Recorder) -> None:
     name = bucket(runtime)
-    before = len(recorder.of("notification"))
+    before = len(recorder.of("invoked"))
 
     boto3.client("s3").put_object(Bucket=name, Key="elsewhere/e2e/x.csv", Body=b"1\n")
 
     assert runtime.wait_idle(10)
-    assert len(recorder.of("notification")) == before
+    assert len(recorder.of("invoked")) == before
 
 
 def test_several_processing_instances_each_clean_their_share_of_a_folder(
@@ -240,7 +252,7 @@ def test_several_processing_instances_each_clean_their_share_of_a_folder(
     )
 
     # When the runner has run it
-    assert finished(runtime, url)["PipelineExecutionStatus"] == "Succeeded"
+    assert finished(runtime, "raw/sharded/")["PipelineExecutionStatus"] == "Succeeded"
 
     # Then each instance wrote its own part files (named after its host), one input file each
     listed = s3.list_objects_v2(Bucket=name, Prefix="clean/sharded/")

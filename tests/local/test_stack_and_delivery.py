@@ -1,4 +1,4 @@
-"""Local deploy from template.yaml, and Lambda's asynchronous retry-then-dead-letter behaviour."""
+"""Local deploy from template.yaml, and the SQS event source mapping with SQS's own redrive."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 
 from local.cfn_response import ResponseServer
 from local.emulator import Emulator
-from local.runtime import Runtime, StackRequest
+from local.runtime import Runtime, RuntimeStartError, StackRequest
 from local.stack import StackDeployer, StackError
 from local.template import Template
 
@@ -46,12 +45,18 @@ def test_the_stack_takes_its_names_and_settings_from_the_template(deployer: Stac
     assert queue["Events"] == ["s3:ObjectCreated:*"]
     [rule] = queue["Filter"]["Key"]["FilterRules"]
     assert (rule["Name"].lower(), rule["Value"]) == ("prefix", "landing/coil/")
-    # and the trigger gets the template's environment and async settings
+    # and the trigger gets the template's environment and its queue through an event source mapping
     trigger = stack.functions["TriggerFunction"]
     assert trigger.environment["PIPELINE_NAME"] == "named-etl"
     assert trigger.environment["RAW_PREFIX"] == "landing/coil/"
-    assert trigger.max_retry_attempts == 2
-    assert trigger.on_failure_arn == stack.attribute("TriggerDeadLetterQueue", "Arn")
+    [mapping] = stack.event_sources
+    assert mapping.function_id == "TriggerFunction"
+    assert mapping.queue_arn == queue["QueueArn"]
+    assert mapping.source.report_batch_item_failures
+    # and the queue's redrive policy sends what keeps failing to the dead-letter queue
+    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["All"])
+    redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == stack.attribute("TriggerDeadLetterQueue", "Arn")
     assert stack.outputs["PipelineName"] == "named-etl"
     assert boto3.client("s3").get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
 
@@ -70,48 +75,110 @@ def test_an_unknown_parameter_is_refused(deployer: StackDeployer) -> None:
         deployer.deploy("typo", {"TriggerMood": "object"})
 
 
-def test_failed_invocations_are_retried_then_recorded_in_the_dead_letter_queue(
+# A stack of one queue (with a dead-letter queue after 2 receives) consumed by one function, whose
+# handler reports as failed every record whose body says "fail" and fails as a whole on "crash".
+MAPPING_TEMPLATE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Work:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 1
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt Dead.Arn
+        maxReceiveCount: 2
+  Dead:
+    Type: AWS::SQS::Queue
+  Consumer:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: consumer/
+      Handler: consumer.handler
+      Runtime: python3.13
+      Timeout: 5
+      Events:
+        Work:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Work.Arn
+            BatchSize: 4
+            ScalingConfig:
+              MaximumConcurrency: 2
+            FunctionResponseTypes: [ReportBatchItemFailures]
+"""
+CONSUMER = """
+import json, sys
+
+def handler(event, context):
+    records = event["Records"]
+    keep = ("body", "eventSource", "eventSourceARN", "attributes")
+    print("RECORDS", json.dumps([{k: r[k] for k in keep} for r in records]))
+    if any(r["body"] == "crash" for r in records):
+        raise RuntimeError("crash")
+    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records if r["body"] == "fail"]}
+"""
+
+
+def test_the_mapping_deletes_what_succeeded_and_sqs_dead_letters_what_keeps_failing(
     aws: Emulator, tmp_path: Path
 ) -> None:
-    # Given a runtime whose pipeline has disappeared, so every StartPipelineExecution fails
-    events: list[tuple[str, dict[str, Any]]] = []
+    # Given a queue consumed through an event source mapping with partial batch responses
+    (tmp_path / "template.yaml").write_text(MAPPING_TEMPLATE, encoding="utf-8")
+    (tmp_path / "consumer").mkdir()
+    (tmp_path / "consumer" / "consumer.py").write_text(CONSUMER, encoding="utf-8")
+    logs: list[str] = []
     with Runtime(
-        stacks=[StackRequest("dlq")],
+        template=tmp_path / "template.yaml",
+        stacks=[StackRequest("mapping")],
         emulator=aws,
-        retry_delays=(0.05, 0.1),
         scratch_dir=tmp_path,
-        notify=lambda kind, details: events.append((kind, details)),
+        on_log=lambda function, line: logs.append(line),
     ) as runtime:
-        stack = runtime.stacks[0]
-        boto3.client("sagemaker").delete_pipeline(
-            PipelineName=stack.parameters["PipelineName"], ClientRequestToken="x" * 32
-        )
-
-        # When a file is uploaded
-        boto3.client("s3").put_object(Bucket=stack.ref("DataBucket"), Key="raw/lost.csv", Body=b"1,2\n")
-
-        # Then after 1 + MaximumRetryAttempts (2) attempts an on-failure record reaches the dead-letter queue
+        [mapping] = runtime.stacks[0].event_sources
+        assert (mapping.source.batch_size, mapping.source.maximum_concurrency) == (4, 2)
+        assert len(runtime.functions) == 2  # one execution environment per concurrent invocation
         sqs = boto3.client("sqs")
-        dlq = stack.ref("TriggerDeadLetterQueue")
-        messages: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 30
-        while not messages and time.monotonic() < deadline:
-            messages = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages", [])
+        dead = runtime.stacks[0].ref("Dead")
 
-    assert len(messages) == 1
-    record = json.loads(messages[0]["Body"])
-    assert record["requestContext"]["condition"] == "RetriesExhausted"
-    assert record["requestContext"]["approximateInvokeCount"] == 3
-    assert record["requestContext"]["functionArn"].endswith(":$LATEST")
-    assert record["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "raw%2Flost.csv"
-    assert record["responseContext"] == {
-        "statusCode": 200,
-        "executedVersion": "$LATEST",
-        "functionError": "Unhandled",
-    }
-    assert record["responsePayload"]["errorType"] == "StartFailed"
-    assert "raw/lost.csv" in record["responsePayload"]["errorMessage"]
-    attempts = [d["attempt"] for kind, d in events if kind == "invoke-error"]
-    assert attempts == [1, 2, 3]
-    # and all three attempts carried the same request ID, as Lambda's retries do
-    assert len({d["request_id"] for kind, d in events if kind == "invoke-error"}) == 1
+        # When good, failing and crashing messages arrive
+        for body in ("ok-1", "ok-2", "fail", "crash"):
+            sqs.send_message(QueueUrl=mapping.queue_url, MessageBody=body)
+
+        # Then the failing and the crashing ones reach the dead-letter queue after 2 receives each,
+        # moved by SQS's own redrive policy
+        moved: list[str] = []
+        deadline = time.monotonic() + 30
+        while len(moved) < 2 and time.monotonic() < deadline:
+            for message in sqs.receive_message(QueueUrl=dead, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            ):
+                moved.append(message["Body"])
+                sqs.delete_message(QueueUrl=dead, ReceiptHandle=message["ReceiptHandle"])
+        assert sorted(moved) == ["crash", "fail"]
+        assert runtime.wait_idle(10)
+
+    # and the good ones were handled and deleted (a batch with the crash failed whole: they may run twice)
+    seen = [r for line in logs if line.startswith("RECORDS ") for r in json.loads(line.split(" ", 1)[1])]
+    assert {"ok-1", "ok-2"} <= {r["body"] for r in seen}
+    # and each record was shaped as Lambda's SQS poller shapes it
+    assert {r["eventSource"] for r in seen} == {"aws:sqs"}
+    assert {r["eventSourceARN"] for r in seen} == {mapping.queue_arn}
+    assert max(int(r["attributes"]["ApproximateReceiveCount"]) for r in seen if r["body"] == "fail") == 2
+
+
+def test_an_event_source_moto_cannot_deliver_is_refused_naming_where_it_is(
+    aws: Emulator, tmp_path: Path
+) -> None:
+    # Given a template whose function takes S3 events directly (moto cannot invoke Lambda)
+    direct = MAPPING_TEMPLATE.replace(
+        "          Type: SQS\n          Properties:\n            Queue: !GetAtt Work.Arn\n",
+        "          Type: S3\n          Properties:\n            Bucket: !Ref Work\n",
+    )
+    (tmp_path / "template.yaml").write_text(direct, encoding="utf-8")
+    (tmp_path / "consumer").mkdir()
+
+    # Then the runtime does not start, and says which event it cannot emulate
+    runtime = Runtime(template=tmp_path / "template.yaml", stacks=[StackRequest("direct")], emulator=aws)
+    with pytest.raises(RuntimeStartError, match=r"Resources.Consumer.Properties.Events.Work: Type S3 is not"):
+        runtime.start()

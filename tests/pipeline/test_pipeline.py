@@ -305,3 +305,85 @@ def test_the_cli_renders_to_stdout_and_fails_clearly_without_the_script(tmp_path
     assert result.returncode == 2
     assert "ETL script not found" in result.stderr
     assert result.stdout == ""
+
+
+# -- retry policies and SageMaker's published definition schema ------------------------------------
+
+# SageMaker's pipeline definition JSON schema, as published in
+# github.com/aws-sagemaker-mlops/sagemaker-model-building-pipeline-definition-JSON-schema
+# (schema/pipeline-definition.schema.json at commit b4012b0, copied verbatim: tests run offline).
+SCHEMA = Path(__file__).with_name("pipeline-definition.schema.json")
+INTERVAL_SECONDS_MAX = 43200  # SageMaker's limit for a retry policy's IntervalSeconds
+EXPIRE_AFTER_MIN_MAX = 14400
+
+
+def _amended_schema() -> dict[str, Any]:
+    """The published schema with the two places where it lags the service, amended (and nothing else).
+
+    1. ``RetryPolicy.ExceptionType``: the schema has one string; the service takes a list of them, as
+       the SageMaker developer guide's retry policy schema (``"ExceptionType": [String]``) and the SDK's
+       ``to_request`` write it.
+    2. Top level ``PipelineExperimentConfig`` and ``MlflowConfig``: fields of the service's definition
+       that the SDK v3 always writes (``null`` here) and the schema predates.
+    """
+    schema: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    retry = schema["definitions"]["RetryPolicy"]["properties"]
+    retry["ExceptionType"] = {"type": "array", "minItems": 1, "items": retry["ExceptionType"]}
+    schema["properties"]["PipelineExperimentConfig"] = {"type": ["object", "null"]}
+    schema["properties"]["MlflowConfig"] = {"type": ["object", "null"]}
+    return schema
+
+
+def test_the_definition_is_valid_for_sagemakers_published_schema(definition: dict[str, Any]) -> None:
+    import jsonschema
+
+    published: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    # The published schema, as is, objects to exactly the two lagging places and nothing else
+    objections = sorted(
+        (e.json_path, e.validator) for e in jsonschema.Draft7Validator(published).iter_errors(definition)
+    )
+    retry_paths = [f"$.Steps[0].RetryPolicies[{i}].ExceptionType" for i in range(3)]
+    assert ("$", "additionalProperties") in objections
+    assert all(path == "$" or path.startswith("$.Steps[0]") for path, _ in objections), objections
+    # (a oneOf over step types reports the ProcessingStep mismatch at the step itself)
+    assert {path for path, _ in objections} <= {"$", "$.Steps[0]", *retry_paths}
+    # With those amended, the whole definition is valid
+    jsonschema.Draft7Validator(_amended_schema()).validate(definition)
+
+
+def test_the_step_retries_what_sagemaker_refuses_for_capacity(step: dict[str, Any]) -> None:
+    policies = {tuple(p["ExceptionType"]): p for p in step["RetryPolicies"]}
+
+    # Every exception type a processing step can retry is covered, each by one policy
+    covered = [t for types in policies for t in types]
+    assert sorted(covered) == sorted(
+        [
+            "SageMaker.RESOURCE_LIMIT",
+            "SageMaker.CAPACITY_ERROR",
+            "SageMaker.JOB_INTERNAL_ERROR",
+            "Step.THROTTLING",
+            "Step.SERVICE_FAULT",
+        ]
+    )
+    # each with exactly one of MaxAttempts and ExpireAfterMin, and a real backoff
+    for policy in policies.values():
+        assert ("MaxAttempts" in policy) != ("ExpireAfterMin" in policy), policy
+        assert 1 <= policy["IntervalSeconds"] <= INTERVAL_SECONDS_MAX
+        assert policy["BackoffRate"] >= 1.0
+    # The quota refusal is retried for the longest time SageMaker allows
+    [quota] = [p for types, p in policies.items() if "SageMaker.RESOURCE_LIMIT" in types]
+    assert "SageMaker.CAPACITY_ERROR" in quota["ExceptionType"]
+    assert quota["ExpireAfterMin"] == EXPIRE_AFTER_MIN_MAX
+    # and its waits stay bounded over those 10 days: never longer than SageMaker's longest interval,
+    # and still at most 20 minutes after a day of waiting (a freed instance is not left idle for long)
+    waited, wait, attempt = 0.0, float(quota["IntervalSeconds"]), 0
+    wait_after_a_day = None
+    while waited + wait <= EXPIRE_AFTER_MIN_MAX * 60:
+        waited += wait
+        attempt += 1
+        if wait_after_a_day is None and waited >= 86400:
+            wait_after_a_day = wait
+        wait = quota["IntervalSeconds"] * quota["BackoffRate"] ** attempt
+    assert wait <= INTERVAL_SECONDS_MAX
+    assert wait_after_a_day is not None
+    assert wait_after_a_day <= 1200

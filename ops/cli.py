@@ -1,0 +1,174 @@
+"""``s3sm``: status, retry and redrive, the same against a deployed stack and the local runtime.
+
+Exit status: 0 done; 1 done in part (an execution that was not failed, a retry SageMaker refused, dead
+letters waiting); 2 could not run (no such stack, a permission missing, no local runtime, bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ops import dlq
+from ops.retry import Retrier, parse_since
+from ops.status import WIDTH, Collector, as_json, execution_arn, render, render_one
+from ops.target import OpsError, Target, resolve
+
+PROG = "s3sm"
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+
+
+def cmd_status(target: Target, args: argparse.Namespace) -> int:
+    collector = Collector(target)
+    if args.execution:
+        execution = collector.execution(execution_arn(target, args.execution))
+        if args.json:
+            print(as_json(target, [execution], None))
+        else:
+            print(render_one(execution))
+        return EXIT_OK
+    executions = collector.recent(args.limit)
+    queues = collector.queues()
+    print(
+        as_json(target, executions, queues) if args.json else render(target, executions, queues, args.width)
+    )
+    return EXIT_OK
+
+
+def cmd_retry(target: Target, args: argparse.Namespace) -> int:
+    retrier = Retrier(target)
+    if args.failed_since:
+        since = parse_since(args.failed_since)
+        arns = retrier.failed_since(since)
+        if not arns:
+            print(f"no failed executions since {since.isoformat(timespec='seconds')}: nothing retried")
+    else:
+        arns = [execution_arn(target, e) for e in args.executions]
+    outcomes = [retrier.retry(arn) for arn in arns]
+    if args.json:
+        print(json.dumps([{**vars(o), "execution_id": o.execution_id} for o in outcomes], indent=2))
+    else:
+        for outcome in outcomes:
+            print(outcome.line())
+        if outcomes:
+            done = sum(o.retried for o in outcomes)
+            print(f"{done} of {len(outcomes)} retried")
+    return EXIT_OK if all(o.retried for o in outcomes) else EXIT_PARTIAL
+
+
+def cmd_redrive(target: Target, args: argparse.Namespace) -> int:
+    report = dlq.report(target, max_messages=args.max)
+    if args.move:
+        moved = dlq.move(target, rate=args.rate)
+        if args.json:
+            print(json.dumps({"report": report.as_dict(), "move": moved}, indent=2, default=str))
+        else:
+            print(report.render())
+            print(f"redrive started (StartMessageMoveTask), task {moved['task_handle']}")
+        return EXIT_OK
+    print(json.dumps(report.as_dict(), indent=2, default=str) if args.json else report.render())
+    waiting = report.read > 0
+    if waiting and not args.json:
+        print(
+            "nothing changed; `s3sm redrive --move` sends them back to the upload queue (SQS's own redrive)"
+        )
+    return EXIT_PARTIAL if waiting else EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("where")
+    where.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="a deployed stack, found through its CloudFormation outputs (or a stack of the local runtime)",
+    )
+    where.add_argument(
+        "--local",
+        action="store_true",
+        help="the local runtime (`make up`); the default when one is running and --stack is not given",
+    )
+    where.add_argument("--region", help="the stack's region (default: the AWS settings')")
+    common.add_argument("--json", action="store_true", help="everything, in full, as JSON")
+
+    top = argparse.ArgumentParser(
+        prog=PROG,
+        description="Operate the S3 -> SageMaker Pipelines trigger: see runs and queues, retry, redrive.",
+        epilog="Exit status: 0 done, 1 done in part, 2 could not run.",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="{status,retry,redrive}")
+
+    status = commands.add_parser(
+        "status", parents=[common], help="recent executions, uploads waiting, dead letters",
+        description="Recent executions (upload, status, failed step and reason, output, rows written and "
+        "rejected, duration), uploads waiting in the queue and the dead-letter depth.",
+    )  # fmt: skip
+    status.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="the N most recent executions, 1-100 (default 20)"
+    )
+    status.add_argument("--execution", metavar="ID|ARN", help="one execution, every field in full")
+    status.add_argument(
+        "--width", type=int, default=WIDTH, metavar="COLS", help=f"table width (default {WIDTH})"
+    )
+    status.set_defaults(func=cmd_status)
+
+    retry = commands.add_parser(
+        "retry", parents=[common], help="retry failed executions (RetryPipelineExecution)",
+        description="Retry failed executions where they failed, idempotently: the same failure is retried "
+        "once however often this runs. An execution that is not Failed is left alone.",
+    )  # fmt: skip
+    retry.add_argument("executions", nargs="*", metavar="ID|ARN", help="the executions to retry")
+    retry.add_argument(
+        "--failed-since",
+        metavar="WHEN",
+        help="every failed execution started since WHEN: 30m, 6h, 2d or ISO 8601",
+    )
+    retry.set_defaults(func=cmd_retry)
+
+    redrive = commands.add_parser(
+        "redrive", parents=[common], help="what waits in the dead-letter queue and why; --move to redrive",
+        description="Report what waits in the dead-letter queue and why, changing nothing. With --move, "
+        "start SQS's own redrive (StartMessageMoveTask) of every message back to the queue it came from.",
+    )  # fmt: skip
+    redrive.add_argument("--max", type=int, metavar="N", help="report at most N messages (default: all)")
+    redrive.add_argument(
+        "--move", action="store_true", help="then start the native redrive of the whole queue"
+    )
+    redrive.add_argument("--rate", type=int, metavar="N", help="with --move: at most N messages per second")
+    redrive.set_defaults(func=cmd_redrive)
+    return top
+
+
+def help_text() -> str:
+    """``s3sm --help`` and each subcommand's, as docs/operations.md shows them (tests/ops checks it)."""
+    top = parser()
+    parts = [top.format_help()]
+    for action in top._subparsers._group_actions if top._subparsers else []:  # argparse has no public API
+        for name, sub in getattr(action, "choices", {}).items():
+            parts.append(f"$ s3sm {name} --help\n{sub.format_help()}")
+    return "$ s3sm --help\n" + "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    top = parser()
+    args = top.parse_args(argv)
+    if args.command == "retry" and bool(args.executions) == bool(args.failed_since):
+        top.error("retry: name executions or give --failed-since WHEN (one of the two)")
+    for name in ("limit", "max", "rate", "width"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            top.error(f"--{name} must be at least 1")
+    if getattr(args, "limit", None) is not None and args.limit > 100:
+        top.error("--limit must be at most 100 (ListPipelineExecutions' page size)")
+    try:
+        target = resolve(stack=args.stack, local=args.local, region=args.region)
+        code: int = args.func(target, args)
+    except OpsError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return code
+
+
+__all__ = ["help_text", "main", "parser"]

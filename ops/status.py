@@ -1,0 +1,266 @@
+"""``s3sm status``: recent executions (upload, status, failed step and reason, output, rows, duration)
+and the queues (uploads waiting, the oldest one's age, dead letters)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ops.target import Target, explain
+from ops.text import duration, shorten, table
+
+WIDTH = 100
+REPORT_NAMES = "report*.json"  # the ETL writes report.json, or report-<host>.json per instance
+MISSING = {"NoSuchKey", "NoSuchBucket", "404"}
+
+
+@dataclass
+class Execution:
+    execution_id: str
+    arn: str
+    status: str
+    upload: str | None  # the InputDataUrl the execution ran on
+    output: str | None  # the OutputDataUrl it wrote to
+    failed_step: str | None
+    reason: str | None
+    started: str | None
+    seconds: float | None
+    rows_written: int | None
+    rows_rejected: int | None
+
+
+@dataclass
+class Queues:
+    waiting: int | None  # visible in the upload queue
+    in_flight: int | None  # received and not deleted yet, or backing off before the next attempt
+    oldest_seconds: float | None  # CloudWatch's ApproximateAgeOfOldestMessage, latest datapoint
+    dead_letters: int | None
+
+
+def execution_arn(target: Target, execution: str) -> str:
+    """An execution ARN from an ARN or the bare execution ID."""
+    return (
+        execution if execution.startswith("arn:") else f"{target.output('PipelineArn')}/execution/{execution}"
+    )
+
+
+class Collector:
+    """Reads what ``status`` shows through the SageMaker, S3, SQS and CloudWatch APIs."""
+
+    def __init__(self, target: Target, *, now: datetime | None = None) -> None:
+        self.target = target
+        self.now = now or datetime.now(UTC)
+        self.sagemaker = target.client("sagemaker")
+        self.s3 = target.client("s3")
+        self.sqs = target.client("sqs")
+        self.cloudwatch = target.client("cloudwatch")
+
+    def _call(self, doing: str, client: Any, operation: str, **params: Any) -> Any:
+        try:
+            return getattr(client, operation)(**params)
+        except (ClientError, BotoCoreError) as exc:
+            raise explain(exc, doing) from exc
+
+    def recent(self, limit: int) -> list[Execution]:
+        pipeline = self.target.output("PipelineName")
+        summaries = self._call(
+            f"listing the executions of pipeline {pipeline}",
+            self.sagemaker,
+            "list_pipeline_executions",
+            PipelineName=pipeline,
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=limit,
+        )["PipelineExecutionSummaries"]
+        return [self.execution(s["PipelineExecutionArn"]) for s in summaries]
+
+    def execution(self, arn: str) -> Execution:
+        doing = f"reading execution {arn}"
+        described = self._call(doing, self.sagemaker, "describe_pipeline_execution", PipelineExecutionArn=arn)
+        params = self._call(
+            doing, self.sagemaker, "list_pipeline_parameters_for_execution", PipelineExecutionArn=arn
+        )["PipelineParameters"]
+        values = {p["Name"]: p["Value"] for p in params}
+        steps = self._call(doing, self.sagemaker, "list_pipeline_execution_steps", PipelineExecutionArn=arn)[
+            "PipelineExecutionSteps"
+        ]
+        failed = next((s for s in steps if s.get("StepStatus") == "Failed"), None)
+        status = str(described["PipelineExecutionStatus"])
+        created = described.get("CreationTime")
+        ended = described.get("LastModifiedTime") if status != "Executing" else self.now
+        seconds = (ended - created).total_seconds() if created and ended else None
+        output = values.get("OutputDataUrl")
+        written, rejected = self.rows(output) if status == "Succeeded" or failed else (None, None)
+        return Execution(
+            execution_id=arn.rsplit("/", 1)[-1],
+            arn=arn,
+            status=status,
+            upload=values.get("InputDataUrl"),
+            output=output,
+            failed_step=str(failed["StepName"]) if failed else None,
+            reason=described.get("FailureReason") or (failed or {}).get("FailureReason"),
+            started=created.isoformat(timespec="seconds") if created else None,
+            seconds=seconds,
+            rows_written=written,
+            rows_rejected=rejected,
+        )
+
+    def rows(self, output: str | None) -> tuple[int | None, int | None]:
+        """Rows written and rejected, summed over the report files under the execution's output."""
+        if not output or not output.startswith("s3://"):
+            return None, None
+        url = urlparse(output)
+        bucket, prefix = url.netloc, url.path.lstrip("/").rstrip("/") + "/"
+        doing = f"reading the reports under {output}"
+        try:
+            listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents") or []
+            keys = [o["Key"] for o in listed if fnmatch.fnmatch(o["Key"].rsplit("/", 1)[-1], REPORT_NAMES)]
+            reports = [json.loads(self.s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in MISSING:
+                return None, None
+            raise explain(exc, doing) from exc
+        except BotoCoreError as exc:
+            raise explain(exc, doing) from exc
+        except ValueError:  # a report that is not JSON: nothing to count
+            return None, None
+        totals: list[dict[str, Any]] = [
+            r["totals"] for r in reports if isinstance(r, dict) and isinstance(r.get("totals"), dict)
+        ]
+        if not totals:
+            return None, None
+        written = sum(int(t.get("rows_written", 0)) for t in totals)
+        return written, sum(int(t.get("rows_rejected", 0)) for t in totals)
+
+    def queues(self) -> Queues:
+        waiting = in_flight = oldest = dead = None
+        upload = self.target.outputs.get("UploadQueueUrl")
+        if upload:
+            attributes = self._attributes(
+                upload, ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            )
+            waiting = int(attributes["ApproximateNumberOfMessages"])
+            in_flight = int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            oldest = self._oldest(upload)
+        dlq = self.target.outputs.get("TriggerDeadLetterQueueUrl")
+        if dlq:
+            dead = int(self._attributes(dlq, ["ApproximateNumberOfMessages"])["ApproximateNumberOfMessages"])
+        return Queues(waiting, in_flight, oldest, dead)
+
+    def _attributes(self, queue_url: str, names: list[str]) -> dict[str, str]:
+        result: dict[str, str] = self._call(
+            f"reading queue {queue_url}",
+            self.sqs,
+            "get_queue_attributes",
+            QueueUrl=queue_url,
+            AttributeNames=names,
+        )["Attributes"]
+        return result
+
+    def _oldest(self, queue_url: str) -> float | None:
+        """SQS has no attribute for it; CloudWatch's metric (1-minute datapoints, a few minutes late) does."""
+        name = queue_url.rstrip("/").rsplit("/", 1)[-1]
+        datapoints = self._call(
+            f"reading the age of the oldest upload in {name}",
+            self.cloudwatch,
+            "get_metric_statistics",
+            Namespace="AWS/SQS",
+            MetricName="ApproximateAgeOfOldestMessage",
+            Dimensions=[{"Name": "QueueName", "Value": name}],
+            StartTime=self.now - timedelta(minutes=15),
+            EndTime=self.now,
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        if not datapoints:
+            return None
+        return float(max(datapoints, key=lambda d: d["Timestamp"])["Maximum"])
+
+
+def as_json(target: Target, executions: list[Execution], queues: Queues | None) -> str:
+    return json.dumps(
+        {
+            "stack": target.stack,
+            "where": target.where,
+            "outputs": dict(target.outputs),
+            "queues": asdict(queues) if queues else None,
+            "executions": [asdict(e) for e in executions],
+        },
+        indent=2,
+    )
+
+
+def _rows(e: Execution) -> str:
+    if e.rows_written is None:
+        return "-"
+    return f"{e.rows_written}/{e.rows_rejected}"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def render(target: Target, executions: list[Execution], queues: Queues, width: int = WIDTH) -> str:
+    """The human view: every line at most ``width`` wide, long values shortened in the middle."""
+    pipeline = target.outputs.get("PipelineName", "?")
+    bucket = target.outputs.get("DataBucketName")
+    oldest = (
+        "unknown, no CloudWatch datapoint"
+        if queues.oldest_seconds is None
+        else duration(queues.oldest_seconds)
+    )
+    lines = [
+        shorten(f"stack {target.stack} ({target.where})", width),
+        shorten(f"pipeline {pipeline}, bucket {bucket or '?'}", width),
+        shorten(
+            f"uploads waiting: {_count(queues.waiting)} (oldest: {oldest}); in flight or backing off: "
+            f"{_count(queues.in_flight)}; dead letters: {_count(queues.dead_letters)}"
+            if queues.waiting is not None
+            else "uploads waiting: - (the stack has no UploadQueueUrl output); "
+            f"dead letters: {_count(queues.dead_letters)}",
+            width,
+        ),
+    ]
+    if not executions:
+        lines.append("no executions yet: upload a file under the raw prefix")
+        return "\n".join(lines)
+
+    def key(url: str | None) -> str:  # the bucket is the stack's, named above
+        if not url:
+            return "(default)"
+        return url.removeprefix(f"s3://{bucket}/") if bucket else url
+
+    # One row per execution, then a line with what to look at: its failure, or where its output is.
+    headers = ["EXECUTION", "STATUS", "TOOK", "ROWS OK/REJ", "UPLOAD"]
+    rows = [[e.execution_id, e.status, duration(e.seconds), _rows(e), key(e.upload)] for e in executions]
+    body = table(headers, rows, width=width, shrink=[4, 0])
+    lines.append("")
+    lines.extend(body[:2])
+    for execution, line in zip(executions, body[2:], strict=True):
+        lines.append(line)
+        if execution.failed_step or execution.reason:
+            step = execution.failed_step or "failed"
+            reason = " ".join((execution.reason or "no reason given").split())
+            why = f"  -> {step}: {reason.removeprefix(f'Step {step} failed: ')}"
+            lines.append(shorten(why, width, keep_start=True))
+        elif execution.output and execution.status == "Succeeded":
+            lines.append(shorten(f"  => {key(execution.output)}", width))
+    lines.append("")
+    lines.append(shorten("in full: s3sm status --json, or s3sm status --execution ID", width))
+    return "\n".join(lines)
+
+
+def render_one(execution: Execution) -> str:
+    """Everything about one execution, unshortened (values worth copying)."""
+    fields = asdict(execution)
+    fields["seconds"] = duration(execution.seconds)
+    return "\n".join(f"{name:<14} {'-' if value is None else value}" for name, value in fields.items())
+
+
+__all__ = ["Collector", "Execution", "Queues", "as_json", "execution_arn", "render", "render_one"]

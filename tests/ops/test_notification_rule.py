@@ -1,0 +1,97 @@
+"""The template's own PipelineStatusRule, created in moto by local/notifications.py, against SageMaker's
+status-change events: which statuses reach the topic (NotifyOnSuccess), and nothing of another pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from local.emulator import Emulator
+from local.notifications import Notifications, status_event
+from local.template import Resolver, Resource, Template
+from tests.conftest import ROOT
+
+PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/s3-sagemaker-trigger"
+OTHER_PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/someone-elses"
+
+
+@dataclass
+class LocalStack:
+    name: str
+    resolver: Resolver
+
+
+def notifications(aws: Emulator, **parameters: str) -> Notifications:
+    """The rule as the local stack ``rule-test`` creates it, with these parameters."""
+    template = Template(ROOT / "template.yaml")
+    resolver = Resolver(template, "rule-test", template.parameter_values(parameters))
+    resolver.created["Pipeline"] = Resource(
+        ref="s3-sagemaker-trigger", attributes={"PipelineArn": PIPELINE_ARN}
+    )
+    found = Notifications(
+        events=boto3.client("events"), sqs=boto3.client("sqs"), sagemaker=None, notify=lambda kind, d: None
+    )
+    found.install(template, LocalStack("rule-test", resolver))
+    return found
+
+
+def send(pipeline_arn: str, status: str, previous: str = "Executing") -> str:
+    execution = f"{pipeline_arn}/execution/x{status.lower()}1"
+    entry = status_event(
+        pipeline_arn=pipeline_arn,
+        execution_arn=execution,
+        current=status,
+        previous=previous,
+        start=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+        end=datetime(2026, 12, 1, 9, 1, tzinfo=UTC),
+    )
+    assert boto3.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+    return execution
+
+
+def delivered(found: Notifications) -> list[Any]:
+    return [item["message"] for item in found.drain()]
+
+
+def test_failed_and_stopped_runs_are_published_and_succeeded_ones_are_not_by_default(aws: Emulator) -> None:
+    found = notifications(aws)
+    failed, stopped = send(PIPELINE_ARN, "Failed"), send(PIPELINE_ARN, "Stopped", previous="Stopping")
+    send(PIPELINE_ARN, "Succeeded")
+    send(PIPELINE_ARN, "Executing", previous="")
+    messages = delivered(found)
+    assert [m.split(" is ")[1].split(".")[0] for m in messages] == ["Failed", "Stopped"]
+    assert messages[0] == (
+        f"Pipeline s3-sagemaker-trigger: execution {failed} is Failed. "
+        f"See why: s3sm status --stack rule-test --execution {failed} "
+        "(or the SageMaker console, Pipelines: "
+        "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/pipelines)"
+    )
+    assert stopped in messages[1]
+
+
+def test_notify_on_success_adds_succeeded_runs(aws: Emulator) -> None:
+    found = notifications(aws, NotifyOnSuccess="true")
+    succeeded = send(PIPELINE_ARN, "Succeeded")
+    (message,) = delivered(found)
+    assert message.startswith(f"Pipeline s3-sagemaker-trigger: execution {succeeded} is Succeeded.")
+
+
+def test_another_pipelines_runs_are_not_this_stacks_business(aws: Emulator) -> None:
+    found = notifications(aws)
+    send(OTHER_PIPELINE_ARN, "Failed")
+    assert delivered(found) == []
+
+
+@pytest.mark.parametrize("source", ["aws.sagemaker.fake", "custom.app"])
+def test_an_event_from_another_source_is_not_published(aws: Emulator, source: str) -> None:
+    found = notifications(aws)
+    entry = status_event(
+        pipeline_arn=PIPELINE_ARN, execution_arn=f"{PIPELINE_ARN}/execution/x", current="Failed",
+        previous="Executing", start=None,
+    )  # fmt: skip
+    boto3.client("events").put_events(Entries=[{**entry, "Source": source}])
+    assert delivered(found) == []
