@@ -1,0 +1,141 @@
+"""Checking and decoding blocks of rows by the rules, with pyarrow.compute and numpy: each value is looked
+up among the canonical codes (or a code table's words); only the few others are parsed one by one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from etl.layout import FileInfo
+from etl.read import Block, blocks
+from etl.rules import CLEAN_NAMES, COLUMNS, N_FEATURES, Column, code_table
+
+MISSING, NOT_CODE, HUGE, WRONG = -(2**40), -(2**41), -(2**42), -(2**43)  # outside every domain
+LO, HI = np.array([c.lo for c in COLUMNS]), np.array([c.hi for c in COLUMNS])
+TOKENS = pa.array([str(i).encode() for i in range(int(HI.max()) + 1)], pa.binary())
+LABELS = {i: pa.array(c.labels) for i, c in enumerate(COLUMNS) if c.labels}
+SCHEMA = pa.schema([(n, pa.string() if i in LABELS else pa.int64()) for i, n in enumerate(CLEAN_NAMES)])
+Reject = tuple[int, bytes, str, str]  # line, the row as read, reason, category
+
+
+def original(field: bytes) -> bytes:
+    return field.decode("utf-8").encode("latin-1")  # the file's bytes of a field read as latin-1
+
+
+def parse(raw: bytes, words: tuple[str, ...] | None, first: int) -> int:
+    """A value that is not a canonical code: blanks and quotes around it do not count; a sign may lead."""
+    text = original(raw).strip(b" \t\r\n\"'")
+    if not text:
+        return MISSING
+    if words is not None:
+        word = text.decode("latin-1")
+        return first + words.index(word) if word in words else NOT_CODE
+    digits = text[1:] if text[:1] in (b"+", b"-") else text
+    if not digits.isdigit():  # ASCII digits only: int() would also take "1_0"
+        return NOT_CODE
+    return HUGE if len(digits.lstrip(b"0")) > 9 else int(text)
+
+
+def column_codes(column: pa.Array, words: str | None = None) -> np.ndarray:
+    """Each value's code, or MISSING / NOT_CODE / HUGE."""
+    first, labels = code_table(words) if words else (0, None)
+    index = pc.index_in(column, value_set=pa.array(labels) if labels else TOKENS)
+    codes = pc.fill_null(index, 0).to_numpy().astype(np.int64) + first
+    if odd := np.flatnonzero(pc.is_null(index).to_numpy(zero_copy_only=False)).tolist():
+        codes[odd] = [parse(raw, labels, first) for raw in column.take(odd).to_pylist()]
+    return codes
+
+
+def block_codes(block: Block, info: FileInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codes, line numbers, positions in the block) of the rows with the right field count, not blank."""
+    if not block.columns:
+        return np.zeros((0, info.ncols), dtype=np.int64), block.lines, block.lines
+    codes = np.column_stack([column_codes(c, words(info, i)) for i, c in enumerate(block.columns)])
+    rows = np.flatnonzero(~(codes == MISSING).all(axis=1))  # an empty line reads as all missing
+    return codes[rows], block.lines[rows], rows
+
+
+def words(info: FileInfo, column: int) -> str | None:
+    return info.words if column == N_FEATURES else None  # the code table of the target's words
+
+
+def problem(col: Column, value: int, raw: bytes, words: str | None) -> tuple[str, str]:
+    """(reason, category) of a value outside its column's domain."""
+    shown, labels = repr(raw.decode("utf-8", "backslashreplace")), code_table(words)[1] if words else ()
+    text, category = (
+        ("missing value", "missing value") if value == MISSING
+        else (f"{shown} is not {' or '.join(labels)}", f"not {'/'.join(labels)}") if value == NOT_CODE and labels
+        else (f"{shown} is not an integer", "not an integer") if value == NOT_CODE
+        else (f"{shown[:22] + '...' if value == HUGE else value} is outside its domain {col.lo}-{col.hi}",
+              "outside its domain")
+    )  # fmt: skip
+    return f"{col.code} (column {col.nr}): {text}", f"{col.code}: {category}"
+
+
+def check(block: Block, info: FileInfo, targets: Targets | None = None) -> tuple[np.ndarray, list[Reject]]:
+    """(the clean rows' codes, the rejects: rows with bad values or the wrong number of fields). With
+    targets (an eval file), each row takes the target of the same non-blank row of the targets file."""
+    codes, lines, rows = block_codes(block, info)
+    rejects = [
+        (n, row, f"expected {info.ncols} fields, found {k}", "wrong number of fields")
+        for n, row, k in block.odd
+    ]
+    if targets is not None:
+        records = np.sort(np.concatenate([lines, np.array([o[0] for o in block.odd], dtype=np.int64)]))
+        at = targets.take(len(records)) + np.searchsorted(records, lines)
+        codes = np.column_stack([codes, targets.codes[at]])
+    bad = np.flatnonzero(((codes < LO) | (codes > HI)).any(axis=1))
+    for j, row in zip(
+        bad.tolist(), zip(*(c.take(rows[bad]).to_pylist() for c in block.columns)), strict=False
+    ):
+        fields, wrong = [original(f) for f in row], np.flatnonzero((codes[j] < LO) | (codes[j] > HI)).tolist()
+        found = [
+            problem(COLUMNS[i], int(codes[j, i]), fields[i], words(info, i)) for i in wrong if i < info.ncols
+        ]
+        found += [targets.problems[int(at[j])]] if targets is not None and codes[j, -1] < 0 else []
+        reason = "; ".join(text for text, _ in found)
+        rejects.append((int(lines[j]), info.delimiter.encode().join(fields), reason, found[0][1]))
+    return np.delete(codes, bad, axis=0), sorted(rejects)
+
+
+def render(codes: np.ndarray) -> pa.RecordBatch:
+    """Clean rows as the output columns: decoded columns as their labels, the others as their codes."""
+    arrays = [LABELS[i].take(pa.array(codes[:, i] - c.lo)) if i in LABELS else pa.array(codes[:, i])
+              for i, c in enumerate(COLUMNS)]  # fmt: skip
+    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+class Targets:
+    """A targets file's codes in row order, one byte a row: -1 for a bad target, whose reason is kept."""
+
+    def __init__(self, info: FileInfo) -> None:
+        self.info, self.at, parts, self.problems = info, 0, [], {}
+        for block in blocks(info):
+            codes, lines, rows = block_codes(block, info)
+            wrong = {line: n for line, _, n in block.odd}
+            order = np.argsort(every := np.concatenate([lines, np.array(list(wrong), dtype=np.int64)]))
+            values = np.concatenate([codes[:, 0], np.full(len(wrong), WRONG)])[order]
+            bad = (values < LO[-1]) | (values > HI[-1])
+            raw = dict(
+                zip(lines.tolist(), block.columns[0].take(rows).to_pylist() if wrong or bad.any() else [])
+            )
+            for k, line in zip(np.flatnonzero(bad).tolist(), every[order][bad].tolist(), strict=True):
+                text, category = (
+                    (f"expected 1 field, found {wrong[line]}", "target: wrong number of fields") if line in wrong
+                    else problem(COLUMNS[-1], int(values[k]), original(raw[line]), info.words)
+                )  # fmt: skip
+                self.problems[sum(map(len, parts)) + k] = (f"{info.name} line {line}: {text}", category)
+            parts.append(np.where(bad, -1, values).astype(np.int8))
+        self.codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
+
+    def take(self, n: int) -> int:
+        """Hand out the next n targets: the index of the first one."""
+        if self.at + n > len(self.codes):
+            raise TargetsShort(len(self.codes))
+        self.at += n
+        return self.at - n
+
+
+class TargetsShort(Exception):
+    """The targets file ran out before the eval rows did (args: how many targets it has)."""
