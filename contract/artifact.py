@@ -31,7 +31,7 @@ def package_files(package_dir: Path) -> list[tuple[str, bytes]]:
     """(name inside the bundle, content) of every module of the package, sorted."""
     files = sorted(package_dir.glob("*.py"))
     if not files:
-        raise FileNotFoundError(f"no *.py files in {package_dir}: expected the {PACKAGE} package there")
+        raise FileNotFoundError(2, f"no *.py files (the {PACKAGE} package)", str(package_dir))
     return [(f"{PACKAGE}/{f.name}", f.read_bytes()) for f in files]
 
 

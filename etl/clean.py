@@ -41,7 +41,7 @@ def column_codes(column: pa.Array, words: str | None = None) -> np.ndarray:
     """Each value's code, or MISSING / NOT_CODE / HUGE."""
     first, labels = code_table(words) if words else (0, None)
     index = pc.index_in(column, value_set=pa.array(labels) if labels else TOKENS)
-    codes = pc.fill_null(index, 0).to_numpy().astype(np.int64) + first
+    codes: np.ndarray = pc.fill_null(index, 0).to_numpy().astype(np.int64) + first
     if odd := np.flatnonzero(pc.is_null(index).to_numpy(zero_copy_only=False)).tolist():
         codes[odd] = [parse(raw, labels, first) for raw in column.take(odd).to_pylist()]
     return codes
@@ -51,24 +51,22 @@ def block_codes(block: Block, info: FileInfo) -> tuple[np.ndarray, np.ndarray, n
     """(codes, line numbers, positions in the block) of the rows with the right field count, not blank."""
     if not block.columns:
         return np.zeros((0, info.ncols), dtype=np.int64), block.lines, block.lines
-    codes = np.column_stack([column_codes(c, words(info, i)) for i, c in enumerate(block.columns)])
+    words = [None] * N_FEATURES + [info.words]  # the code table of the target's words
+    codes = np.column_stack([column_codes(c, words[i]) for i, c in enumerate(block.columns)])
     rows = np.flatnonzero(~(codes == MISSING).all(axis=1))  # an empty line reads as all missing
     return codes[rows], block.lines[rows], rows
-
-
-def words(info: FileInfo, column: int) -> str | None:
-    return info.words if column == N_FEATURES else None  # the code table of the target's words
 
 
 def problem(col: Column, value: int, raw: bytes, words: str | None) -> tuple[str, str]:
     """(reason, category) of a value outside its column's domain."""
     shown, labels = repr(raw.decode("utf-8", "backslashreplace")), code_table(words)[1] if words else ()
+    outside = f"{shown[:22] + '...' if value == HUGE else value} is outside its domain {col.lo}-{col.hi}"
+    not_word = (f"{shown} is not {' or '.join(labels)}", "not " + "/".join(labels))
     text, category = (
         ("missing value", "missing value") if value == MISSING
-        else (f"{shown} is not {' or '.join(labels)}", f"not {'/'.join(labels)}") if value == NOT_CODE and labels
+        else not_word if value == NOT_CODE and words
         else (f"{shown} is not an integer", "not an integer") if value == NOT_CODE
-        else (f"{shown[:22] + '...' if value == HUGE else value} is outside its domain {col.lo}-{col.hi}",
-              "outside its domain")
+        else (outside, "outside its domain")
     )  # fmt: skip
     return f"{col.code} (column {col.nr}): {text}", f"{col.code}: {category}"
 
@@ -77,22 +75,18 @@ def check(block: Block, info: FileInfo, targets: Targets | None = None) -> tuple
     """(the clean rows' codes, the rejects: rows with bad values or the wrong number of fields). With
     targets (an eval file), each row takes the target of the same non-blank row of the targets file."""
     codes, lines, rows = block_codes(block, info)
-    rejects = [
-        (n, row, f"expected {info.ncols} fields, found {k}", "wrong number of fields")
-        for n, row, k in block.odd
-    ]
+    count, words = f"expected {info.ncols} fields, found", [None] * N_FEATURES + [info.words]
+    rejects = [(n, row, f"{count} {k}", "wrong number of fields") for n, row, k in block.odd]
     if targets is not None:
         records = np.sort(np.concatenate([lines, np.array([o[0] for o in block.odd], dtype=np.int64)]))
         at = targets.take(len(records)) + np.searchsorted(records, lines)
         codes = np.column_stack([codes, targets.codes[at]])
     bad = np.flatnonzero(((codes < LO) | (codes > HI)).any(axis=1))
-    for j, row in zip(
-        bad.tolist(), zip(*(c.take(rows[bad]).to_pylist() for c in block.columns)), strict=False
-    ):
-        fields, wrong = [original(f) for f in row], np.flatnonzero((codes[j] < LO) | (codes[j] > HI)).tolist()
-        found = [
-            problem(COLUMNS[i], int(codes[j, i]), fields[i], words(info, i)) for i in wrong if i < info.ncols
-        ]
+    raw = zip(*(c.take(rows[bad]).to_pylist() for c in block.columns), strict=True) if len(bad) else []
+    for j, row in zip(bad.tolist(), raw, strict=True):
+        fields = [original(f) for f in row]
+        outside = [i for i in np.flatnonzero((codes[j] < LO) | (codes[j] > HI)).tolist() if i < info.ncols]
+        found = [problem(COLUMNS[i], int(codes[j, i]), fields[i], words[i]) for i in outside]
         found += [targets.problems[int(at[j])]] if targets is not None and codes[j, -1] < 0 else []
         reason = "; ".join(text for text, _ in found)
         rejects.append((int(lines[j]), info.delimiter.encode().join(fields), reason, found[0][1]))
@@ -110,22 +104,24 @@ class Targets:
     """A targets file's codes in row order, one byte a row: -1 for a bad target, whose reason is kept."""
 
     def __init__(self, info: FileInfo) -> None:
-        self.info, self.at, parts, self.problems = info, 0, [], {}
+        self.info, self.at, self.problems, parts = info, 0, {}, list[np.ndarray]()
         for block in blocks(info):
             codes, lines, rows = block_codes(block, info)
-            wrong = {line: n for line, _, n in block.odd}
-            order = np.argsort(every := np.concatenate([lines, np.array(list(wrong), dtype=np.int64)]))
-            values = np.concatenate([codes[:, 0], np.full(len(wrong), WRONG)])[order]
+            every = np.concatenate([lines, np.array([o[0] for o in block.odd], dtype=np.int64)])
+            values = np.concatenate([codes[:, 0], np.full(len(block.odd), WRONG)])[order := np.argsort(every)]
             bad = (values < LO[-1]) | (values > HI[-1])
-            raw = dict(
-                zip(lines.tolist(), block.columns[0].take(rows).to_pylist() if wrong or bad.any() else [])
+            raw = (
+                dict(zip(lines.tolist(), block.columns[0].take(rows).to_pylist(), strict=True))
+                if block.columns and bad.any()
+                else {}
             )
             for k, line in zip(np.flatnonzero(bad).tolist(), every[order][bad].tolist(), strict=True):
+                wrong = next((n for at, _, n in block.odd if at == line), None)
                 text, category = (
-                    (f"expected 1 field, found {wrong[line]}", "target: wrong number of fields") if line in wrong
+                    (f"expected 1 field, found {wrong}", "target: wrong number of fields") if wrong
                     else problem(COLUMNS[-1], int(values[k]), original(raw[line]), info.words)
                 )  # fmt: skip
-                self.problems[sum(map(len, parts)) + k] = (f"{info.name} line {line}: {text}", category)
+                self.problems[sum(len(p) for p in parts) + k] = (f"{info.name} line {line}: {text}", category)
             parts.append(np.where(bad, -1, values).astype(np.int8))
         self.codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
 

@@ -9,8 +9,6 @@ names them after its host. Exit 0; 1 (bad input, too many rejects) or 2 (bad arg
 on stderr saying why.
 """
 
-from __future__ import annotations
-
 import argparse
 import logging
 import os
@@ -37,8 +35,8 @@ def process(out: outputs.Outputs, info: FileInfo, stats: dict[str, Any], tg: cle
         has = f"has {rows} rows but its targets file {tg.info.name} has only {short.args[0]}"  # type: ignore[union-attr]
         raise EtlError(f"{info.name} {has}; expected one target per eval row") from None
     if tg is not None and len(tg.codes) > tg.at:
-        more = f"has {len(tg.codes) - tg.at} more rows than its eval file {info.name} ({stats['rows_read']} rows)"
-        raise EtlError(f"{tg.info.name} {more}; expected one target per eval row")
+        more = f"has {len(tg.codes) - tg.at} more rows than its eval file {info.name} ({stats['rows_read']}"
+        raise EtlError(f"{tg.info.name} {more} rows); expected one target per eval row")
     stats["seconds"] = round(time.monotonic() - started, 3)
     counts = [stats[k] for k in ("rows_read", "rows_written", "rows_rejected")]
     outputs.LOG.info("%s: %d rows read, %d written, %d rejected", info.name, *counts)
@@ -72,7 +70,7 @@ def run(opts: argparse.Namespace, report: dict[str, Any]) -> None:
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     (opts.output_dir / names["full_data"]).unlink(missing_ok=True)  # a failed run leaves no clean data
     work, files = plan(opts, hosts, report), report["files"]
-    out, keep = outputs.Outputs(opts.output_dir, names, opts.progress_seconds), ()
+    out, keep = outputs.Outputs(opts.output_dir, names, opts.progress_seconds), tuple[str, ...]()
     try:
         for info in work.labelled:
             files.append(outputs.file_stats(info, LABELLED))

@@ -1,8 +1,6 @@
 """Which files a run reads, what each one is (by content; by name only where content cannot tell), and
 in which order: the labelled files, then each eval file with its targets file."""
 
-from __future__ import annotations
-
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -19,13 +17,12 @@ DICTIONARIES = {"dictionary", "col_info", "ticdatadescr"}
 BOM, GZIP, ZIP, SAMPLE = b"\xef\xbb\xbf", b"\x1f\x8b", b"PK\x03\x04", 64 * 1024
 EXPECTED = (
     f"expected COIL 2000 rows: {N_COLUMNS} (labelled), {N_FEATURES} (eval) or 1 (targets) tab- or comma-"
-    "separated integer fields per line, maybe under a header (0,1,... or the codes), plain or gzip; "
-    "or the data dictionary"
+    "separated integer fields a line, maybe under a header (0,1,... or the codes), plain or gzip; or the "
+    "data dictionary"
 )
 ELSEWHERE = (
-    "; this is one of {} instances (ShardedByS3Key sends each object to one instance), so its partner may "
-    "have gone to another instance: process eval and targets files on one instance "
-    "(ProcessingInstanceCount=1) or upload labelled rows"
+    "; this is one of {} instances (ShardedByS3Key sends each object to one instance): process eval and "
+    "targets files on one instance (ProcessingInstanceCount=1) or upload labelled rows"
 )
 
 
@@ -77,7 +74,9 @@ def object_name(input_url: str | None) -> str | None:
     return input_url.rsplit("/", 1)[-1] if input_url and not input_url.endswith("/") else None
 
 
-def discover(folder: Path, input_url: str | None, sharded: bool) -> tuple[list[FileInfo], list[dict]]:
+def discover(
+    folder: Path, input_url: str | None, sharded: bool
+) -> tuple[list[FileInfo], list[dict[str, str]]]:
     """The data files (sorted) and the files ignored, with why. With several instances (sharded), an
     input object that is not here went to another one: an empty shard, not an error."""
     if not folder.is_dir():
@@ -113,7 +112,7 @@ def read_sample(info: FileInfo) -> list[bytes]:
     info.gzip = magic[:2] == GZIP
     try:
         with open_stream(info) as stream:
-            sample = stream.read(SAMPLE)
+            sample: bytes = stream.read(SAMPLE)
     except OSError as exc:
         raise read_failed(info, exc) from exc
     info.bom, text = sample.startswith(BOM), sample.removeprefix(BOM)
@@ -188,7 +187,7 @@ def make_plan(infos: list[FileInfo], hosts: int) -> Plan:
     for ev in list(evals):
         here = [t for t in targets if t.folder == ev.folder]
         named = [t for t in here if t.stem == PAIRS.get(ev.stem)]
-        if named or len(here) == 1 and [e.folder for e in evals].count(ev.folder) == 1:
+        if named or (len(here) == 1 and [e.folder for e in evals].count(ev.folder) == 1):
             plan.pairs.append((ev, (named or here)[0]))
             evals.remove(ev)
             targets.remove((named or here)[0])
@@ -222,6 +221,5 @@ def check_dictionary(info: FileInfo) -> None:
         what = f"expected the dictionary.txt / col_info.csv that describes the {N_COLUMNS} columns"
         raise bad(info, f"not a COIL 2000 data dictionary (no 'Nr Name Description' lines); {what}")
     for col in (c for c in COLUMNS if found.get(c.nr) != c.code):
-        problem = f"column {col.nr} is {found[col.nr]}, expected {col.code}" if col.nr in found else ""
-        problem = problem or f"column {col.nr} ({col.code}) is missing"
-        raise bad(info, f"data dictionary does not match the built-in schema: {problem}")
+        got = f"column {col.nr} is {found.get(col.nr, 'missing')}, expected {col.code}"
+        raise bad(info, f"data dictionary does not match the built-in schema: {got}")

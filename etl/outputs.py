@@ -1,10 +1,8 @@
 """The outputs: ``full_data.csv`` (pyarrow's CSV writer), ``rejects.csv`` (the csv module), the report.
 
-Both CSV files are written to temporary files in the output folder and renamed into place at the end,
+The CSV files are written to temporary files in the output folder and renamed into place at the end,
 so a failed run never leaves a partial (or an older) ``full_data.csv`` behind.
 """
-
-from __future__ import annotations
 
 import csv
 import io
@@ -39,25 +37,19 @@ def output_names(host: str | None, hosts: list[str]) -> dict[str, str]:
 
 def resource_config(path: str) -> tuple[str | None, list[str]]:
     """(this host, all hosts) from the processing job's resource config, when there is one."""
-    if not Path(path).is_file():
-        return None, []
     try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-        return str(config["current_host"]), [str(h) for h in config["hosts"]]
+        config = json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
+        return (str(config["current_host"]), [str(h) for h in config["hosts"]]) if config else (None, [])
     except (ValueError, KeyError, TypeError) as exc:
         raise EtlError(
-            f"{path}: unreadable resource config ({exc}); expected JSON with current_host and hosts"
+            f"{path}: unreadable resource config ({exc}); expected current_host and hosts"
         ) from exc
 
 
 def file_stats(info: FileInfo, role: str, paired_with: str | None = None) -> dict[str, Any]:
-    stats = {
-        "path": info.name,
-        "role": role,
-        "layout": info.layout,
-        "compression": "gzip" * info.gzip or None,
-    }
-    stats.update(rows_read=0, rows_written=0, rows_rejected=0, rejected_by_reason={}, seconds=0.0)
+    stats: dict[str, Any] = {"path": info.name, "role": role, "layout": info.layout}
+    stats["compression"] = "gzip" if info.gzip else None
+    stats |= {"rows_read": 0, "rows_written": 0, "rows_rejected": 0, "rejected_by_reason": {}, "seconds": 0}
     return {**stats, "paired_with": paired_with} if paired_with else stats
 
 
@@ -73,8 +65,8 @@ def totals(report: dict[str, Any], max_fraction: float) -> None:
     report["totals"] = {**sums, "reject_fraction": round(share, 6), "rejected_by_reason": reasons}
     if share > max_fraction:
         top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-        why = ", ".join(f"{n} {r}" for r, n in top[:5]) + (
-            f", and {len(top) - 5} more reasons" * (len(top) > 5)
+        why = ", ".join(f"{n} {r}" for r, n in top[:5]) + f", and {len(top) - 5} more reasons" * (
+            len(top) > 5
         )
         failed = f"{sums['rows_rejected']} of {sums['rows_read']} rows ({100 * share:.2f}%) failed validation"
         raise EtlError(f"{failed}, above --max-reject-fraction {max_fraction:g}: {why}; see {rejects}")
@@ -89,8 +81,9 @@ def temp_file(folder: Path, name: str) -> Path:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = temp_file(path.parent, path.name)
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (tmp := temp_file(path.parent, path.name)).write_text(
+        json.dumps(payload, indent=2) + "\n", encoding="utf-8"
+    )
     os.replace(tmp, path)
 
 

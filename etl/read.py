@@ -6,8 +6,6 @@ The reader sees the bytes as latin-1 (one character a byte), so no byte stops it
 counting the lines those do not take: the one thing written by hand here.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from itertools import chain
 from typing import NamedTuple
@@ -55,9 +53,11 @@ def blocks(info: FileInfo) -> Iterator[Block]:
     except OSError as exc:
         raise read_failed(info, exc) from exc
     except pa.ArrowInvalid as exc:
-        long = "straddl" in str(exc)  # pyarrow: a row straddles two blocks, so it is longer than one
-        raise bad(info, f"a line is longer than {BLOCK_BYTES} bytes; expected text rows of a few hundred bytes"
-                  if long else f"not valid CSV ({exc})") from exc  # fmt: skip
+        if "straddl" in str(exc):  # pyarrow: a row straddles two blocks, so it is longer than one
+            raise bad(
+                info, f"a line is longer than {BLOCK_BYTES} bytes; expected rows of a few hundred"
+            ) from exc
+        raise bad(info, f"not valid CSV ({exc})") from exc
 
 
 def line_numbers(start: int, n: int, taken: list[int]) -> np.ndarray:

@@ -126,7 +126,7 @@ CODE_TABLES = {
     "YesNo": (0, "No|Yes"),
 }
 DECODED = ("MOSTYPE", "MOSHOOFD")
-TARGET_WORDS = {"PURCHASE": "YesNo"}  # Caravan.csv: "Purchase", No/Yes for CARAVAN's 0/1
+TARGET_WORDS = {"PURCHASE": "YesNo"}  # Caravan.csv's "Purchase" column: No/Yes for CARAVAN's 0/1
 
 
 class Column(NamedTuple):
@@ -136,32 +136,22 @@ class Column(NamedTuple):
     domain: str  # a code table's name or lo-hi
     lo: int
     hi: int
-    labels: tuple[str, ...] | None  # written for lo..hi, when the column is decoded
+    labels: tuple[str, ...] | None  # written for lo..hi when the column is decoded
 
 
 def code_table(name: str) -> tuple[int, tuple[str, ...]]:
-    first, labels = CODE_TABLES[name]
-    return first, tuple(labels.split("|"))
+    return CODE_TABLES[name][0], tuple(CODE_TABLES[name][1].split("|"))
 
 
-def _columns() -> tuple[Column, ...]:
-    columns = []
-    for line in COLUMN_TABLE.strip().splitlines():
-        nr, code, name, domain = line.split()
-        if domain in CODE_TABLES:
-            lo, labels = code_table(domain)
-            hi = lo + len(labels) - 1
-        else:
-            lo, hi = (int(x) for x in domain.split("-"))
-            labels = ()
-        if code in DECODED and not labels:
-            raise ValueError(f"{code} is in DECODED but its domain {domain} is not a code table")
-        columns.append(Column(int(nr), code, name, domain, lo, hi, labels if code in DECODED else None))
-    return tuple(columns)
+def column(line: str) -> Column:
+    nr, code, name, domain = line.split()
+    lo, labels = code_table(domain) if domain in CODE_TABLES else (int(domain.split("-")[0]), ())
+    hi = lo + len(labels) - 1 if labels else int(domain.split("-")[1])
+    if code in DECODED and not labels:
+        raise ValueError(f"{code} is in DECODED but its domain {domain} is not a code table")
+    return Column(int(nr), code, name, domain, lo, hi, labels if code in DECODED else None)
 
 
-COLUMNS = _columns()
-CODES = tuple(c.code for c in COLUMNS)
-CLEAN_NAMES = tuple(c.name for c in COLUMNS)
-N_COLUMNS = len(COLUMNS)
-N_FEATURES = N_COLUMNS - 1  # the last column is the target
+COLUMNS = tuple(column(line) for line in COLUMN_TABLE.strip().splitlines())
+CODES, CLEAN_NAMES = tuple(c.code for c in COLUMNS), tuple(c.name for c in COLUMNS)
+N_COLUMNS, N_FEATURES = len(COLUMNS), len(COLUMNS) - 1  # the last column is the target

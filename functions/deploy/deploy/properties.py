@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contract.artifact import CODE_PREFIX
 from deploy.errors import DeployError
-
-CODE_PREFIX = "code/"
 
 # CreatePipeline's PipelineName pattern (botocore's service model).
 _PIPELINE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}")
