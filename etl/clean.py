@@ -9,13 +9,14 @@ import pyarrow.compute as pc
 
 from etl.layout import FileInfo
 from etl.read import Block, blocks
-from etl.rules import CLEAN_NAMES, COLUMNS, N_FEATURES, Column, code_table
+from etl.rules import CLEAN_NAMES, COLUMNS, N_COLUMNS, N_FEATURES, Column, code_table
 
-MISSING, NOT_CODE, HUGE, WRONG = -(2**40), -(2**41), -(2**42), -(2**43)  # outside every domain
-LO, HI = np.array([c.lo for c in COLUMNS]), np.array([c.hi for c in COLUMNS])
+MISSING, NOT_CODE, HUGE, WRONG = -(2**31), 1 - 2**31, 2 - 2**31, 3 - 2**31  # outside every domain
+LO = np.array([c.lo for c in COLUMNS], dtype=np.int32)
+HI = np.array([c.hi for c in COLUMNS], dtype=np.int32)
 TOKENS = pa.array([str(i).encode() for i in range(int(HI.max()) + 1)], pa.binary())
 LABELS = {i: pa.array(c.labels) for i, c in enumerate(COLUMNS) if c.labels}
-SCHEMA = pa.schema([(n, pa.string() if i in LABELS else pa.int64()) for i, n in enumerate(CLEAN_NAMES)])
+SCHEMA = pa.schema([(n, pa.string() if i in LABELS else pa.int32()) for i, n in enumerate(CLEAN_NAMES)])
 Reject = tuple[int, bytes, str, str]  # line, the row as read, reason, category
 
 
@@ -37,24 +38,31 @@ def parse(raw: bytes, words: tuple[str, ...] | None, first: int) -> int:
     return HUGE if len(digits.lstrip(b"0")) > 9 else int(text)
 
 
-def column_codes(column: pa.Array, words: str | None = None) -> np.ndarray:
-    """Each value's code, or MISSING / NOT_CODE / HUGE."""
+def column_codes(columns: list[pa.Array], words: str | None = None) -> np.ndarray:
+    """Each value's code (or MISSING / NOT_CODE / HUGE), one row a column: one lookup for them all."""
     first, labels = code_table(words) if words else (0, None)
-    index = pc.index_in(column, value_set=pa.array(labels) if labels else TOKENS)
-    codes: np.ndarray = pc.fill_null(index, 0).to_numpy().astype(np.int64) + first
-    if odd := np.flatnonzero(pc.is_null(index).to_numpy(zero_copy_only=False)).tolist():
-        codes[odd] = [parse(raw, labels, first) for raw in column.take(odd).to_pylist()]
-    return codes
+    values = pa.chunked_array(columns, pa.binary())
+    index = pc.index_in(values, value_set=pa.array(labels) if labels else TOKENS).combine_chunks()
+    codes: np.ndarray = pc.fill_null(index, -1).to_numpy() + np.int32(first)
+    if len(odd := np.flatnonzero(codes < first)):
+        codes[odd] = [parse(raw, labels, first) for raw in values.take(odd).to_pylist()]
+    return codes.reshape(len(columns), -1)
 
 
 def block_codes(block: Block, info: FileInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(codes, line numbers, positions in the block) of the rows with the right field count, not blank."""
-    if not block.columns:
-        return np.zeros((0, info.ncols), dtype=np.int64), block.lines, block.lines
-    words = [None] * N_FEATURES + [info.words]  # the code table of the target's words
-    codes = np.column_stack([column_codes(c, words[i]) for i, c in enumerate(block.columns)])
-    rows = np.flatnonzero(~(codes == MISSING).all(axis=1))  # an empty line reads as all missing
-    return codes[rows], block.lines[rows], rows
+    """(codes, line numbers, positions in the block) of the rows with the right field count, not blank.
+
+    The codes have a column for every column of the rules (an eval file's target is left MISSING)."""
+    transposed = np.full((N_COLUMNS, len(block.lines)), MISSING, dtype=np.int32)  # columns contiguous
+    if block.columns:
+        transposed[:N_FEATURES] = column_codes(block.columns[:N_FEATURES])
+        if info.ncols == N_COLUMNS:
+            transposed[N_FEATURES:] = column_codes(block.columns[N_FEATURES:], info.words)
+    blank = np.flatnonzero(transposed[0] == MISSING)  # an empty line reads as all missing
+    blank = blank[(transposed[: info.ncols, blank] == MISSING).all(axis=0)]
+    rows = np.delete(np.arange(len(block.lines)), blank)
+    codes = transposed.T if not len(blank) else transposed[:, rows].T
+    return codes, block.lines[rows], rows
 
 
 def problem(col: Column, value: int, raw: bytes, words: str | None) -> tuple[str, str]:
@@ -80,7 +88,7 @@ def check(block: Block, info: FileInfo, targets: Targets | None = None) -> tuple
     if targets is not None:
         records = np.sort(np.concatenate([lines, np.array([o[0] for o in block.odd], dtype=np.int64)]))
         at = targets.take(len(records)) + np.searchsorted(records, lines)
-        codes = np.column_stack([codes, targets.codes[at]])
+        codes[:, N_FEATURES] = targets.codes[at]
     bad = np.flatnonzero(((codes < LO) | (codes > HI)).any(axis=1))
     raw = zip(*(c.take(rows[bad]).to_pylist() for c in block.columns), strict=True) if len(bad) else []
     for j, row in zip(bad.tolist(), raw, strict=True):
@@ -90,7 +98,7 @@ def check(block: Block, info: FileInfo, targets: Targets | None = None) -> tuple
         found += [targets.problems[int(at[j])]] if targets is not None and codes[j, -1] < 0 else []
         reason = "; ".join(text for text, _ in found)
         rejects.append((int(lines[j]), info.delimiter.encode().join(fields), reason, found[0][1]))
-    return np.delete(codes, bad, axis=0), sorted(rejects)
+    return (np.delete(codes, bad, axis=0) if len(bad) else codes), sorted(rejects)
 
 
 def render(codes: np.ndarray) -> pa.RecordBatch:
@@ -106,9 +114,11 @@ class Targets:
     def __init__(self, info: FileInfo) -> None:
         self.info, self.at, self.problems, parts = info, 0, {}, list[np.ndarray]()
         for block in blocks(info):
-            codes, lines, rows = block_codes(block, info)
+            codes = column_codes(block.columns, info.words)[0] if block.columns else block.lines
+            rows = np.flatnonzero(codes != MISSING)  # not an empty line
+            codes, lines = codes[rows], block.lines[rows]
             every = np.concatenate([lines, np.array([o[0] for o in block.odd], dtype=np.int64)])
-            values = np.concatenate([codes[:, 0], np.full(len(block.odd), WRONG)])[order := np.argsort(every)]
+            values = np.concatenate([codes, np.full(len(block.odd), WRONG)])[order := np.argsort(every)]
             bad = (values < LO[-1]) | (values > HI[-1])
             raw = (
                 dict(zip(lines.tolist(), block.columns[0].take(rows).to_pylist(), strict=True))

@@ -2,11 +2,9 @@
 
     python -m etl --input-dir D --output-dir O [--input-url URL] [--max-reject-fraction 0.01]
 
-Reads the data files it recognises in D, joins eval rows to their targets by row order, checks every
-value by the rules (etl/rules.py) and writes to O ``full_data.csv`` (labelled rows, then eval rows),
-``rejects.csv`` (file, line, reason, the row as read) and ``report.json``; with several instances each
-names them after its host. Exit 0; 1 (bad input, too many rejects) or 2 (bad arguments) with one line
-on stderr saying why.
+Reads the files it recognises in D, checks every value by the rules (etl/rules.py), writes
+``full_data.csv``, ``rejects.csv`` and ``report.json`` to O (docs/etl.md). Exit 0; 1 (bad input, too
+many rejects) or 2 (bad arguments), with one line on stderr saying why.
 """
 
 import argparse
@@ -102,16 +100,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return opts
 
 
+def stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts, started, code = parse_args(argv), time.monotonic(), 0
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
-    report: dict[str, Any] = {
-        "status": "failed",
-        "input_dir": str(opts.input_dir),
-        "input_url": opts.input_url,
-    }
-    report.update(output_dir=str(opts.output_dir), max_reject_fraction=opts.max_reject_fraction, files=[])
-    report["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report: dict[str, Any] = {"status": "failed", "input_dir": str(opts.input_dir), "files": []}
+    report |= {"input_url": opts.input_url, "output_dir": str(opts.output_dir)}
+    report |= {"max_reject_fraction": opts.max_reject_fraction, "started_at": stamp()}
     try:
         run(opts, report)
         report["status"] = "succeeded"
@@ -119,8 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["error"], code = str(exc), 1
         outputs.LOG.error("failed: %s", exc)
         print(f"etl: error: {exc}", file=sys.stderr)
-    report["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    report["seconds"] = round(time.monotonic() - started, 3)
+    report |= {"finished_at": stamp(), "seconds": round(time.monotonic() - started, 3)}
     if "outputs" in report:
         outputs.write_json(opts.output_dir / report["outputs"]["report"], report)
     return code

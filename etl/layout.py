@@ -64,9 +64,8 @@ def open_stream(info: FileInfo) -> pa.NativeFile:
 
 
 def read_failed(info: FileInfo, exc: Exception) -> EtlError:
-    if info.gzip:
-        return bad(info, f"cannot be read as gzip ({exc}); expected a valid gzip file")
-    return bad(info, f"cannot be read ({exc})")
+    gz = "; expected a valid gzip file" if info.gzip else ""
+    return bad(info, f"cannot be read{' as gzip' * info.gzip} ({exc}){gz}")
 
 
 def object_name(input_url: str | None) -> str | None:

@@ -62,7 +62,7 @@ def test_a_value_that_is_not_a_canonical_code_is_parsed(raw, code):
 
 def test_words_are_read_through_their_code_table():
     column = pa.array([b"No", b"Yes", b" Yes", b"1"], pa.binary())
-    assert clean.column_codes(column, "YesNo").tolist() == [0, 1, 1, clean.NOT_CODE]
+    assert clean.column_codes([column], "YesNo")[0].tolist() == [0, 1, 1, clean.NOT_CODE]
 
 
 def block(rows: list[list[bytes]], lines: list[int], odd: list | None = None) -> Block:
