@@ -8,7 +8,8 @@ this process imports nothing heavy, so the pages a child shares with it before e
 The ETL runs as the pipeline runs it, ``python3 etl.pyz`` (contract.artifact.bundle), twice a size: in
 the dev environment and under the processing image's versions (build/etl-compat-venv, which
 tests/etl/test_container_compat.py builds: Python 3.12, pandas 2.3.2, pyarrow 17.0.0, numpy 2.1.0). The
-seed baseline runs in both too; each ETL run is compared with the baseline of its own environment.
+seed baseline runs in both too; each ETL run is compared with the baseline of its own environment. Each
+case runs --repeat times (3): the table shows the medians of wall time and peak RSS.
 Prints one table and the issue's targets, and writes bench/results/etl.json (with the "report" key).
 """
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,7 +86,9 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
-def bench_size(rows: int, baseline_max_rows: int, bundle: Path, pythons: dict[str, str]) -> list[Run]:
+def bench_size(
+    rows: int, baseline_max_rows: int, bundle: Path, pythons: dict[str, str], repeat: int
+) -> list[Run]:
     data = dataset(rows)
     input_mb = sum((data / n).stat().st_size for n in INPUTS) / 1e6
     runs = []
@@ -107,11 +111,15 @@ def bench_size(rows: int, baseline_max_rows: int, bundle: Path, pythons: dict[st
         )
         for name, env_name, cmd in cases:
             print(f"  {rows:>9,} rows: {name} ({env_name}) ...", end="", flush=True)
-            seconds, peak = measure(cmd, env)
-            print(f" {seconds:.1f} s, {peak:.0f} MB", flush=True)
+            measured = []
+            for _ in range(repeat):
+                measured.append(measure(cmd, env))
+                print(f" {measured[-1][0]:.1f} s {measured[-1][1]:.0f} MB;", end="", flush=True)
+                for leftover in Path(tmp).iterdir():  # keep disk use to one output at a time
+                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+            seconds, peak = (statistics.median(m[i] for m in measured) for i in (0, 1))
+            print(f" median {seconds:.1f} s, {peak:.0f} MB", flush=True)
             runs.append(Run(rows, name, env_name, round(seconds, 3), round(peak, 1), round(input_mb, 1)))
-            for leftover in Path(tmp).iterdir():  # keep disk use to one output at a time
-                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     return runs
 
 
@@ -163,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--target-rows", type=int, default=1_000_000, help="size the speed target applies to")
     parser.add_argument("--image-python", type=Path, default=IMAGE_PYTHON, help="the image versions' Python")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each case; the table shows medians")
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.rows.split(",")]
     from contract.artifact import bundle  # standard library only: keeps this process small
@@ -182,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             f"python {sys.version.split()[0]} on {os.cpu_count()} cores; environments: {pythons}", flush=True
         )
         for rows in sizes:
-            runs.extend(bench_size(rows, args.baseline_max_rows, path, pythons))
+            runs.extend(bench_size(rows, args.baseline_max_rows, path, pythons, args.repeat))
     rows_table, lines = table_rows(runs), verdicts(runs, args.target_rows)
     columns = ["rows", "input MB", "run (environment)", "wall s", "rows/s", "peak RSS MB", "vs baseline"]
     print("\n" + " | ".join(columns))
@@ -194,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         *lines,
         "dev: this checkout's .venv (Python 3.13); image: build/etl-compat-venv, the scikit-learn "
         "1.4-2-py312 image's Python 3.12, pandas 2.3.2, pyarrow 17.0.0, numpy 2.1.0 (docs/etl.md)",
-        f"{os.cpu_count()} cores shared with other work; wall times vary by about 20% from run to run",
+        f"{os.cpu_count()} cores shared with other work: single wall times vary by up to 2x, hence medians",
     ]
     if skipped:
         notes.append(
@@ -203,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "title": "ETL: speed and memory (seed layout)",
         "command": COMMAND,
-        "tables": [{"caption": "One run per size and environment", "columns": columns, "rows": rows_table}],
+        "tables": [{"caption": f"Median of {args.repeat} runs", "columns": columns, "rows": rows_table}],
         "notes": notes,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import pyarrow.csv as pv
 
 from etl.layout import FileInfo, bad, open_stream, read_failed
 
-BLOCK_BYTES = 1 << 20  # of input a block: memory stays flat whatever the file's size
+BLOCK_BYTES = 1 << 19  # of input a block: memory stays flat whatever the file's size
 
 
 class Block(NamedTuple):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from coilgen.dictionary import col_info_csv
+from etl.read import BLOCK_BYTES
 
 ROW86 = "\t".join(["1"] * 86)
 CSV86 = ",".join(["1"] * 86)
@@ -149,5 +150,6 @@ def test_a_line_that_never_ends_is_refused_not_buffered(tmp_path, run_etl):
     result = run_etl(inp, tmp_path / "out")
     assert result.returncode == 1
     assert result.stderr == (
-        "etl: error: ticdata2000.txt: a line is longer than 1048576 bytes; expected rows of a few hundred\n"
+        f"etl: error: ticdata2000.txt: a line is longer than {BLOCK_BYTES} bytes; "
+        "expected rows of a few hundred\n"
     )
