@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from etl.etl import CLEAN_NAMES, CODES, L0_LABELS, L2_LABELS
+from etl.rules import CLEAN_NAMES, CODES, code_table
+
+L0_LABELS, L2_LABELS = code_table("L0")[1], code_table("L2")[1]
 
 
 def seed_etl(raw: Path, out: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 
-from etl.etl import COLUMNS, L0_LABELS, L2_LABELS
+from etl.rules import COLUMNS, code_table
+
+L0_LABELS, L2_LABELS = code_table("L0")[1], code_table("L2")[1]
 
 DESCRIPTIONS = (
     "Customer Subtype",
@@ -128,7 +130,7 @@ def _domain(nr: int) -> str:
     col = COLUMNS[nr - 1]
     if col.domain.startswith("L"):
         return "see " + col.domain
-    return f"{col.lo} {DASH} {col.hi}" if col.domain != "count" else ""
+    return f"{col.lo} {DASH} {col.hi}" if col.domain != "0-99" else ""
 
 
 def dictionary_lines() -> list[str]:

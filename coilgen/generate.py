@@ -17,7 +17,7 @@ from typing import IO, Any
 import numpy as np
 
 from coilgen.dictionary import col_info_csv, dictionary_txt
-from etl.etl import CODES, N_COLUMNS, N_FEATURES
+from etl.rules import CODES, N_COLUMNS, N_FEATURES
 
 LAYOUTS = ("uci", "seed", "named")
 ROW_FAULTS = ("bad-values", "short-rows", "wrong-columns", "garbage-bytes")

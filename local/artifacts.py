@@ -1,9 +1,9 @@
 """Function code folders for local runs: the ``sam build`` artifact, or an equivalent built from source.
 
 Most functions run straight from their source folder (the ``CodeUri``). The deploy function cannot:
-``sam build`` adds three generated files next to its package (see ``deploy.artifact``):
-``pipeline.json`` and ``image_uris.json`` rendered by ``python -m pipeline render``, and a copy of
-``etl/etl.py``. :func:`code_dir` builds the same layout under ``.local-runtime/build/`` from the
+``sam build`` adds generated files next to its package (see ``deploy.artifact``): ``pipeline.json``
+and ``image_uris.json`` rendered by ``python -m pipeline render``, and copies of the ``etl`` and
+``contract`` packages. :func:`code_dir` builds the same layout under ``.local-runtime/build/`` from the
 current sources. Rendering imports the SageMaker SDK (10-20 s here), so the result is cached under a
 hash of everything it depends on, and a source change rebuilds it.
 """
@@ -25,7 +25,7 @@ from local.template import FunctionSpec, Template
 BUILD_DIR = STATE_DIR / "build"
 DEFINITION_FILE = "pipeline.json"
 IMAGE_URIS_FILE = "image_uris.json"
-SCRIPT_FILE = "etl.py"
+PACKAGES = ("etl", "contract")  # copied next to the deploy package, as functions/deploy/Makefile does
 _RENDERED_FOR = ("deploy",)  # handler packages whose artifact carries the rendered pipeline
 _build_lock = threading.Lock()
 
@@ -62,7 +62,7 @@ def prepare(template: Template) -> list[Path]:
 def code_dir(spec: FunctionSpec, *, prefer_build: bool, root: Path = ROOT) -> Path:
     """The folder to run ``spec`` from: its sam build artifact if wanted and present, else from source."""
     built = sam_build_dir(spec, root)
-    generated = (DEFINITION_FILE, IMAGE_URIS_FILE, SCRIPT_FILE)
+    generated = (DEFINITION_FILE, IMAGE_URIS_FILE, "etl/__main__.py")
     complete = not needs_rendered_pipeline(spec) or all((built / name).is_file() for name in generated)
     if prefer_build and built.is_dir() and complete:
         return built
@@ -96,20 +96,26 @@ def local_build(logical_id: str, code_uri: Path, root: Path = ROOT) -> Path:
         return _local_build(logical_id, code_uri, root)
 
 
-def _render_dir(script: Path, root: Path) -> Path:
-    renderer = [(f"pipeline/{p.name}", p.read_bytes()) for p in sorted((root / "pipeline").glob("*.py"))]
-    return BUILD_DIR / f"render-{_digest([*renderer, (SCRIPT_FILE, script.read_bytes())], sdk=True)}"
+def _render_dir(package: Path, root: Path) -> Path:
+    """Where the definition for this ETL package is cached: it depends on the renderer, the SDK and the
+    package's sources only (not on the deploy function's code)."""
+    sources = [
+        (f"{d}/{p.name}", p.read_bytes())
+        for d in ("pipeline", "contract")
+        for p in sorted((root / d).glob("*.py"))
+    ]
+    etl = [(f"etl/{p.name}", p.read_bytes()) for p in sorted(package.glob("*.py"))]
+    return BUILD_DIR / f"render-{_digest([*sources, *etl], sdk=True)}"
 
 
 def render_cached(root: Path = ROOT) -> bool:
     """Whether the pipeline definition for the current sources is rendered already (a deploy is quick)."""
-    return (_render_dir(root / "etl" / SCRIPT_FILE, root) / DEFINITION_FILE).is_file()
+    return (_render_dir(root / "etl", root) / DEFINITION_FILE).is_file()
 
 
-def _render(script: Path, root: Path) -> Path:
-    """``python -m pipeline render`` for this ETL script, cached: it depends on the renderer, the SDK
-    and the script's hash only (not on the deploy function's code)."""
-    rendered = _render_dir(script, root)
+def _render(package: Path, root: Path) -> Path:
+    """``python -m pipeline render`` for this ETL package, cached (see :func:`_render_dir`)."""
+    rendered = _render_dir(package, root)
     if (rendered / DEFINITION_FILE).is_file():
         return rendered
     staging = Path(tempfile.mkdtemp(prefix=".render-", dir=BUILD_DIR))
@@ -118,7 +124,7 @@ def _render(script: Path, root: Path) -> Path:
             sys.executable, "-m", "pipeline", "render",
             "--out", str(staging / DEFINITION_FILE),
             "--image-uris", str(staging / IMAGE_URIS_FILE),
-            "--etl-script", str(script),
+            "--etl-package", str(package),
         ]  # fmt: skip
         result = subprocess.run(
             command, cwd=root, env=child_environment({}), capture_output=True, text=True, check=False
@@ -156,8 +162,11 @@ def _local_build(logical_id: str, code_uri: Path, root: Path) -> Path:
         shutil.copytree(
             code_uri, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "Makefile")
         )
-        shutil.copyfile(root / "etl" / SCRIPT_FILE, staging / SCRIPT_FILE)
-        rendered = _render(staging / SCRIPT_FILE, root)
+        for package in PACKAGES:
+            (staging / package).mkdir()
+            for module in sorted((root / package).glob("*.py")):
+                shutil.copyfile(module, staging / package / module.name)
+        rendered = _render(staging / "etl", root)
         for name in (DEFINITION_FILE, IMAGE_URIS_FILE):
             shutil.copyfile(rendered / name, staging / name)
         target = BUILD_DIR / f"{logical_id}-{_digest(_tree(staging), sdk=False)}"

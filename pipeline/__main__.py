@@ -1,6 +1,6 @@
 """``python -m pipeline render``: the pipeline definition template (and the image URI table) as JSON.
 
-    python -m pipeline render [--out FILE] [--image-uris FILE] [--etl-script FILE]
+    python -m pipeline render [--out FILE] [--image-uris FILE] [--etl-package DIR]
 
 Offline and deterministic: no credentials, no network, byte-identical output for identical inputs.
 ``sam build`` runs it to put ``pipeline.json`` and ``image_uris.json`` into the deploy function.
@@ -15,8 +15,8 @@ from importlib.resources import files
 from pathlib import Path
 
 
-def _default_etl_script() -> Path:
-    return Path(str(files("etl").joinpath("etl.py")))
+def _default_etl_package() -> Path:
+    return Path(str(files("etl")))
 
 
 def _write(text: str, target: Path | None) -> None:
@@ -38,16 +38,16 @@ def main(argv: list[str] | None = None) -> int:
         "--image-uris", type=Path, help="also write {region: scikit-learn image URI} as JSON to this file"
     )
     render.add_argument(
-        "--etl-script",
+        "--etl-package",
         type=Path,
         default=None,
-        help="the ETL script to address by content (default: etl/etl.py)",
+        help="the ETL package folder whose bundle is addressed by content (default: etl/)",
     )
     args = parser.parse_args(argv)
 
-    etl_script: Path = args.etl_script or _default_etl_script()
-    if not etl_script.is_file():
-        parser.error(f"ETL script not found: {etl_script}")
+    etl_package: Path = args.etl_package or _default_etl_package()
+    if not (etl_package / "__main__.py").is_file():
+        parser.error(f"ETL package not found: {etl_package} (expected its __main__.py there)")
 
     from pipeline.pipeline import render_image_uris, render_template  # the SDK takes seconds to import
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("sagemaker", "sagemaker.config"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
-    _write(render_template(etl_script), args.out)
+    _write(render_template(etl_package), args.out)
     if args.image_uris is not None:
         _write(render_image_uris(), args.image_uris)
     return 0

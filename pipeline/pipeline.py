@@ -15,13 +15,14 @@ artifact (as ``pipeline.json``). At deploy time the function fills the placehold
 ``${ProcessingInstanceType}``  default of the ``ProcessingInstanceType`` parameter
 ==========================  ==========================================================
 
-The ETL script's location is content-addressed, ``s3://${DataBucket}/code/<sha256 of etl.py>/etl.py``,
-so a changed script is a changed definition (and the deploy function uploads it under that key).
+The ETL step's code is the whole ``etl`` package as one zip application, ``etl.pyz``, at a
+content-addressed key, ``s3://${DataBucket}/code/<sha256 of etl.pyz>/etl.pyz``: a change to any ETL file
+is a changed definition (and the deploy function uploads the bundle under that key). The placeholders
+and the key are declared once, in :mod:`contract.artifact`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -30,19 +31,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from contract.artifact import bundle, code_key
+
 # The SDK cannot even be imported without a region: it builds boto3 clients at import time. The
 # definition does not depend on the region (the image URI is a deploy-time placeholder and the
 # region-dependent experiment config is switched off below), so a fixed one is used for rendering.
 RENDER_REGION = "us-east-1"
 
-SKLEARN_FRAMEWORK_VERSION = "1.2-1"
+# The newest scikit-learn image the pinned SDK knows whose Python and libraries its public build files
+# confirm (docs/etl.md, "The processing image"): Python 3.12, pandas 2.3.2, pyarrow 17.0.0, numpy 2.1.0.
+SKLEARN_FRAMEWORK_VERSION = "1.4-2-py312"
 STEP_NAME = "CleanData"
 INPUT_NAME = "data"
 OUTPUT_NAME = "clean"
 INPUT_DIR = "/opt/ml/processing/input/data"
 OUTPUT_DIR = "/opt/ml/processing/output"
 DEFAULT_INSTANCE_COUNT = 1
-PLACEHOLDERS = ("DataBucket", "RoleArn", "ImageUri", "RawPrefix", "CleanPrefix", "ProcessingInstanceType")
 
 # Opt out of the SDK's telemetry (it would call an AWS endpoint while rendering).
 _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
@@ -148,7 +152,7 @@ def get_pipeline(
     parameters' *defaults*; every execution may override them (the trigger passes both URLs)::
 
         Parameters                         Step "CleanData" (ProcessingStep)
-        ----------                         ScriptProcessor: scikit-learn 1.2-1 image, python3 etl.py
+        ----------                         ScriptProcessor: scikit-learn 1.4-2-py312 image, python3 etl.pyz
         InputDataUrl (String) ------+----> input "data": S3Prefix, ShardedByS3Key, File
                                     |        s3://... -> /opt/ml/processing/input/data
                                     +----> argument --input-url <InputDataUrl>
@@ -157,11 +161,11 @@ def get_pipeline(
         ProcessingInstanceType (String) -> ClusterConfig.InstanceType
         ProcessingInstanceCount (Integer)  ClusterConfig.InstanceCount (each instance gets its
                                   -------> share of the input files: ShardedByS3Key)
-        code_uri (fixed) ----------------> input "code" -> /opt/ml/processing/input/code/etl.py
+        code_uri (fixed) ----------------> input "code" -> /opt/ml/processing/input/code/etl.pyz
         RetryPolicies (RETRY_POLICIES) --> quota/capacity refusals retried up to 10 days; internal
                                            errors, throttling and service faults a few times
 
-    The script runs as ``python3 etl.py --input-dir /opt/ml/processing/input/data
+    The bundle runs as ``python3 etl.pyz --input-dir /opt/ml/processing/input/data
     --output-dir /opt/ml/processing/output --input-url <InputDataUrl>``: with an object URL it
     processes exactly that object (an S3Prefix input ``raw/a.csv`` also downloads ``raw/a.csv.bak``).
 
@@ -226,11 +230,6 @@ def get_pipeline(
         )
 
 
-def code_key(script: bytes) -> str:
-    """The content-addressed S3 key of the ETL script: ``code/<sha256>/etl.py``."""
-    return f"code/{hashlib.sha256(script).hexdigest()}/etl.py"
-
-
 def definition_json(pipeline: Pipeline, region: str = RENDER_REGION) -> str:
     """The pipeline's definition as stable, indented JSON text (ends with a newline)."""
     with _sdk_environment(region):
@@ -238,16 +237,16 @@ def definition_json(pipeline: Pipeline, region: str = RENDER_REGION) -> str:
     return json.dumps(definition, indent=2, ensure_ascii=False) + "\n"
 
 
-def render_template(etl_script: Path) -> str:
+def render_template(etl_package: Path) -> str:
     """The definition with deploy-time placeholders (see the module docstring), as JSON text.
 
-    Deterministic: the same ``etl_script`` content gives byte-identical output.
+    Deterministic: the same ``etl_package`` sources give byte-identical output.
     """
     pipeline = get_pipeline(
         name="etl-pipeline",  # not part of the definition: the deploy function names the pipeline
         role_arn="${RoleArn}",
         image_uri="${ImageUri}",
-        code_uri="s3://${DataBucket}/" + code_key(etl_script.read_bytes()),
+        code_uri="s3://${DataBucket}/" + code_key(bundle(etl_package)),
         input_data_url="s3://${DataBucket}/${RawPrefix}",
         output_data_url="s3://${DataBucket}/${CleanPrefix}",
         instance_type="${ProcessingInstanceType}",

@@ -24,16 +24,18 @@ from local.emulator import Emulator
 from pipeline.pipeline import render_image_uris, render_template
 
 ROOT = Path(__file__).resolve().parents[2]
-ETL_SCRIPT = ROOT / "etl" / "etl.py"
+ETL_PACKAGE = ROOT / "etl"
 EVENTS = ROOT / "events"
 
 
 @pytest.fixture(scope="session")
 def built_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What `sam build` lays out next to the deploy package: pipeline.json, image_uris.json, etl.py."""
+    """What `sam build` lays out next to the deploy package: pipeline.json, image_uris.json, etl/."""
     directory = tmp_path_factory.mktemp("deploy-artifact")
-    shutil.copyfile(ETL_SCRIPT, directory / "etl.py")
-    (directory / "pipeline.json").write_text(render_template(directory / "etl.py"), encoding="utf-8")
+    (directory / "etl").mkdir()
+    for module in ETL_PACKAGE.glob("*.py"):
+        shutil.copyfile(module, directory / "etl" / module.name)
+    (directory / "pipeline.json").write_text(render_template(directory / "etl"), encoding="utf-8")
     (directory / "image_uris.json").write_text(render_image_uris(), encoding="utf-8")
     return directory
 

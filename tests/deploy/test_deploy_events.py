@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -15,7 +17,8 @@ from deploy import handler
 from deploy.errors import DeployError, ResponseNotSent
 from deploy.resource import NOT_CREATED, PipelineResource
 
-from pipeline.pipeline import render_template
+from contract.artifact import bundle
+from pipeline.pipeline import SKLEARN_FRAMEWORK_VERSION, render_template
 
 BUCKET = "example-data-bucket"
 PIPELINE = "s3-sagemaker-trigger"
@@ -23,7 +26,7 @@ REGION = "us-east-1"
 
 
 def _code_key(script: bytes) -> str:
-    return f"code/{hashlib.sha256(script).hexdigest()}/etl.py"
+    return f"code/{hashlib.sha256(script).hexdigest()}/etl.pyz"
 
 
 def _expected_definition(artifact: Path, properties: dict[str, Any]) -> dict[str, Any]:
@@ -75,12 +78,12 @@ def created(deploy: Any, bucket: str) -> dict[str, Any]:
 # -- Create -----------------------------------------------------------------------------------------
 
 
-def test_create_uploads_the_script_and_creates_the_filled_pipeline_with_its_tags(
+def test_create_uploads_the_etl_bundle_and_creates_the_filled_pipeline_with_its_tags(
     deploy: Any, bucket: str, s3: Any, sagemaker: Any, built_artifact: Path
 ) -> None:
     # Given the stack's bucket exists and the function holds a built artifact
     event = deploy.event("cfn-create.json")
-    script = (built_artifact / "etl.py").read_bytes()
+    script = bundle(built_artifact / "etl")
 
     # When CloudFormation sends the Create request
     answer = deploy.invoke(event)
@@ -95,9 +98,14 @@ def test_create_uploads_the_script_and_creates_the_filled_pipeline_with_its_tags
         event["RequestId"],
         "Pipeline",
     )
-    # And the ETL script sits at its content-addressed key
+    # And the ETL bundle sits at its content-addressed key, a zip application of the whole package
     key = _code_key(script)
-    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == script
+    stored = s3.get_object(Bucket=bucket, Key=key)
+    assert stored["Body"].read() == script
+    assert stored["ContentType"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(script)) as archive:
+        assert "__main__.py" in archive.namelist()
+        assert {f"etl/{p.name}" for p in (built_artifact / "etl").glob("*.py")} <= set(archive.namelist())
     # And the pipeline holds the rendered definition with every placeholder filled
     properties = event["ResourceProperties"]
     definition = _definition(sagemaker)
@@ -107,7 +115,7 @@ def test_create_uploads_the_script_and_creates_the_filled_pipeline_with_its_tags
     assert code_input == f"s3://{bucket}/{key}"
     assert _default(definition, "InputDataUrl") == f"s3://{bucket}/raw/"
     assert definition["Steps"][0]["Arguments"]["AppSpecification"]["ImageUri"].endswith(
-        f".dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+        f".dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:{SKLEARN_FRAMEWORK_VERSION}-cpu-py3"
     )
     assert described["RoleArn"] == properties["RoleArn"]
     # And it carries the template's tags
@@ -193,22 +201,23 @@ def test_update_with_a_changed_tag_value_keeps_one_value_per_key(
     assert _tags(sagemaker, answer["Data"]["PipelineArn"]) == {t["Key"]: t["Value"] for t in tags}
 
 
-def test_a_new_etl_script_is_uploaded_to_a_new_key_and_the_pipeline_points_at_it(
+def test_a_changed_etl_module_is_uploaded_to_a_new_key_and_the_pipeline_points_at_it(
     deploy: Any, created: dict[str, Any], s3: Any, sagemaker: Any, built_artifact: Path, tmp_path: Path
 ) -> None:
-    # Given a rebuilt artifact whose ETL script changed
-    old_key = _code_key((built_artifact / "etl.py").read_bytes())
-    new_script = (built_artifact / "etl.py").read_bytes() + b"\n# changed\n"
+    # Given a rebuilt artifact whose ETL rules changed
+    old_key = _code_key(bundle(built_artifact / "etl"))
     rebuilt = tmp_path / "rebuilt"
     shutil.copytree(built_artifact, rebuilt)
-    (rebuilt / "etl.py").write_bytes(new_script)
-    (rebuilt / "pipeline.json").write_text(render_template(rebuilt / "etl.py"), encoding="utf-8")
+    with (rebuilt / "etl" / "rules.py").open("a", encoding="utf-8") as rules:
+        rules.write("\n# changed\n")
+    new_script = bundle(rebuilt / "etl")
+    (rebuilt / "pipeline.json").write_text(render_template(rebuilt / "etl"), encoding="utf-8")
     deploy.use_artifact(rebuilt)
 
     # When CloudFormation sends the Update that the new function version causes
     answer = deploy.invoke(deploy.event("cfn-update.json"))
 
-    # Then the new script is at its own key, the old one stays, and the pipeline runs the new one
+    # Then the new bundle is at its own key, the old one stays, and the pipeline runs the new one
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     new_key = _code_key(new_script)
     assert new_key != old_key
@@ -222,7 +231,7 @@ def test_a_no_change_update_is_harmless(
     deploy: Any, created: dict[str, Any], s3: Any, sagemaker: Any, built_artifact: Path
 ) -> None:
     # Given the pipeline and the script as the Create left them
-    key = _code_key((built_artifact / "etl.py").read_bytes())
+    key = _code_key(bundle(built_artifact / "etl"))
     version_before = s3.head_object(Bucket=BUCKET, Key=key)["VersionId"]
     definition_before = _definition(sagemaker)
     create = deploy.load_event("cfn-create.json")
@@ -335,7 +344,7 @@ def test_a_missing_bucket_fails_the_create_with_the_s3_error(deploy: Any, sagema
 
     # Then it answers FAILED naming the upload and S3's error, and creates no pipeline
     assert answer["Status"] == "FAILED"
-    assert f"uploading the ETL script to s3://{BUCKET}/code/" in answer["Reason"]
+    assert f"uploading the ETL bundle to s3://{BUCKET}/code/" in answer["Reason"]
     assert "NoSuchBucket" in answer["Reason"]
     assert "log stream" in answer["Reason"]
     assert answer["PhysicalResourceId"].startswith(NOT_CREATED)
@@ -364,10 +373,10 @@ def test_an_unknown_placeholder_in_the_definition_fails_with_its_name(
 def test_a_stale_artifact_fails_instead_of_running_other_code_than_it_uploads(
     deploy: Any, bucket: str, built_artifact: Path, tmp_path: Path
 ) -> None:
-    # Given an artifact whose etl.py changed after pipeline.json was rendered
+    # Given an artifact whose ETL package changed after pipeline.json was rendered
     stale = tmp_path / "stale"
     shutil.copytree(built_artifact, stale)
-    with (stale / "etl.py").open("a", encoding="utf-8") as script:
+    with (stale / "etl" / "read.py").open("a", encoding="utf-8") as script:
         script.write("\n# edited after the build\n")
     deploy.use_artifact(stale)
 

@@ -1,4 +1,4 @@
-"""Fixtures for the ETL tests: generated data (cached per session) and running etl.py as the job does."""
+"""Fixtures for the ETL tests: generated data (cached per session) and running the ETL as the job does."""
 
 from __future__ import annotations
 
@@ -11,15 +11,19 @@ from typing import Any
 
 import pytest
 
-import etl.etl as etl_module
+import etl
 from coilgen import Generated, generate
+from contract.artifact import BUNDLE_FILE, bundle
 
-ETL_SCRIPT = Path(etl_module.__file__).resolve()
+ETL_PACKAGE = Path(etl.__file__).resolve().parent
 
 
 @pytest.fixture(scope="session")
-def etl_script() -> Path:
-    return ETL_SCRIPT
+def etl_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle the pipeline ships (etl.pyz), built from this checkout's etl package."""
+    path = tmp_path_factory.mktemp("bundle") / BUNDLE_FILE
+    path.write_bytes(bundle(ETL_PACKAGE))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +42,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Generated
 
 @pytest.fixture
 def run_etl(etl_script: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run `python etl.py --input-dir D --output-dir O ARGS...` in a subprocess, as the job does."""
+    """Run `python etl.pyz --input-dir D --output-dir O ARGS...` in a subprocess, as the job does."""
 
     def run(
         input_dir: Path,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from coilgen import LAYOUTS, generate
-from etl.etl import COLUMNS
+from etl.rules import COLUMNS
 
 
 def digest(folder):

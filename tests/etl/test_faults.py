@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coilgen import ROW_FAULTS
-from etl.etl import main
+from etl.cli import main
 
 REASONS = {
     "bad-values": ("is not an integer", "is outside its domain", "missing value"),
@@ -24,16 +24,15 @@ def read_rejects(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("engine", ["arrow", "python"])
 @pytest.mark.parametrize("kind", ROW_FAULTS)
 @pytest.mark.parametrize("layout", ["uci", "seed"])
-def test_each_faulty_row_is_rejected_at_its_line_with_its_reason(dataset, tmp_path, layout, kind, engine):
+def test_each_faulty_row_is_rejected_at_its_line_with_its_reason(dataset, tmp_path, layout, kind):
     """Given generated files where about 0.4% of rows carry one kind of fault
     When the ETL runs
     Then exactly those rows are in rejects.csv (file, line, reason, the row as read) and the rest are clean"""
     data = dataset(layout=layout, rows=5000, seed=3, faults=[kind], fault_rate=0.004)
     out = tmp_path / "out"
-    assert main(["--input-dir", str(data.out_dir), "--output-dir", str(out), "--engine", engine]) == 0
+    assert main(["--input-dir", str(data.out_dir), "--output-dir", str(out)]) == 0
     rejects = read_rejects(out / "rejects.csv")
     expected = {(name, line) for name, f in data.files.items() for line in f.fault_lines.get(kind, [])}
     assert expected, "the generator injected nothing"

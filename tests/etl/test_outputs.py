@@ -6,7 +6,7 @@ import csv
 import json
 import shutil
 
-from etl.etl import main
+from etl.cli import main
 
 
 def test_too_many_rejects_fail_the_run_saying_how_many_and_why(dataset, tmp_path, run_etl):
@@ -100,7 +100,7 @@ def test_progress_is_logged_at_the_requested_interval(dataset, tmp_path, run_etl
     When the ETL runs with --progress-seconds 0 (every batch)
     Then stdout carries progress lines with rows done, the rate and the current file"""
     data = dataset(layout="uci", rows=45000, seed=6)
-    result = run_etl(data.out_dir, tmp_path / "out", "--progress-seconds", "0", "--engine", "python")
+    result = run_etl(data.out_dir, tmp_path / "out", "--progress-seconds", "0")
     assert result.returncode == 0, result.stderr
     progress = [ln for ln in result.stdout.splitlines() if "progress:" in ln]
     assert len(progress) >= 3

@@ -26,7 +26,6 @@ from local.runtime import Runtime, StackRequest
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-ETL = ROOT / "etl" / "etl.py"
 
 
 class Recorder:
@@ -113,7 +112,8 @@ def run_etl_directly(input_dir: Path, out: Path, input_url: str) -> subprocess.C
     return subprocess.run(
         [
             sys.executable,
-            str(ETL),
+            "-m",
+            "etl",
             "--input-dir",
             str(input_dir),
             "--output-dir",

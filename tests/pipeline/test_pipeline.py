@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,10 +15,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.pipeline import PLACEHOLDERS, get_pipeline, image_uris_by_region, render_template
+from contract.artifact import PLACEHOLDERS, bundle
+from pipeline.pipeline import SKLEARN_FRAMEWORK_VERSION, get_pipeline, image_uris_by_region, render_template
 
 ROOT = Path(__file__).resolve().parents[2]
-ETL_SCRIPT = ROOT / "etl" / "etl.py"
+ETL_PACKAGE = ROOT / "etl"
+IMAGE_TAG = f"sagemaker-scikit-learn:{SKLEARN_FRAMEWORK_VERSION}-cpu-py3"
 
 # Runs the CLI with an audit hook that fails the process on any attempt to open a network connection.
 _OFFLINE_RUNNER = """
@@ -137,7 +140,7 @@ def test_the_four_parameters_have_valid_defaults_once_filled(renders: list[tuple
         Template(renders[0][0]).substitute(
             DataBucket="my-bucket",
             RoleArn="arn:aws:iam::123456789012:role/etl",
-            ImageUri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+            ImageUri=f"683313688378.dkr.ecr.us-east-1.amazonaws.com/{IMAGE_TAG}",
             RawPrefix="raw/",
             CleanPrefix="clean/",
             ProcessingInstanceType="ml.m5.xlarge",
@@ -153,7 +156,7 @@ def test_the_four_parameters_have_valid_defaults_once_filled(renders: list[tuple
     ]
 
 
-def test_one_processing_step_named_cleandata_runs_etl_py_with_python3(
+def test_one_processing_step_named_cleandata_runs_the_etl_bundle_with_python3(
     step: dict[str, Any], definition: dict[str, Any]
 ) -> None:
     # Then the pipeline is one ProcessingStep on the scikit-learn image, sized by the parameters
@@ -162,7 +165,7 @@ def test_one_processing_step_named_cleandata_runs_etl_py_with_python3(
     assert arguments["AppSpecification"]["ImageUri"] == "${ImageUri}"
     assert arguments["AppSpecification"]["ContainerEntrypoint"] == [
         "python3",
-        "/opt/ml/processing/input/code/etl.py",
+        "/opt/ml/processing/input/code/etl.pyz",
     ]
     assert arguments["RoleArn"] == "${RoleArn}"
     assert arguments["ProcessingResources"]["ClusterConfig"] == {
@@ -210,27 +213,32 @@ def test_the_clean_output_goes_to_output_data_url_at_end_of_job(step: dict[str, 
     ]
 
 
-def test_the_code_is_addressed_by_the_sha256_of_etl_py(step: dict[str, Any]) -> None:
-    # Given the ETL script in the tree
-    digest = hashlib.sha256(ETL_SCRIPT.read_bytes()).hexdigest()
+def test_the_code_is_addressed_by_the_sha256_of_the_etl_bundle(step: dict[str, Any]) -> None:
+    # Given the ETL package in the tree, bundled as the deploy function bundles it
+    digest = hashlib.sha256(bundle(ETL_PACKAGE)).hexdigest()
 
-    # Then the step's code input is that script's content-addressed key in the data bucket
+    # Then the step's code input is that bundle's content-addressed key in the data bucket
     code = next(i for i in step["Arguments"]["ProcessingInputs"] if i["InputName"] == "code")
-    assert code["S3Input"]["S3Uri"] == f"s3://${{DataBucket}}/code/{digest}/etl.py"
+    assert code["S3Input"]["S3Uri"] == f"s3://${{DataBucket}}/code/{digest}/etl.pyz"
     assert code["S3Input"]["LocalPath"] == "/opt/ml/processing/input/code"
 
 
-def test_a_changed_script_changes_only_the_code_key(tmp_path: Path, renders: list[tuple[str, str]]) -> None:
-    # Given the ETL script with one more line
-    changed = tmp_path / "etl.py"
-    changed.write_bytes(ETL_SCRIPT.read_bytes() + b"\n# one more line\n")
+@pytest.mark.parametrize("module", sorted(p.name for p in ETL_PACKAGE.glob("*.py")))
+def test_a_change_to_any_etl_file_changes_only_the_code_key(
+    tmp_path: Path, renders: list[tuple[str, str]], module: str
+) -> None:
+    # Given a copy of the ETL package with one more line in one of its modules
+    changed = tmp_path / "etl"
+    shutil.copytree(ETL_PACKAGE, changed, ignore=shutil.ignore_patterns("__pycache__"))
+    (changed / module).write_bytes((changed / module).read_bytes() + b"\n# one more line\n")
 
     # When the definition is rendered for it
     text = render_template(changed)
 
-    # Then the definition differs from the original exactly in the script's hash
-    old = hashlib.sha256(ETL_SCRIPT.read_bytes()).hexdigest()
-    new = hashlib.sha256(changed.read_bytes()).hexdigest()
+    # Then the definition differs from the original exactly in the bundle's hash
+    old = hashlib.sha256(bundle(ETL_PACKAGE)).hexdigest()
+    new = hashlib.sha256(bundle(changed)).hexdigest()
+    assert old != new
     assert text != renders[0][0]
     assert text == renders[0][0].replace(old, new)
 
@@ -240,8 +248,8 @@ def test_the_builder_takes_real_values_as_well(tmp_path: Path) -> None:
     pipeline = get_pipeline(
         name="etl",
         role_arn="arn:aws:iam::123456789012:role/etl",
-        image_uri="141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
-        code_uri="s3://bucket/code/abc/etl.py",
+        image_uri=f"141502667606.dkr.ecr.eu-west-1.amazonaws.com/{IMAGE_TAG}",
+        code_uri="s3://bucket/code/abc/etl.pyz",
         input_data_url="s3://bucket/in/",
         output_data_url="s3://bucket/out/",
         instance_type="ml.c5.xlarge",
@@ -270,7 +278,7 @@ def test_the_builder_refuses_a_local_code_path() -> None:
             name="etl",
             role_arn="arn:aws:iam::123456789012:role/etl",
             image_uri="image",
-            code_uri="etl/etl.py",
+            code_uri="etl.pyz",
             input_data_url="s3://bucket/in/",
             output_data_url="s3://bucket/out/",
             instance_type="ml.m5.xlarge",
@@ -281,20 +289,20 @@ def test_image_uris_cover_every_region_the_sdk_knows(renders: list[tuple[str, st
     # Given the rendered image table
     images: dict[str, str] = json.loads(renders[0][1])
 
-    # Then it lists the scikit-learn 1.2-1 image for each region the SDK knows, in that region's registry
+    # Then it lists the scikit-learn image for each region the SDK knows, in that region's registry
     assert images == image_uris_by_region()
     assert {"us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1"} <= set(images)
     for region, uri in images.items():
         registry, _, repository = uri.partition("/")
-        assert repository == "sagemaker-scikit-learn:1.2-1-cpu-py3"
+        assert repository == IMAGE_TAG
         assert f".dkr.ecr.{region}." in registry
     assert images["cn-north-1"].split("/")[0].endswith(".amazonaws.com.cn")
 
 
-def test_the_cli_renders_to_stdout_and_fails_clearly_without_the_script(tmp_path: Path) -> None:
-    # Given a script path that does not exist
+def test_the_cli_renders_to_stdout_and_fails_clearly_without_the_package(tmp_path: Path) -> None:
+    # Given a package folder that does not exist
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "render", "--etl-script", str(tmp_path / "missing.py")],
+        [sys.executable, "-m", "pipeline", "render", "--etl-package", str(tmp_path / "missing")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -303,7 +311,7 @@ def test_the_cli_renders_to_stdout_and_fails_clearly_without_the_script(tmp_path
 
     # Then the CLI exits non-zero with one clear line and renders nothing
     assert result.returncode == 2
-    assert "ETL script not found" in result.stderr
+    assert "ETL package not found" in result.stderr
     assert result.stdout == ""
 
 

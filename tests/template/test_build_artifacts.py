@@ -32,6 +32,7 @@ IMPORTS = {
     "DeployFunction": (
         "import deploy.handler as h; from pathlib import Path; from deploy.artifact import Artifact; "
         "a = Artifact.load(Path(h.__file__).parent.parent); assert a.image_uri('us-east-1'); "
+        "assert a.code_key.endswith('/etl.pyz'); "
         "assert callable(h.lambda_handler)"
     ),
 }

@@ -271,7 +271,7 @@ def test_the_pipeline_role_may_run_the_pipelines_processing_step(
     assert EXECUTION_ROLE_PATH_ARNS.endswith(f"role{_shape(role['Properties']['Path'])}*")
     # And the step's job runs as that same role: the deploy function fills the definition's ${RoleArn}
     # with the RoleArn it gives the pipeline, so the pipeline passes its own role to the job
-    definition = json.loads(render_template(ROOT / "etl" / "etl.py"))
+    definition = json.loads(render_template(ROOT / "etl"))
     (step,) = definition["Steps"]
     assert (step["Type"], step["Arguments"]["RoleArn"]) == ("Processing", "${RoleArn}")
 

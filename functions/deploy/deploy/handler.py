@@ -26,7 +26,7 @@ from deploy.errors import DeployError, ResponseNotSent
 from deploy.resource import NOT_CREATED, Outcome, PipelineResource, Request
 from deploy.response import CfnResponse, Responder
 
-# Where pipeline.json, etl.py and image_uris.json are: the function's code directory, as `sam build`
+# Where pipeline.json, etl/ and image_uris.json are: the function's code directory, as `sam build`
 # lays it out (the folder holding the `deploy` package), unless this variable says otherwise.
 ARTIFACT_DIR_VARIABLE = "DEPLOY_ARTIFACT_DIR"
 

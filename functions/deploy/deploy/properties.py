@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contract.artifact import CODE_PREFIX
 from contract.names import BUCKET_NAME, PIPELINE_NAME
 from deploy.errors import DeployError
-
-CODE_PREFIX = "code/"
 
 _ROLE_ARN = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
 _INSTANCE_TYPE = re.compile(r"ml\.[a-z0-9]+\.[a-z0-9]+")

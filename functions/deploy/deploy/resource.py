@@ -19,7 +19,7 @@ from deploy.errors import DeployError
 from deploy.properties import PipelineProperties
 
 NOT_CREATED = "not-created:"
-SCRIPT_CONTENT_TYPE = "text/x-python"
+SCRIPT_CONTENT_TYPE = "application/zip"  # the ETL bundle, a zip application
 
 logger = Logger(child=True)
 
@@ -105,7 +105,7 @@ class PipelineResource:
     # -- steps ----------------------------------------------------------------------------------
 
     def _prepare(self, props: PipelineProperties) -> str:
-        """Upload the script (if not there yet) and fill the definition's placeholders."""
+        """Upload the ETL bundle (if not there yet) and fill the definition's placeholders."""
         region = str(self.sagemaker.meta.region_name)
         definition = self.artifact.fill(
             {
@@ -121,7 +121,7 @@ class PipelineResource:
         return definition
 
     def _upload_script(self, bucket: str) -> None:
-        """Put the script at its content-addressed key unless an object is already there.
+        """Put the ETL bundle at its content-addressed key unless an object is already there.
 
         ``If-None-Match: *`` makes the check and the write one atomic call that needs no permission
         beyond s3:PutObject; the key is the content's hash, so an object there holds these bytes.
@@ -139,12 +139,12 @@ class PipelineResource:
         except ClientError as exc:
             # 412: already there. 409: a concurrent conditional write of the same key (same bytes).
             if _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
-                logger.info("ETL script already uploaded", extra={"code_url": where})
+                logger.info("ETL bundle already uploaded", extra={"code_url": where})
                 return
-            raise DeployError(f"uploading the ETL script to {where} failed: {exc}") from exc
+            raise DeployError(f"uploading the ETL bundle to {where} failed: {exc}") from exc
         except BotoCoreError as exc:
-            raise DeployError(f"uploading the ETL script to {where} failed: {exc}") from exc
-        logger.info("ETL script uploaded", extra={"code_url": where})
+            raise DeployError(f"uploading the ETL bundle to {where} failed: {exc}") from exc
+        logger.info("ETL bundle uploaded", extra={"code_url": where})
 
     def _create_pipeline(self, props: PipelineProperties, definition: str, request: Request) -> Outcome:
         arn = self._call(

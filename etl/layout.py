@@ -1,0 +1,224 @@
+"""Which files a run reads, what each one is (by content; by name only where content cannot tell), and
+in which order: the labelled files, then each eval file with its targets file."""
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from etl.rules import CODES, COLUMNS, N_COLUMNS, N_FEATURES, TARGET_WORDS
+
+LABELLED, EVAL, TARGETS, DICTIONARY = "labelled", "eval", "targets", "dictionary"
+ROLES = {N_COLUMNS: LABELLED, N_FEATURES: EVAL, 1: TARGETS}
+PAIRS = {"ticeval2000": "tictgts2000", "test": "gt"}  # eval stem -> targets stem
+DICTIONARIES = {"dictionary", "col_info", "ticdatadescr"}
+BOM, GZIP, ZIP, SAMPLE = b"\xef\xbb\xbf", b"\x1f\x8b", b"PK\x03\x04", 64 * 1024
+EXPECTED = (
+    f"expected COIL 2000 rows: {N_COLUMNS} (labelled), {N_FEATURES} (eval) or 1 (targets) tab- or comma-"
+    "separated integer fields a line, maybe under a header (0,1,... or the codes), plain or gzip; or the "
+    "data dictionary"
+)
+ELSEWHERE = (
+    "; this is one of {} instances (ShardedByS3Key sends each object to one instance): process eval and "
+    "targets files on one instance (ProcessingInstanceCount=1) or upload labelled rows"
+)
+
+
+class EtlError(Exception):
+    """Bad input or a failed run: the message is the one line the user sees."""
+
+
+@dataclass
+class FileInfo:
+    path: Path
+    name: str  # relative to the input folder
+    gzip: bool = False
+    bom: bool = False
+    role: str = ""
+    layout: str = ""  # uci | seed | named | csv | dictionary
+    delimiter: str = ","
+    ncols: int = 0
+    header: str | None = None  # numbered | named | "numbered?" (gt.csv's "0": decided when paired)
+    header_lines: int = 0  # the physical lines down to the header
+    words: str | None = None  # the code table the target's words are read through (TARGET_WORDS)
+
+    @property
+    def stem(self) -> str:
+        return self.name.rsplit("/", 1)[-1].lower().removesuffix(".gz").rsplit(".", 1)[0]
+
+    @property
+    def folder(self) -> str:
+        return self.name.rpartition("/")[0]
+
+
+def bad(info: FileInfo, message: str) -> EtlError:
+    return EtlError(f"{info.name}: {message}")
+
+
+def open_stream(info: FileInfo) -> pa.NativeFile:
+    stream = pa.input_stream(str(info.path), compression="gzip" if info.gzip else None)
+    stream.read(len(BOM) if info.bom else 0)
+    return stream
+
+
+def read_failed(info: FileInfo, exc: Exception) -> EtlError:
+    gz = "; expected a valid gzip file" if info.gzip else ""
+    return bad(info, f"cannot be read{' as gzip' * info.gzip} ({exc}){gz}")
+
+
+def object_name(input_url: str | None) -> str | None:
+    """The one object's file name for an object URL (not ending in "/"); None for a folder URL."""
+    return input_url.rsplit("/", 1)[-1] if input_url and not input_url.endswith("/") else None
+
+
+def discover(
+    folder: Path, input_url: str | None, sharded: bool
+) -> tuple[list[FileInfo], list[dict[str, str]]]:
+    """The data files (sorted) and the files ignored, with why. With several instances (sharded), an
+    input object that is not here went to another one: an empty shard, not an error."""
+    if not folder.is_dir():
+        raise EtlError(f"input directory {folder} does not exist; expected the downloaded input data there")
+    wanted, found, ignored = object_name(input_url), [], []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for path in (Path(root) / f for f in sorted(files)):
+            rel = path.relative_to(folder).as_posix()
+            reason = (
+                f"not the input object {wanted}" if wanted is not None and rel != wanted
+                else "hidden file" if path.name.startswith(".")
+                else "marker object" if path.name == "_SUCCESS"
+                else "zero-byte placeholder" if path.stat().st_size == 0
+                else None
+            )  # fmt: skip
+            (ignored.append({"path": rel, "reason": reason}) if reason else found.append(FileInfo(path, rel)))
+    why = next((i["reason"] for i in ignored if i["path"] == wanted), None)
+    if wanted is not None and not found and why:
+        raise EtlError(f"input object {wanted} (from --input-url) is a {why}, not data; expected a data file")
+    if wanted is not None and not found and not sharded:
+        where = f"(from --input-url {input_url}) is not in {folder}; expected it downloaded there"
+        raise EtlError(f"input object {wanted} {where}")
+    return found, ignored
+
+
+def read_sample(info: FileInfo) -> list[bytes]:
+    """The first lines of the file (split as pyarrow's reader splits: at LF, CRLF or CR)."""
+    with open(info.path, "rb") as f:
+        magic = f.read(4)
+    if magic == ZIP:
+        raise bad(info, "is a zip archive; expected the data files themselves (plain or gzip)")
+    info.gzip = magic[:2] == GZIP
+    try:
+        with open_stream(info) as stream:
+            sample: bytes = stream.read(SAMPLE)
+    except OSError as exc:
+        raise read_failed(info, exc) from exc
+    info.bom, text = sample.startswith(BOM), sample.removeprefix(BOM)
+    if b"\x00" in text or len(text.translate(None, bytes([9, 10, 13, *range(32, 127)]))) > len(text) // 10:
+        raise bad(info, f"binary content, not text; {EXPECTED}")
+    lines = text.splitlines()
+    return lines[:-1] if len(sample) == SAMPLE and len(lines) > 1 else lines  # the last may be cut off
+
+
+def first_row(lines: list[bytes]) -> int | None:
+    return next((i for i, line in enumerate(lines) if line.strip(b" \t,")), None)
+
+
+def sniff(info: FileInfo) -> FileInfo:
+    """Recognise a file by its content: its role, layout, delimiter, header and width."""
+    lines = read_sample(info)
+    if (at := first_row(lines)) is None:
+        raise bad(info, f"no data rows (the file holds only blank lines); {EXPECTED}")
+    first = lines[at].rstrip(b" \t")
+    if info.stem in DICTIONARIES or first.strip(b'" ').upper().startswith(b"DATA DICTIONARY"):
+        info.role = info.layout = DICTIONARY
+        return info
+    info.delimiter, kind = ("\t", "tab") if b"\t" in first else (",", "comma")
+    fields = [f.strip().strip('"').strip() for f in first.decode("latin-1").split(info.delimiter)]
+    digits = sum(f.lstrip("+-").isdigit() for f in fields)
+    if not header(info, [f.upper() for f in fields]) and (2 * digits < len(fields) or fields == [""]):
+        shown = f"{first[:80].decode('latin-1')!r} ({len(fields)} {kind}-separated fields)"
+        raise bad(info, f"unrecognised first line {shown}; {EXPECTED}")
+    info.header_lines = at + 1 if info.header in ("numbered", "named") else 0
+    rows = [line.rstrip(b" \t") for line in lines[info.header_lines :] if line.strip(b" \t,")][:200]
+    if not rows:
+        raise bad(info, f"no data rows, only a header; {EXPECTED}")
+    widths = Counter(len(row.split(info.delimiter.encode())) for row in rows)
+    info.ncols = max(widths, key=lambda n: (widths[n], n))  # the usual width, whatever a bad row says
+    if info.ncols not in ROLES:
+        raise bad(info, f"unknown file shape: rows have {info.ncols} {kind}-separated fields; {EXPECTED}")
+    if info.header_lines and len(fields) != info.ncols:
+        shape = f"the header has {len(fields)} fields but the rows have {info.ncols}"
+        raise bad(info, f"{shape}; expected the same number")
+    info.role = ROLES[info.ncols]
+    return info
+
+
+def header(info: FileInfo, upper: list[str]) -> bool:
+    """Set the layout (and header) the first line shows; whether it is a header."""
+    n, target = len(upper), (CODES[-1], *TARGET_WORDS)
+    codes = n in (N_FEATURES, N_COLUMNS) and upper[:N_FEATURES] == list(CODES[:N_FEATURES])
+    info.layout = "uci" if info.delimiter == "\t" else "csv"
+    if n in (N_FEATURES, N_COLUMNS) and upper == [str(i) for i in range(n)]:
+        info.header, info.layout = "numbered", "seed"
+    elif upper == ["0"]:
+        info.header, info.layout = "numbered?", "seed"
+    elif codes or (n == 1 and upper[0] in target):
+        if n == N_COLUMNS and upper[-1] not in target:
+            names = " or ".join([CODES[-1], *(w.title() for w in TARGET_WORDS)])
+            raise bad(info, f"unrecognised last header field {upper[-1]!r}; expected {names}")
+        info.header, info.layout, info.words = "named", "named", TARGET_WORDS.get(upper[-1])
+    return info.header is not None
+
+
+@dataclass
+class Plan:
+    labelled: list[FileInfo]
+    pairs: list[tuple[FileInfo, FileInfo]]
+    dictionaries: list[FileInfo]
+
+
+def make_plan(infos: list[FileInfo], hosts: int) -> Plan:
+    """Pair each eval file with its targets file: by name, else the only pair in a folder."""
+    plan = Plan([f for f in infos if f.role == LABELLED], [], [f for f in infos if f.role == DICTIONARY])
+    evals, targets = [f for f in infos if f.role == EVAL], [f for f in infos if f.role == TARGETS]
+    for ev in list(evals):
+        here = [t for t in targets if t.folder == ev.folder]
+        named = [t for t in here if t.stem == PAIRS.get(ev.stem)]
+        if named or (len(here) == 1 and [e.folder for e in evals].count(ev.folder) == 1):
+            plan.pairs.append((ev, (named or here)[0]))
+            evals.remove(ev)
+            targets.remove((named or here)[0])
+    elsewhere = ELSEWHERE.format(hosts) if hosts > 1 else ""
+    if targets:
+        expected = "expected ticeval2000.txt or test.csv beside it"
+        raise bad(targets[0], f"targets file without its eval rows ({expected}){elsewhere}")
+    if evals:
+        expected = "expected tictgts2000.txt or gt.csv beside it"
+        raise bad(evals[0], f"eval rows without their targets file ({expected}){elsewhere}")
+    for ev, tg in plan.pairs:
+        if tg.header == "numbered?":
+            tg.header, tg.layout = ("numbered" if ev.header == "numbered" else None), ev.layout
+            tg.header_lines = (first_row(read_sample(tg)) or 0) + 1 if tg.header else 0
+    plan.pairs.sort(key=lambda p: p[0].name)
+    return plan
+
+
+def check_dictionary(info: FileInfo) -> None:
+    """The data dictionary must name the same columns, in the same order, as the rules."""
+    try:
+        with open_stream(info) as stream:
+            text = stream.read(4 * 1024 * 1024).decode("cp1252", "replace")  # the UCI file's encoding
+    except OSError as exc:
+        raise read_failed(info, exc) from exc
+    found: dict[int, str] = {}
+    for parts in (line.strip().strip('"').split() for line in text.splitlines()):
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isupper() and parts[1].isalnum():
+            found.setdefault(int(parts[0]), parts[1])
+    if not found:
+        what = f"expected the dictionary.txt / col_info.csv that describes the {N_COLUMNS} columns"
+        raise bad(info, f"not a COIL 2000 data dictionary (no 'Nr Name Description' lines); {what}")
+    for col in (c for c in COLUMNS if found.get(c.nr) != c.code):
+        got = f"column {col.nr} is {found.get(col.nr, 'missing')}, expected {col.code}"
+        raise bad(info, f"data dictionary does not match the built-in schema: {got}")

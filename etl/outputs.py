@@ -1,0 +1,121 @@
+"""The outputs: ``full_data.csv`` (pyarrow's CSV writer), ``rejects.csv`` (the csv module), the report.
+The CSV files go to temporary files renamed into place at the end: a failed run leaves no full_data."""
+
+import csv
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pv
+
+from etl.clean import SCHEMA, Reject
+from etl.layout import EVAL, LABELLED, EtlError, FileInfo
+from etl.rules import CLEAN_NAMES
+
+LOG = logging.getLogger("etl")
+COUNTS = ("rows_read", "rows_written", "rows_rejected")
+
+
+def output_names(host: str | None, hosts: list[str]) -> dict[str, str]:
+    """With several instances, each names its files after its host."""
+    tail = f"-{host}" if host and len(hosts) > 1 else ""
+    return {
+        k: f"{k}{tail}.{ext}" for k, ext in (("full_data", "csv"), ("rejects", "csv"), ("report", "json"))
+    }
+
+
+def resource_config(path: str) -> tuple[str | None, list[str]]:
+    """(this host, all hosts) from the processing job's resource config, when there is one."""
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
+        return (str(config["current_host"]), [str(h) for h in config["hosts"]]) if config else (None, [])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EtlError(f"{path}: unreadable resource config ({exc}); expected its hosts") from exc
+
+
+def file_stats(info: FileInfo, role: str, paired_with: str | None = None) -> dict[str, Any]:
+    gz = "gzip" if info.gzip else None
+    stats: dict[str, Any] = {"path": info.name, "role": role, "layout": info.layout, "compression": gz}
+    stats |= {**dict.fromkeys(COUNTS, 0), "rejected_by_reason": {}, "seconds": 0}
+    return {**stats, "paired_with": paired_with} if paired_with else stats
+
+
+def totals(report: dict[str, Any], max_fraction: float) -> None:
+    """The run's totals, into the report; too many rejected rows (or no valid one) is an error."""
+    data = [f for f in report["files"] if f["role"] in (LABELLED, EVAL)]
+    rejects = report["outputs"]["rejects"]
+    sums = {k: sum(f[k] for f in data) for k in COUNTS}
+    reasons = dict(sorted(sum((Counter(f["rejected_by_reason"]) for f in data), Counter()).items()))
+    share = sums["rows_rejected"] / sums["rows_read"] if sums["rows_read"] else 0.0
+    report["totals"] = {**sums, "reject_fraction": round(share, 6), "rejected_by_reason": reasons}
+    if share > max_fraction:
+        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        why = ", ".join(f"{n} {r}" for r, n in top[:5]) + f", and {len(top) - 5} more reasons" * (
+            len(top) > 5
+        )
+        failed = f"{sums['rows_rejected']} of {sums['rows_read']} rows ({100 * share:.2f}%) failed validation"
+        raise EtlError(f"{failed}, above --max-reject-fraction {max_fraction:g}: {why}; see {rejects}")
+    if sums["rows_read"] and not sums["rows_written"]:
+        raise EtlError(f"no valid rows: all {sums['rows_read']} rows were rejected; see {rejects}")
+
+
+def temp_file(folder: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    (tmp := temp_file(path.parent, path.name)).write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class Outputs:
+    """The two CSV files being written, and the progress log."""
+
+    def __init__(self, folder: Path, names: dict[str, str], progress_seconds: float) -> None:
+        self.folder, self.names, self.progress_seconds = folder, names, progress_seconds
+        self.tmp = {k: temp_file(folder, names[k]) for k in ("full_data", "rejects")}
+        csv.writer(header := io.StringIO(), lineterminator="\n").writerow(CLEAN_NAMES)  # as pandas writes it
+        (data := pa.OSFile(str(self.tmp["full_data"]), "wb")).write(header.getvalue().encode())
+        self.writer = pv.CSVWriter(data, SCHEMA, write_options=pv.WriteOptions(include_header=False))
+        self.rejects_file = open(self.tmp["rejects"], "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self.rejects = csv.writer(self.rejects_file, lineterminator="\n")
+        self.data, self.rows, self.current = data, 0, ""
+        self.rejects.writerow(["source_file", "line", "reason", "row"])
+        self.started = self.last = time.monotonic()
+        self.thread, self.pending = ThreadPoolExecutor(max_workers=1), Future[None]()
+        self.pending.set_result(None)
+
+    def write(self, stats: dict[str, Any], batch: pa.RecordBatch, rejects: list[Reject]) -> None:
+        """Hand the batch to the writer's thread (pyarrow writes without the GIL while the next block is
+        checked) once the one before is written: one batch in flight, so memory stays flat."""
+        self.pending.result()
+        self.pending = self.thread.submit(self.writer.write_batch, batch)
+        for line, row, reason, category in rejects:
+            self.rejects.writerow([stats["path"], line, reason, row.decode("utf-8", "backslashreplace")])
+            stats["rejected_by_reason"][category] = stats["rejected_by_reason"].get(category, 0) + 1
+        for key, n in zip(COUNTS, (batch.num_rows + len(rejects), batch.num_rows, len(rejects)), strict=True):
+            stats[key] += n
+        self.rows += batch.num_rows + len(rejects)
+        if (now := time.monotonic()) - self.last >= self.progress_seconds:
+            self.last, rate = now, self.rows / max(now - self.started, 1e-9)
+            LOG.info("progress: %d rows done (%.0f rows/s), file %s", self.rows, rate, self.current)
+
+    def close(self, keep: tuple[str, ...]) -> None:
+        """Close both files; rename the `keep` ones into place, remove the others."""
+        self.pending.result()
+        self.thread.shutdown()
+        self.writer.close()
+        self.data.close()
+        self.rejects_file.close()
+        for key, tmp in self.tmp.items():
+            os.replace(tmp, self.folder / self.names[key]) if key in keep else tmp.unlink(missing_ok=True)
