@@ -438,3 +438,10 @@ def test_redrive_move_on_the_local_runtime_says_it_cannot(stubs: Stubs) -> None:
     local = Target("local", REGION, OUTPUTS, endpoint="http://127.0.0.1:1", local=True, session=stubs)
     with pytest.raises(OpsError, match="moto does not implement StartMessageMoveTask"):
         dlq.move(local, rate=None)
+
+
+def test_an_empty_queue_shows_no_stale_age(target: Target) -> None:
+    from ops.status import Queues
+
+    text = render(target, [], Queues(waiting=0, in_flight=0, oldest_seconds=75.0, dead_letters=0))
+    assert text.splitlines()[2] == "uploads waiting: 0; in flight or backing off: 0; dead letters: 0"
