@@ -445,3 +445,15 @@ def test_an_empty_queue_shows_no_stale_age(target: Target) -> None:
 
     text = render(target, [], Queues(waiting=0, in_flight=0, oldest_seconds=75.0, dead_letters=0))
     assert text.splitlines()[2] == "uploads waiting: 0; in flight or backing off: 0; dead letters: 0"
+
+
+def test_a_stack_the_local_runtime_does_not_have_is_one_line(
+    no_runtime: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = {"endpoint": "http://127.0.0.1:1", "region": "us-east-1", "pid": os.getpid()}
+    no_runtime.write_text(json.dumps({**state, "stacks": [{"name": "s3-sagemaker-trigger-local"}]}))
+    code, _, err = run_main(["status", "--local", "--stack", "nope"], capsys)
+    assert (code, err) == (
+        2,
+        "s3sm: error: the local runtime has no stack nope (it has: s3-sagemaker-trigger-local)\n",
+    )
