@@ -105,13 +105,16 @@ deploy: build ## sam deploy --guided (needs AWS credentials)
 
 # --- local runtime ----------------------------------------------------------------------------
 
+# The local account's quotas (python -m local up --help): make up MAX_EXECUTIONS=5 MAX_INSTANCES=2
+LOCAL_QUOTAS = $(if $(MAX_EXECUTIONS),--max-concurrent-executions $(MAX_EXECUTIONS)) $(if $(MAX_INSTANCES),--max-processing-instances $(MAX_INSTANCES))
+
 .PHONY: demo
-demo: $(VENV)/.stamp ## The main job, locally: upload -> trigger -> pipeline -> clean data, checked
-	$(PY) -m local demo
+demo: $(VENV)/.stamp ## The main job, locally: upload -> trigger -> pipeline -> clean data, a burst; checked
+	$(PY) -m local demo $(LOCAL_QUOTAS)
 
 .PHONY: up
-up: $(VENV)/.stamp ## The local runtime in the foreground: every file dropped under raw/ runs (Ctrl-C stops)
-	$(PY) -m local up
+up: $(VENV)/.stamp ## The local runtime (quotas: 20 executions, 4 instances) in the foreground; Ctrl-C stops
+	$(PY) -m local up $(LOCAL_QUOTAS)
 
 .PHONY: invoke
 invoke: $(VENV)/.stamp ## Docker-free `sam local invoke`: make invoke EVENT=events/s3-put.json [FUNCTION=TriggerFunction]
@@ -131,7 +134,7 @@ bench: $(VENV)/.stamp ## Benchmarks: ETL speed/memory, trigger cold start, local
 	$(PY) bench/trigger_coldstart.py
 	$(PY) bench/etl_bench.py
 	$(PY) bench/local_latency.py
-	$(PY) bench/load_burst.py  # 1,000 uploads against a cap of 50 concurrent executions: about 13 min
+	$(PY) bench/load_burst.py  # 1,000 uploads + 100 overwritten keys against the default quotas: about 10 min
 
 .PHONY: clean
 clean: ## Remove environments and build output

@@ -41,6 +41,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from coilgen import generate
+from local.demo import is_output_of
 from local.emulator import Quotas
 from local.runtime import Runtime, StackRequest
 
@@ -182,9 +183,10 @@ def burst(
     seconds = drained if drained is not None else time.monotonic() - began
 
     found = executions(sagemaker, pipeline)
+    keys_of = sorted({k for _, k, _ in uploads})
     by_key: dict[str, list[dict[str, Any]]] = {}
     for execution in found:
-        key = next((k for _, k, _ in uploads if k in execution.get("InputDataUrl", "")), None)
+        key = next((k for k in keys_of if is_output_of(execution.get("OutputDataUrl", ""), k)), None)
         by_key.setdefault(str(key), []).append(execution)
     own_rows = 0
     for key in {k for _, k, _ in uploads}:
@@ -342,7 +344,7 @@ def main() -> int:
     if args.uploads < 1:
         parser.error("--uploads must be at least 1")
     quotas = Quotas(args.max_concurrent_executions, args.max_processing_instances)
-    command = "python bench/load_burst.py " + " ".join(sys.argv[1:])
+    command = " ".join([".venv/bin/python bench/load_burst.py", *sys.argv[1:]])
     results: dict[str, Any] = {
         "quotas": {
             "max_concurrent_executions": quotas.max_concurrent_executions,

@@ -1,16 +1,23 @@
-"""Hardening fixtures: the real trigger against the emulator, faults injected where it cannot fail on cue.
+"""Hardening fixtures: the real trigger on the upload queue's path in the emulator, with injected faults.
 
-``stack`` gives the trigger configured from events/env.json, its pipeline and a dead-letter queue in
-the emulator, and a fault injector in front of SageMaker: a ``before-send`` hook on the trigger's own
-SageMaker client that, per StartPipelineExecution attempt, lets the request through or answers with a
-crafted error, raises a timeout, or lets it through and then loses the answer. ``lambda_async`` does what
-Lambda's asynchronous invocation does with a failing event: retries it, then writes Lambda's on-failure
-record to the dead-letter queue.
+``stack`` gives the data bucket (versioned) notifying the upload queue (S3 -> SQS, as the template
+wires it), the queue's redrive policy to the dead-letter queue with the template's own
+``maxReceiveCount``, the trigger configured from events/env.json, and its pipeline. Uploads are real
+objects (``stack.upload``); ``stack.deliver()`` does what the event source mapping does: receives
+batches of up to 10, invokes the handler, deletes what it did not report as failed; SQS redelivers the
+rest when the visibility the trigger set runs out, and moves a message to the dead-letter queue after
+``maxReceiveCount`` receives. ``deliver`` waits out each visibility at once (time is not what these
+tests are about; the waits the trigger chose are recorded in ``stack.postponed``).
 
-After every test using ``stack``, ``check_promise`` asserts that each upload the test announced (through
-``stack.event``) ran exactly once or waits in the dead-letter queue, and counts it; the session writes
-the counts to build/hardening-figures.json (``faults``, ``redrive``) for the README's table.
-Autouse, for every test in this directory: ``no_backoff`` (botocore retries without their sleeps).
+Faults the emulator cannot produce on cue are injected in front of it by ``before-send`` hooks on the
+trigger's own clients (``stack.rule`` for StartPipelineExecution, ``stack.s3_rule`` for CopyObject),
+so botocore's real retry logic meets them.
+
+After every test using ``stack``, ``check_promise`` asserts that each upload the emulator notified
+ran exactly once on a snapshot holding exactly its bytes, or was skipped with a logged reason, or waits
+in the dead-letter queue; and counts it. The session writes the counts to build/hardening-figures.json
+(``faults``, ``redrive``). Autouse, for every test in this directory: ``no_backoff`` (botocore retries
+without their sleeps).
 """
 
 from __future__ import annotations
@@ -21,31 +28,32 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import unquote
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.retries.standard import ExponentialBackoff
+from cfnlint.decode import cfn_yaml
 from trigger import config as trigger_config
 from trigger import handler
-from trigger.errors import TriggerError, UnsupportedEvent
+from trigger.config import settings
+from trigger.errors import UnsupportedEvent
 from trigger.events import ObjectEvent, normalise
+from trigger.routing import Dataset, route
 
 from local.emulator import Emulator
-from redrive.replay import LambdaContext, in_process
-from redrive.run import Report, redrive
+from tests.trigger.conftest import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "example-data-bucket"
 ROLE_ARN = "arn:aws:iam::123456789012:role/pipeline-execution"
-FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:TriggerFunction"
-MAX_RETRY_ATTEMPTS = 2  # Lambda's default for asynchronous invocation (the template's EventInvokeConfig)
 FIGURES = ROOT / "build" / "hardening-figures.json"
 FIGURES_RUN: defaultdict[str, Counter[str]] = defaultdict(Counter)  # suite -> counts
+TEMPLATE_QUEUE = cfn_yaml.load(str(ROOT / "template.yaml"))["Resources"]["UploadQueue"]["Properties"]
+MAX_RECEIVE_COUNT = int(TEMPLATE_QUEUE["RedrivePolicy"]["maxReceiveCount"])
 
 
 def trigger_env() -> dict[str, str]:
@@ -57,28 +65,10 @@ def trigger_env() -> dict[str, str]:
 
 def pipeline_definition() -> str:
     parameters = [
-        {"Name": "InputDataUrl", "Type": "String", "DefaultValue": f"s3://{BUCKET}/raw/"},
+        {"Name": "InputDataUrl", "Type": "String", "DefaultValue": f"s3://{BUCKET}/snapshot/"},
         {"Name": "OutputDataUrl", "Type": "String", "DefaultValue": f"s3://{BUCKET}/clean/"},
     ]
     return json.dumps({"Version": "2020-12-01", "Parameters": parameters, "Steps": []})
-
-
-def s3_record(key: str, *, version: str = "v1", bucket: str = BUCKET) -> dict[str, Any]:
-    """One S3 ObjectCreated record, key encoded as S3 encodes it in notifications."""
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventName": "ObjectCreated:Put",
-        "eventTime": "2026-11-26T12:00:00.000Z",
-        "s3": {
-            "bucket": {"name": bucket},
-            "object": {"key": quote_plus(key, safe="/"), "size": 10, "eTag": "e" * 32, "versionId": version},
-        },
-    }
-
-
-def s3_event(*keys: str) -> dict[str, Any]:
-    return {"Records": [s3_record(key) for key in keys]}
 
 
 # -- faults ----------------------------------------------------------------------------------------
@@ -91,10 +81,11 @@ class _Body(io.BytesIO):
         yield self.getvalue()
 
 
-def http_response(request: AWSPreparedRequest, status: int, body: object, **headers: str) -> AWSResponse:
-    raw = json.dumps(body).encode()
-    all_headers = {"Content-Type": "application/x-amz-json-1.1", "Content-Length": str(len(raw)), **headers}
-    return AWSResponse(request.url, status, all_headers, _Body(raw))
+def http_response(
+    request: AWSPreparedRequest, status: int, body: bytes, content_type: str, **headers: str
+) -> AWSResponse:
+    all_headers = {"Content-Type": content_type, "Content-Length": str(len(body)), **headers}
+    return AWSResponse(request.url, status, all_headers, _Body(body))
 
 
 @dataclass(frozen=True)
@@ -121,73 +112,69 @@ class LoseAnswer:
 
 
 Fault = Reply | Raise | LoseAnswer
-Rule = Callable[[str, int], Fault | None]  # (input URL, attempt number so far) -> fault or None
+Rule = Callable[[str, int], Fault | None]  # (raw key, attempt number so far) -> fault or None
 
 
 @dataclass
 class Attempt:
-    input_url: str
+    key: str
     fault: Fault | None
 
 
 @dataclass
-class AsyncResult:
-    """What Lambda's asynchronous invocation made of one event."""
+class Delivery:
+    """What the event source mapping did in one ``deliver()``: invocations and their batch failures."""
 
-    invocations: list[dict[str, Any] | TriggerError] = field(default_factory=list)
-    dead_letter: dict[str, Any] | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        return bool(self.invocations) and not isinstance(self.invocations[-1], TriggerError)
+    invocations: int = 0
+    failures: list[str] = field(default_factory=list)  # message IDs reported failed, in order
 
 
 @dataclass
 class Stack:
-    """The trigger, its pipeline and dead-letter queue in the emulator, and faults in front of SageMaker."""
+    """The bucket, the upload queue, the dead-letter queue, the trigger and its pipeline, and faults."""
 
     pipeline_name: str
+    queue_url: str
+    queue_arn: str
     dlq_url: str
     logs: io.StringIO
-    rule: Rule = lambda url, n: None  # the default: no fault
+    rule: Rule = lambda key, n: None  # StartPipelineExecution faults; the default: none
+    s3_rule: Rule = lambda key, n: None  # CopyObject faults (by source key)
     attempts: list[Attempt] = field(default_factory=list)
-    uploads: set[str] = field(default_factory=set)  # InputDataUrl of every upload a test announced
+    copy_attempts: list[Attempt] = field(default_factory=list)
+    uploads: dict[str, tuple[str, str]] = field(default_factory=dict)  # snapshot URL -> (key, version)
+    postponed: list[tuple[str, int]] = field(default_factory=list)  # (message ID, visibility set)
     failed_invocations: int = 0
+    message_ids: dict[str, str] = field(default_factory=dict)  # receipt handle -> message ID
+    bodies: list[str] = field(default_factory=list)  # every distinct upload-queue message body seen
 
-    # -- faults, for ``stack.rule = lambda input_url, attempt: ...``
+    # -- faults, for ``stack.rule = lambda key, attempt: ...``
     @staticmethod
     def reply(status: int, code: str, message: str) -> Fault:
-        """The attempt is answered with this AWS error (it never reaches the emulator)."""
         return Reply(status, code, message)
 
     @staticmethod
     def fail(error: Callable[..., Exception]) -> Fault:
-        """The attempt fails with ``error(endpoint_url=...)`` before it is sent (ConnectTimeoutError...)."""
         return Raise(error)
 
     @staticmethod
     def lose_answer(error: Callable[..., Exception]) -> Fault:
-        """The attempt reaches the emulator (the execution starts), then its answer is lost."""
         return LoseAnswer(error)
 
-    def event(self, *keys: str) -> dict[str, Any]:
-        """An S3 notification with one ObjectCreated record per key (uploads that must run once)."""
-        self.uploads.update(f"s3://{BUCKET}/{key}" for key in keys)
-        return s3_event(*keys)
-
     # -- the world
+    def upload(self, *keys: str, body: bytes | None = None) -> list[str]:
+        """Upload each key (its own bytes unless ``body``); S3 notifies the upload queue. Returns versions."""
+        s3 = boto3.client("s3")
+        versions = []
+        for key in keys:
+            content = body if body is not None else f"{key},{uuid.uuid4()}\n".encode()
+            versions.append(str(s3.put_object(Bucket=BUCKET, Key=key, Body=content)["VersionId"]))
+        return versions
+
     def create_pipeline(self) -> None:
         boto3.client("sagemaker").create_pipeline(
             PipelineName=self.pipeline_name, PipelineDefinition=pipeline_definition(), RoleArn=ROLE_ARN
         )
-
-    def pipeline_exists(self) -> bool:
-        sm = boto3.client("sagemaker")
-        try:
-            sm.describe_pipeline(PipelineName=self.pipeline_name)
-        except sm.exceptions.ResourceNotFound:
-            return False
-        return True
 
     def delete_pipeline(self) -> None:
         boto3.client("sagemaker").delete_pipeline(PipelineName=self.pipeline_name)
@@ -195,9 +182,11 @@ class Stack:
     def executions(self) -> dict[str, str]:
         """Every execution of the pipeline: ARN -> its InputDataUrl (none while the pipeline is missing)."""
         sm = boto3.client("sagemaker")
+        try:
+            sm.describe_pipeline(PipelineName=self.pipeline_name)
+        except sm.exceptions.ResourceNotFound:
+            return {}
         found: dict[str, str] = {}
-        if not self.pipeline_exists():
-            return found
         pages = sm.get_paginator("list_pipeline_executions").paginate(PipelineName=self.pipeline_name)
         for page in pages:
             for summary in page["PipelineExecutionSummaries"]:
@@ -206,42 +195,118 @@ class Stack:
                 found[arn] = {p["Name"]: p["Value"] for p in params["PipelineParameters"]}["InputDataUrl"]
         return found
 
+    def executed_keys(self) -> list[str]:
+        """The raw key of every execution's upload (sorted), through the snapshot URL it ran on."""
+        return sorted(self.uploads[url][0] for url in self.executions().values())
+
     def attempts_for(self, key: str) -> int:
-        return sum(1 for a in self.attempts if a.input_url == f"s3://{BUCKET}/{key}")
+        return sum(1 for a in self.attempts if a.key == key)
 
-    # -- the trigger, once or as Lambda's asynchronous invocation does it
+    def skipped(self) -> list[tuple[str, str]]:
+        """(key, reason) of every logged skip that names a key."""
+        return [
+            (r["key"], r["reason"])
+            for r in self.log_records()
+            if r["message"] == "record skipped" and r.get("key")
+        ]
+
+    def log_records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.logs.getvalue().split("\n") if line.strip()]
+
+    # -- the event source mapping
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return handler.lambda_handler(event, LambdaContext(aws_request_id=str(uuid.uuid4())))  # type: ignore[arg-type]
-        except TriggerError:
-            self.failed_invocations += 1
-            raise
-
-    def lambda_async(self, event: dict[str, Any], *, retries: int = MAX_RETRY_ATTEMPTS) -> AsyncResult:
-        """Invoke, retry up to ``retries`` times on an error, then send Lambda's failure record to the DLQ."""
-        result = AsyncResult()
-        request_id = str(uuid.uuid4())
-        for _ in range(1 + retries):
-            try:
-                result.invocations.append(self.invoke(json.loads(json.dumps(event))))
-                return result
-            except TriggerError as err:
-                result.invocations.append(err)
-        error = result.invocations[-1]
-        result.dead_letter = failure_record(event, error, request_id, len(result.invocations))
-        boto3.client("sqs").send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(result.dead_letter))
+        result: dict[str, Any] = handler.lambda_handler(
+            event,
+            LambdaContext(aws_request_id=str(uuid.uuid4())),  # type: ignore[arg-type]
+        )
         return result
 
-    # -- the dead-letter queue
-    def send_to_dlq(self, body: str, **attributes: str) -> None:
-        extra = {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
-        kwargs: dict[str, Any] = {"QueueUrl": self.dlq_url, "MessageBody": body}
-        if extra:
-            kwargs["MessageAttributes"] = extra
-        boto3.client("sqs").send_message(**kwargs)
+    def deliver(self, *, max_receives: int | None = None, wait_out_backoff: bool = True) -> Delivery:
+        """Poll the upload queue as the event source mapping does until it is empty.
 
+        ``max_receives``: stop after that many batches. ``wait_out_backoff=False``: leave postponed
+        messages hidden (as they would be for their backoff) and return.
+        """
+        sqs = boto3.client("sqs")
+        delivery = Delivery()
+        while max_receives is None or delivery.invocations < max_receives:
+            messages = sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                MessageSystemAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                self._remember(message["Body"])
+                self.message_ids[message["ReceiptHandle"]] = message["MessageId"]
+            event = {"Records": [self._esm_record(m) for m in messages]}
+            before = len(self.postponed)
+            result = self.invoke(event)
+            delivery.invocations += 1
+            failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
+            delivery.failures += failed
+            done = [m for m in messages if m["MessageId"] not in failed]
+            for start in range(0, len(done), 10):
+                entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)]
+                sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries[start : start + 10])
+            if failed:
+                self.failed_invocations += 1
+                postponed = {mid for mid, _ in self.postponed[before:]}
+                assert postponed == set(failed), "every failed message has its next delivery pushed out"
+                if not wait_out_backoff:
+                    break
+                for message in messages:  # the backoff runs out: SQS makes them visible again
+                    if message["MessageId"] in failed:
+                        sqs.change_message_visibility(
+                            QueueUrl=self.queue_url,
+                            ReceiptHandle=message["ReceiptHandle"],
+                            VisibilityTimeout=0,
+                        )
+        return delivery
+
+    def send(self, body: str) -> None:
+        """A message on the upload queue, as S3 (a duplicate delivery) or SQS's redrive would send it."""
+        boto3.client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=body)
+
+    def redrive(self) -> int:
+        """What ``StartMessageMoveTask`` does (moto lacks it): every dead-lettered message back, as it is."""
+        sqs = boto3.client("sqs")
+        moved = 0
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return moved
+            for message in messages:
+                self.send(message["Body"])
+                sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"])
+                moved += 1
+
+    def _esm_record(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The record Lambda's event source mapping makes of an SQS message."""
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": {},
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue_arn,
+            "awsRegion": "us-east-1",
+        }
+
+    def _remember(self, body: str) -> None:
+        if body not in self.bodies:
+            self.bodies.append(body)
+        for dataset in datasets(body):
+            version = dataset.source.version_id or ""
+            self.uploads.setdefault(dataset.input_url, (dataset.source.key, version))
+
+    # -- the dead-letter queue
     def dlq_bodies(self) -> list[str]:
-        """What the queue holds (visible messages), left in place."""
+        """What the dead-letter queue holds (visible messages), left in place."""
         sqs = boto3.client("sqs")
         bodies: list[str] = []
         handles: list[str] = []
@@ -256,74 +321,62 @@ class Stack:
             sqs.change_message_visibility(QueueUrl=self.dlq_url, ReceiptHandle=receipt, VisibilityTimeout=0)
         return bodies
 
-    def lambda_client(self, *, deployed: bool = True) -> Any:
-        """A Lambda client whose Invoke runs the trigger handler here and answers as Lambda does.
-
-        (The emulator cannot run Lambda functions without Docker.) A raised error becomes HTTP 200 with
-        ``X-Amz-Function-Error: Unhandled`` and Lambda's error document; ``deployed=False`` answers 404.
-        """
-        client = boto3.client("lambda")
-
-        def invoke(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-            name = request.url.split("/functions/")[1].split("/")[0]
-            if not deployed:
-                body = {"Type": "User", "Message": f"Function not found: {FUNCTION_ARN[:-15]}{name}"}
-                return http_response(request, 404, body, **{"x-amzn-ErrorType": "ResourceNotFoundException"})
-            try:
-                result: object = self.invoke(json.loads(request.body))
-            except TriggerError as err:
-                error = {"errorMessage": str(err), "errorType": type(err).__name__, "stackTrace": []}
-                return http_response(request, 200, error, **{"X-Amz-Function-Error": "Unhandled"})
-            return http_response(request, 200, result, **{"X-Amz-Executed-Version": "$LATEST"})
-
-        client.meta.events.register("before-send.lambda.Invoke", invoke)
-        return client
-
-    def redrive(self, queue_url: str | None = None, **options: Any) -> Report:
-        """``python -m redrive --local`` as a function call: the trigger in-process, the emulator's SQS."""
-        options.setdefault("wait_seconds", 0)
-        return redrive(
-            queue_url or self.dlq_url,
-            in_process(),
-            sqs=boto3.client("sqs"),
-            sagemaker=boto3.client("sagemaker"),
-            **options,
-        )
-
-    # -- the fault hook
-    def before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+    # -- the fault hooks
+    def before_start(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
         params = json.loads(request.body)
         url = {p["Name"]: p["Value"] for p in params["PipelineParameters"]}["InputDataUrl"]
-        fault = self.rule(url, sum(1 for a in self.attempts if a.input_url == url) + 1)
-        self.attempts.append(Attempt(url, fault))
+        key = self.uploads.get(url, (url, ""))[0]
+        fault = self.rule(key, self.attempts_for(key) + 1)
+        self.attempts.append(Attempt(key, fault))
         match fault:
             case None:
                 return None
             case Reply(status, code, message):
-                body = {"__type": code, "message": message}
-                return http_response(request, status, body, **{"x-amzn-ErrorType": code})
+                body = json.dumps({"__type": code, "message": message}).encode()
+                return http_response(
+                    request, status, body, "application/x-amz-json-1.1", **{"x-amzn-ErrorType": code}
+                )
             case Raise(error):
                 raise error(endpoint_url=request.url)
             case LoseAnswer(error):
                 boto3.client("sagemaker").start_pipeline_execution(**params)  # it reaches SageMaker...
                 raise error(endpoint_url=request.url)  # ...but the answer never comes back
+        return None
+
+    def before_copy(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        source = request.headers.get("x-amz-copy-source", b"")
+        source = source.decode() if isinstance(source, bytes) else str(source)
+        key = unquote(source.split("?", 1)[0]).removeprefix(f"{BUCKET}/").removeprefix(f"/{BUCKET}/")
+        fault = self.s3_rule(key, sum(1 for a in self.copy_attempts if a.key == key) + 1)
+        self.copy_attempts.append(Attempt(key, fault))
+        match fault:
+            case None:
+                return None
+            case Reply(status, code, message):
+                xml = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+                return http_response(request, status, xml, "application/xml")
+            case Raise(error) | LoseAnswer(error):
+                raise error(endpoint_url=request.url)
+        return None
+
+    def record_postponed(self, params: dict[str, Any], **_: Any) -> None:
+        receipt = params["ReceiptHandle"]
+        self.postponed.append((self.message_ids.get(receipt, receipt), int(params["VisibilityTimeout"])))
 
 
-def failure_record(event: dict[str, Any], error: Exception, request_id: str, attempts: int) -> dict[str, Any]:
-    """Lambda's on-failure invocation record (documented format) for an event that failed every attempt."""
-    return {
-        "version": "1.0",
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "requestContext": {
-            "requestId": request_id,
-            "functionArn": f"{FUNCTION_ARN}:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": attempts,
-        },
-        "requestPayload": event,
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__, "stackTrace": []},
-    }
+def datasets(body: str) -> list[Dataset]:
+    """The uploads an upload-queue message announces, routed as the trigger routes them."""
+    try:
+        items = normalise({"Records": [{"eventSource": "aws:sqs", "messageId": "m", "body": body}]})
+    except UnsupportedEvent:
+        return []
+    found = []
+    for item in items:
+        if isinstance(item, ObjectEvent):
+            outcome = route(item, settings())
+            if isinstance(outcome, Dataset):
+                found.append(outcome)
+    return found
 
 
 @pytest.fixture(autouse=True)
@@ -334,60 +387,93 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def stack(aws: Emulator, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """Given the trigger configured from events/env.json, its pipeline and its DLQ in a clean emulator."""
+    """Given the bucket -> upload queue -> trigger path of the template, and the pipeline, in the emulator."""
     env = trigger_env()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    trigger_config.settings.cache_clear()
-    handler.sagemaker_client.cache_clear()
-    dlq_url = boto3.client("sqs").create_queue(QueueName="trigger-dlq")["QueueUrl"]
+    caches = (trigger_config.settings, handler.sagemaker_client, handler.s3_client, handler.sqs_client)
+    for cached in caches:
+        cached.cache_clear()
+    sqs, s3 = boto3.client("sqs"), boto3.client("s3")
+    dlq_url = sqs.create_queue(QueueName="trigger-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+    queue_url = sqs.create_queue(
+        QueueName="upload-queue",
+        Attributes={
+            "RedrivePolicy": json.dumps(redrive),
+            "VisibilityTimeout": str(TEMPLATE_QUEUE["VisibilityTimeout"]),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": env["RAW_PREFIX"]}]}},
+                }
+            ]
+        },
+    )
     logs = io.StringIO()
     stream_handler = handler.logger.registered_handler
     previous = stream_handler.setStream(logs)  # type: ignore[attr-defined]
-    harness = Stack(env["PIPELINE_NAME"], dlq_url, logs)
+    harness = Stack(env["PIPELINE_NAME"], queue_url, queue_arn, dlq_url, logs)
     harness.create_pipeline()
     handler.sagemaker_client().meta.events.register(
-        "before-send.sagemaker.StartPipelineExecution", harness.before_send
+        "before-send.sagemaker.StartPipelineExecution", harness.before_start
+    )
+    handler.s3_client().meta.events.register("before-send.s3.CopyObject", harness.before_copy)
+    handler.sqs_client().meta.events.register(
+        "provide-client-params.sqs.ChangeMessageVisibility", harness.record_postponed
     )
     yield harness
     stream_handler.setStream(previous)  # type: ignore[attr-defined]
-    trigger_config.settings.cache_clear()
-    handler.sagemaker_client.cache_clear()
     check_promise(harness, FIGURES_RUN[request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")])
+    for cached in caches:
+        cached.cache_clear()
 
 
 def check_promise(stack: Stack, figures: Counter[str]) -> None:
-    """After every test: each upload it announced ran exactly once, or sits in the dead-letter queue.
-
-    That is the promise to a user (nothing lost, nothing run twice); checked here once for all the
-    tests, and counted for the README's table.
-    """
+    """After every test: each upload ran exactly once on its own bytes, or was skipped saying why, or
+    waits in the dead-letter queue. That is the promise to a user (nothing lost, nothing run twice)."""
     runs = Counter(stack.executions().values())
-    waiting = {url for body in stack.dlq_bodies() for url in dead_lettered_urls(body)}
-    lost = stack.uploads - set(runs) - waiting
+    waiting = {d.input_url for body in stack.dlq_bodies() for d in datasets(body)}
+    skipped_keys = {key for key, _ in stack.skipped()}
+    skipped = {url for url, (key, _) in stack.uploads.items() if key in skipped_keys and url not in runs}
+    uploads = set(stack.uploads)
+    lost = uploads - set(runs) - waiting - skipped
     duplicated = sum(count - 1 for count in runs.values() if count > 1)
+    s3 = boto3.client("s3")
+    wrong_bytes = []
+    for url in runs:
+        key, version = stack.uploads[url]
+        snapshot = s3.get_object(Bucket=BUCKET, Key=url.removeprefix(f"s3://{BUCKET}/"))["Body"].read()
+        original = s3.get_object(Bucket=BUCKET, Key=key, VersionId=version)["Body"].read()
+        if snapshot != original:
+            wrong_bytes.append(key)
     figures["tests"] += 1
-    figures["uploads"] += len(stack.uploads)
-    figures["executions_expected"] += len(stack.uploads - waiting)
-    figures["executions_started"] += sum(runs[url] for url in stack.uploads)
-    figures["in_dlq_with_reason"] += len(stack.uploads & waiting - set(runs))
+    figures["uploads"] += len(uploads)
+    figures["executions_expected"] += len(uploads - waiting - skipped)
+    figures["executions_started"] += sum(runs[url] for url in uploads)
+    figures["in_dlq"] += len(uploads & waiting - set(runs))
+    figures["skipped_with_reason"] += len(skipped)
     figures["lost"] += len(lost)
     figures["duplicated"] += duplicated
-    figures["faults_injected"] += sum(1 for a in stack.attempts if a.fault is not None)
+    figures["faults_injected"] += sum(1 for a in stack.attempts + stack.copy_attempts if a.fault is not None)
     figures["failed_invocations"] += stack.failed_invocations
-    assert not lost, f"uploads neither run nor dead-lettered: {sorted(lost)}"
+    assert not lost, f"uploads neither run, skipped nor dead-lettered: {sorted(lost)}"
     assert not duplicated, f"uploads run more than once: {[u for u, n in runs.items() if n > 1]}"
-
-
-def dead_lettered_urls(body: str) -> set[str]:
-    """The InputDataUrls (object mode) of the uploads a dead-letter message holds."""
-    try:
-        message = json.loads(body)
-        event = message.get("requestPayload", message) if isinstance(message, dict) else message
-        items = normalise(event)
-    except (ValueError, UnsupportedEvent):
-        return set()
-    return {f"s3://{item.bucket}/{item.key}" for item in items if isinstance(item, ObjectEvent)}
+    assert not wrong_bytes, f"runs whose snapshot is not their upload's bytes: {wrong_bytes}"
 
 
 @pytest.fixture(scope="session", autouse=True)

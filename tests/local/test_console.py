@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from local.cli import main
 from local.console import TERMINAL_WIDTH, table
 
 
@@ -22,3 +25,14 @@ def test_a_table_of_long_cells_is_narrowed_to_fit_the_terminal() -> None:
 def test_a_narrow_table_is_left_as_it_is() -> None:
     lines = table(["a", "b"], [["1", "two"]]).splitlines()
     assert lines == ["a  b", "-  ---", "1  two"]
+
+
+def test_a_quota_below_one_is_refused_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--max-processing-instances", "-1"]) == 2
+    assert "max_processing_instances must be at least 1 (got -1)" in capsys.readouterr().err
+
+
+def test_a_time_scale_that_is_not_a_positive_number_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["up", "--time-scale", "0"])
+    assert "--time-scale: must be positive" in capsys.readouterr().err

@@ -628,3 +628,20 @@ def test_retry_waits_follow_interval_times_backoff_until_the_policy_expires() ->
     assert why == "SageMaker.RESOURCE_LIMIT retry policy (ExpireAfterMin 7) expired after 3 retries"
     # a failure of another type is not retried by it
     assert retry_wait([policy], [0], StepFailed("AlgorithmError: boom"), 0)[0] is None
+
+
+@pytest.mark.parametrize(
+    ("policies", "message"),
+    [
+        (
+            [{**QUOTA_RETRY, "MaxAttempts": 1, "ExpireAfterMin": 1}],
+            "exactly one of MaxAttempts and ExpireAfterMin",
+        ),
+        ([{"IntervalSeconds": 1, "MaxAttempts": 2}], r"RetryPolicies\[0\] is malformed: KeyError"),
+        ([{**QUOTA_RETRY, "MaxAttempts": "many"}], r"RetryPolicies\[0\] is malformed: ValueError"),
+        ({"ExceptionType": "x"}, "RetryPolicies must be a list"),
+    ],
+)
+def test_malformed_retry_policies_fail_the_step_clearly(policies: Any, message: str) -> None:
+    with pytest.raises(StepFailed, match=message):
+        retry_policies({"Name": "CleanData", "RetryPolicies": policies})

@@ -12,7 +12,7 @@ import pytest
 
 from local.cfn_response import ResponseServer
 from local.emulator import Emulator
-from local.runtime import Runtime, StackRequest
+from local.runtime import Runtime, RuntimeStartError, StackRequest
 from local.stack import StackDeployer, StackError
 from local.template import Template
 
@@ -165,3 +165,20 @@ def test_the_mapping_deletes_what_succeeded_and_sqs_dead_letters_what_keeps_fail
     assert {r["eventSource"] for r in seen} == {"aws:sqs"}
     assert {r["eventSourceARN"] for r in seen} == {mapping.queue_arn}
     assert max(int(r["attributes"]["ApproximateReceiveCount"]) for r in seen if r["body"] == "fail") == 2
+
+
+def test_an_event_source_moto_cannot_deliver_is_refused_naming_where_it_is(
+    aws: Emulator, tmp_path: Path
+) -> None:
+    # Given a template whose function takes S3 events directly (moto cannot invoke Lambda)
+    direct = MAPPING_TEMPLATE.replace(
+        "          Type: SQS\n          Properties:\n            Queue: !GetAtt Work.Arn\n",
+        "          Type: S3\n          Properties:\n            Bucket: !Ref Work\n",
+    )
+    (tmp_path / "template.yaml").write_text(direct, encoding="utf-8")
+    (tmp_path / "consumer").mkdir()
+
+    # Then the runtime does not start, and says which event it cannot emulate
+    runtime = Runtime(template=tmp_path / "template.yaml", stacks=[StackRequest("direct")], emulator=aws)
+    with pytest.raises(RuntimeStartError, match=r"Resources.Consumer.Properties.Events.Work: Type S3 is not"):
+        runtime.start()

@@ -125,7 +125,7 @@ class Trigger:
         return client
 
     def log_records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.logs.getvalue().splitlines() if line.strip()]
+        return [json.loads(line) for line in self.logs.getvalue().split("\n") if line.strip()]
 
     def metrics(self) -> dict[str, float]:
         """The metric values of the last EMF document the handler printed (one per invocation)."""

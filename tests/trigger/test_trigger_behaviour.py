@@ -431,6 +431,16 @@ no_metrics_warning = pytest.mark.filterwarnings("ignore:No application metrics t
         ),
         ({"RAW_PREFIX": "data/../raw/"}, "RAW_PREFIX 'data/../raw/' must not contain empty, '.' or '..'"),
         ({"MARKER_NAME": "a/_SUCCESS"}, "MARKER_NAME 'a/_SUCCESS' must be a plain file name"),
+        ({"SNAPSHOT_PREFIX": "raw/snap/"}, "SNAPSHOT_PREFIX 'raw/snap/' overlap"),
+        ({"SNAPSHOT_PREFIX": "clean/"}, "CLEAN_PREFIX 'clean/' and SNAPSHOT_PREFIX 'clean/' overlap"),
+        ({"SNAPSHOT_PREFIX": "code/x/"}, "SNAPSHOT_PREFIX 'code/x/' and the code folder 'code/' overlap"),
+        (
+            {"BACKOFF_BASE_SECONDS": "soon"},
+            "BACKOFF_BASE_SECONDS must be a whole number of seconds (got 'soon')",
+        ),
+        ({"BACKOFF_BASE_SECONDS": "0"}, "BACKOFF_BASE_SECONDS must be at least 1 (got 0)"),
+        ({"BACKOFF_BASE_SECONDS": "60", "BACKOFF_CAP_SECONDS": "30"}, "BACKOFF_CAP_SECONDS must lie between"),
+        ({"BACKOFF_CAP_SECONDS": "50000"}, "43200-second visibility limit (got 50000)"),
     ],
 )
 def test_a_bad_configuration_is_a_clear_error_and_starts_nothing(

@@ -64,6 +64,18 @@ class Stubs:
             },
         )
 
+    def postpone(self, receipt_handle: str, wait: int) -> None:
+        """Expect the message's next delivery pushed out by ``wait`` seconds."""
+        self.sqs.add_response(
+            "change_message_visibility",
+            {},
+            expected_params={
+                "QueueUrl": QUEUE_URL,
+                "ReceiptHandle": receipt_handle,
+                "VisibilityTimeout": wait,
+            },
+        )
+
     def done(self) -> None:
         for stub in (self.s3, self.sagemaker, self.sqs):
             stub.assert_no_pending_responses()
@@ -155,15 +167,7 @@ def test_a_quota_refusal_fails_only_its_message_and_pushes_its_next_delivery_out
     last = batch["Records"][3]
     assert last["attributes"]["ApproximateReceiveCount"] == "3"
     wait = backoff.ceiling(3, backoff.DEFAULT_BASE_SECONDS, backoff.DEFAULT_CAP_SECONDS)
-    stubs.sqs.add_response(
-        "change_message_visibility",
-        {},
-        expected_params={
-            "QueueUrl": QUEUE_URL,
-            "ReceiptHandle": last["receiptHandle"],
-            "VisibilityTimeout": wait,
-        },
-    )
+    stubs.postpone(last["receiptHandle"], wait)
 
     # When the batch is delivered
     result = invoke(batch)
@@ -191,15 +195,7 @@ def test_every_refusal_that_passes_is_retried_through_the_queue(
     snapshot, _ = snapshot_of(TRAIN)
     stubs.copy(TRAIN[0], TRAIN[1], snapshot)
     stubs.sagemaker.add_client_error("start_pipeline_execution", code, "try later", status)
-    stubs.sqs.add_response(
-        "change_message_visibility",
-        {},
-        expected_params={
-            "QueueUrl": QUEUE_URL,
-            "ReceiptHandle": record["receiptHandle"],
-            "VisibilityTimeout": 30,
-        },
-    )
+    stubs.postpone(record["receiptHandle"], 30)
 
     # When it is delivered the first time
     result = invoke({"Records": [record]})
@@ -241,15 +237,7 @@ def test_a_throttled_snapshot_is_retried_through_the_queue(stubs: Stubs, load_ev
     # Given S3 throttling the copy beyond botocore's own retries
     record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
     stubs.s3.add_client_error("copy_object", "SlowDown", "Please reduce your request rate.", 503)
-    stubs.sqs.add_response(
-        "change_message_visibility",
-        {},
-        expected_params={
-            "QueueUrl": QUEUE_URL,
-            "ReceiptHandle": record["receiptHandle"],
-            "VisibilityTimeout": 30,
-        },
-    )
+    stubs.postpone(record["receiptHandle"], 30)
 
     # When it is delivered
     result = invoke({"Records": [record]})
@@ -289,3 +277,40 @@ def test_the_backoff_grows_is_capped_and_reaches_the_dead_letter_queue_after_24_
         >= 86400
         > backoff.minimum_total_wait(receives - 1, base, cap)
     )
+
+
+def test_the_backoff_is_scaled_by_the_environment(
+    stubs: Stubs, load_event: Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the waits scaled down (as the local runtime does): base 1 s, cap 4 s
+    monkeypatch.setenv("BACKOFF_BASE_SECONDS", "1")
+    monkeypatch.setenv("BACKOFF_CAP_SECONDS", "4")
+    trigger_config.settings.cache_clear()
+    # And a ninth delivery of an upload SageMaker refuses for the quota
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    record["attributes"]["ApproximateReceiveCount"] = "9"
+    snapshot, _ = snapshot_of(TRAIN)
+    stubs.copy(TRAIN[0], TRAIN[1], snapshot, redelivered=True)
+    stubs.sagemaker.add_client_error("start_pipeline_execution", "ResourceLimitExceeded", "limit", 400)
+    stubs.postpone(record["receiptHandle"], 4)  # min(4, 1 * 2**8): the cap
+
+    # When it is delivered, Then its next delivery is pushed out by the scaled, capped wait
+    assert invoke({"Records": [record]}) == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    stubs.done()
+
+
+def test_a_redelivery_copies_when_s3_hides_a_missing_snapshot_behind_a_403(
+    stubs: Stubs, load_event: Event
+) -> None:
+    # Given a redelivery: the trigger looks for an earlier snapshot, and S3 answers 403 (its answer for a
+    # missing key to a role that may not list that prefix, as the trigger's role may not list snapshot/)
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    record["attributes"]["ApproximateReceiveCount"] = "2"
+    snapshot, output = snapshot_of(TRAIN)
+    stubs.s3.add_client_error("head_object", "403", "Forbidden", 403)
+    stubs.copy(TRAIN[0], TRAIN[1], snapshot)
+    stubs.start(snapshot, output)
+
+    # When it is delivered, Then it copies and starts (a 403 there is no reason to drop the upload)
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()

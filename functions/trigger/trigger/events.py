@@ -141,8 +141,8 @@ def _s3_record(record: S3EventRecord, via: str) -> ObjectEvent | Skip:
         version_id, etag, sequencer = (
             _optional(obj.get(field), f"s3.object.{field}") for field in ("versionId", "eTag", "sequencer")
         )
-        size = _size(obj.get("size"), "s3.object.size")
-        event_time = _optional(record.get("eventTime"), "eventTime")
+        size = _size(obj.get("size"))
+        event_time = _lenient(record.get("eventTime"))
     except (_Malformed, KeyError, TypeError, AttributeError) as err:
         return Skip(raw_key, f"malformed S3 record: {_describe(err)}", unprocessable=True)
     try:
@@ -169,8 +169,8 @@ def _eventbridge(event: S3EventBridgeNotificationEvent, via: str) -> ObjectEvent
         version_id = _optional(obj.get("version-id"), "detail.object.version-id")
         etag = _optional(obj.get("etag", obj.get("eTag")), "detail.object.etag")
         sequencer = _optional(obj.get("sequencer"), "detail.object.sequencer")
-        size = _size(obj.get("size"), "detail.object.size")
-        event_time = _optional(event.get("time"), "time")
+        size = _size(obj.get("size"))
+        event_time = _lenient(event.get("time"))
     except (_Malformed, KeyError, TypeError, AttributeError) as err:
         return Skip(key, f"malformed EventBridge S3 event: {_describe(err)}", unprocessable=True)
     action = _action(name, created="Object Created", removed="Object Deleted")
@@ -201,18 +201,27 @@ def _optional(value: object, field: str) -> str | None:
     return _unicode(value, field)
 
 
-def _size(value: object, field: str) -> int | None:
-    if value is None or value == "":
+def _lenient(value: object) -> str | None:
+    """An informative field (the event time): a usable string, or None; never a reason to skip."""
+    if not isinstance(value, str) or not value:
         return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _size(value: object) -> int | None:
+    """The object's size in bytes, or None when the record gives none usable (it only picks the copy
+    method: an unknown size is tried with CopyObject first, so a bad value never costs an upload)."""
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _Malformed(f"{field} must be a whole number of bytes")
+        return None
     try:
         size = int(value)
     except ValueError:
-        raise _Malformed(f"{field} must be a whole number of bytes") from None
-    if size < 0:
-        raise _Malformed(f"{field} must not be negative")
-    return size
+        return None
+    return size if size >= 0 else None
 
 
 def _unicode(value: str, field: str) -> str:

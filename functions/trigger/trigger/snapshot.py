@@ -60,7 +60,10 @@ def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
     if code in _GONE:
         return f"{what} no longer exists (deleted before its snapshot was taken: {code})"
     if code in _DENIED:
-        return f"{what} cannot be read: {code} (the trigger's role needs s3:GetObject/GetObjectVersion on it)"
+        return (
+            f"{what} cannot be read: {code} (the trigger's role needs s3:GetObject/GetObjectVersion on it; "
+            "S3 also answers so for a key deleted before its snapshot, to a role that may not list it)"
+        )
     if code in _CHANGED:
         return (
             f"{what} was overwritten before its snapshot was taken ({code}) and the bucket keeps no "
@@ -151,10 +154,13 @@ def _managed_copy(
 
 
 def _exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether ``key`` (a snapshot) is there. A caller without s3:ListBucket on the key's prefix (the
+    trigger's role lists only the raw prefix) gets 403 for a missing key, not 404: both mean "copy it"
+    (a real access problem then shows on the copy itself)."""
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as err:
-        if str(err.response.get("Error", {}).get("Code", "")) in _GONE:
+        if str(err.response.get("Error", {}).get("Code", "")) in _GONE | {"403", "AccessDenied", "Forbidden"}:
             return False
         raise
     return True
