@@ -10,7 +10,7 @@ artifact (as ``pipeline.json``). At deploy time the function fills the placehold
 ``${DataBucket}``           the stack's data bucket (code location and default URLs)
 ``${RoleArn}``              the SageMaker execution role the processing job runs as
 ``${ImageUri}``             the scikit-learn processing image of the stack's region
-``${RawPrefix}``            default ``InputDataUrl`` = ``s3://${DataBucket}/${RawPrefix}``
+``${SnapshotPrefix}``       default ``InputDataUrl`` = ``s3://${DataBucket}/${SnapshotPrefix}``
 ``${CleanPrefix}``          default ``OutputDataUrl`` = ``s3://${DataBucket}/${CleanPrefix}``
 ``${ProcessingInstanceType}``  default of the ``ProcessingInstanceType`` parameter
 ==========================  ==========================================================
@@ -42,7 +42,14 @@ OUTPUT_NAME = "clean"
 INPUT_DIR = "/opt/ml/processing/input/data"
 OUTPUT_DIR = "/opt/ml/processing/output"
 DEFAULT_INSTANCE_COUNT = 1
-PLACEHOLDERS = ("DataBucket", "RoleArn", "ImageUri", "RawPrefix", "CleanPrefix", "ProcessingInstanceType")
+PLACEHOLDERS = (
+    "DataBucket",
+    "RoleArn",
+    "ImageUri",
+    "SnapshotPrefix",
+    "CleanPrefix",
+    "ProcessingInstanceType",
+)
 
 # Opt out of the SDK's telemetry (it would call an AWS endpoint while rendering).
 _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
@@ -208,7 +215,7 @@ def render_template(etl_script: Path) -> str:
         role_arn="${RoleArn}",
         image_uri="${ImageUri}",
         code_uri="s3://${DataBucket}/" + code_key(etl_script.read_bytes()),
-        input_data_url="s3://${DataBucket}/${RawPrefix}",
+        input_data_url="s3://${DataBucket}/${SnapshotPrefix}",  # the execution role reads only there
         output_data_url="s3://${DataBucket}/${CleanPrefix}",
         instance_type="${ProcessingInstanceType}",
     )

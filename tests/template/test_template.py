@@ -527,7 +527,7 @@ def test_the_deploy_function_accepts_the_templates_properties(resources: dict[st
     # When the deploy function validates them, Then they pass as they are
     parsed = PipelineProperties.parse(properties)
     assert parsed.pipeline_name == "s3-sagemaker-trigger"
-    assert (parsed.raw_prefix, parsed.clean_prefix) == ("raw/", "clean/")
+    assert (parsed.raw_prefix, parsed.clean_prefix, parsed.snapshot_prefix) == ("raw/", "clean/", "snapshot/")
     assert parsed.retain_on_delete is False
     assert dict(parsed.tags) == {"project": "s3-sagemaker-trigger", "stack": "stack"}
 
