@@ -185,6 +185,7 @@ def test_a_quota_refusal_fails_only_its_message_and_pushes_its_next_delivery_out
         ("ResourceNotFound", 400),  # the pipeline is not created yet (or was deleted): retried too
         ("InternalFailure", 500),
         ("ServiceUnavailable", 503),
+        ("ConflictException", 409),  # not known to be final: retried, never rejected
     ],
 )
 def test_every_refusal_that_passes_is_retried_through_the_queue(
@@ -208,9 +209,41 @@ def test_every_refusal_that_passes_is_retried_through_the_queue(
 @pytest.mark.parametrize(
     ("code", "status", "why"),
     [
+        ("AccessDeniedException", 400, "needs sagemaker:StartPipelineExecution on pipeline"),
+        ("ValidationException", 400, "refused the request: ValidationException"),
+    ],
+)
+def test_a_start_that_waiting_cannot_fix_goes_to_the_dead_letter_queue_within_minutes(
+    stubs: Stubs, load_event: Event, code: str, status: int, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an upload message (its first receive) whose start SageMaker rejects for good
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    snapshot, _ = snapshot_of(TRAIN)
+    stubs.copy(TRAIN[0], TRAIN[1], snapshot)
+    stubs.sagemaker.add_client_error("start_pipeline_execution", code, "not for you", status)
+    # And its next delivery expected at once (visibility 0), not after the 30 s backoff
+    stubs.postpone(record["receiptHandle"], 0)
+
+    # When it is delivered
+    result = invoke({"Records": [record]})
+
+    # Then the message fails (kept, never deleted), so the redrive policy's receive count runs out in
+    # minutes and moves it to the dead-letter queue; the WARNING says why
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    stubs.done()
+    (line,) = [r for r in caplog.records if r.getMessage() == "upload rejected"]
+    assert line.levelname == "WARNING"
+    assert why in line.__dict__["reason"]
+    assert "to the dead-letter queue" in line.__dict__["reason"]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "why"),
+    [
         ("NoSuchVersion", 404, "no longer exists"),
         ("NoSuchKey", 404, "no longer exists"),
         ("AccessDenied", 403, "cannot be read"),
+        ("AccessDenied", 403, "an SSE-KMS object also needs kms:Decrypt on its KMS key"),
     ],
 )
 def test_a_snapshot_that_can_never_be_taken_is_a_logged_skip_not_a_retry(

@@ -62,7 +62,9 @@ def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
     if code in _DENIED:
         return (
             f"{what} cannot be read: {code} (the trigger's role needs s3:GetObject/GetObjectVersion on it; "
-            "S3 also answers so for a key deleted before its snapshot, to a role that may not list it)"
+            "an SSE-KMS object also needs kms:Decrypt on its KMS key, which the trigger's role is not "
+            "granted; S3 also answers so for a key deleted before its snapshot, to a role that may not "
+            "list it)"
         )
     if code in _CHANGED:
         return (
