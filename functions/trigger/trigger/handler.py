@@ -85,11 +85,19 @@ def sqs_client() -> Any:
     return boto3.session.Session().client("sqs", config=CLIENT_CONFIG)
 
 
+START_SECONDS = 15.0  # kept for StartPipelineExecution after a copy (CLIENT_CONFIG: 3 s + 10 s a try)
+
+
 @dataclass
 class Run:
-    """One invocation's outcomes, and the tokens it already started (a batch may repeat an upload)."""
+    """One invocation's outcomes, and the tokens it already started (a batch may repeat an upload).
+
+    ``budget``: the invocation's clock; a copy or a start that would not fit in the time left is not
+    begun (the upload waits for a later invocation), so a batch never times out half-way.
+    """
 
     config: Config
+    budget: snapshot.Budget | None = None
     started: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     deferred: list[tuple[str, str]] = field(default_factory=list)
@@ -110,10 +118,12 @@ class Run:
         urls = {"inputDataUrl": outcome.input_url, "outputDataUrl": outcome.output_url}
         logger.append_keys(bucket=source.bucket, key=source.key)
         try:
-            refused = snapshot.take(s3_client(), outcome, retry=retry)
+            refused = snapshot.take(s3_client(), outcome, retry=retry, budget=self.budget, then=START_SECONDS)
             if refused is not None:
                 self.skip(refused)
                 return
+            if self.budget is not None:
+                self.budget.check(source.key, START_SECONDS, "StartPipelineExecution")
             try:
                 response = sagemaker_client().start_pipeline_execution(**request)
             except (ClientError, BotoCoreError) as err:
@@ -230,7 +240,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """
     config = settings()
     metrics.namespace = config.metrics_namespace
-    run = Run(config)
+    run = Run(config, snapshot.Budget.of(context.get_remaining_time_in_millis))
     if is_queue_batch(event):
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         try:
