@@ -45,7 +45,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from trigger.errors import Rejected, Transient
 from trigger.events import Skip
-from trigger.routing import MAX_KEY_BYTES, Dataset
+from trigger.routing import MAX_KEY_BYTES, Dataset, key_problem
 
 MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # CopyObject's limit; larger objects need a multipart copy
 MULTIPART_CHUNK_BYTES = 512 * 1024**2  # s3transfer raises it further to stay within 10,000 parts
@@ -150,7 +150,17 @@ def take(
                     src.bucket,
                     unprocessable=True,
                 )
+        folder = dataset.source_folder or ""
         for source, target in pairs:
+            problem = key_problem(source.key.removeprefix(folder)) if folder else None
+            if problem:
+                return Skip(
+                    src.key,
+                    f"the marker's folder holds {source.key!r}, which no snapshot key may name ({problem}): "
+                    "the folder is not run; rename or remove that object, then upload the marker again",
+                    src.bucket,
+                    unprocessable=True,
+                )
             if len(target.encode("utf-8")) > MAX_KEY_BYTES:
                 return Skip(
                     src.key,
