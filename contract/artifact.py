@@ -18,9 +18,17 @@ import io
 import zipfile
 from pathlib import Path
 
+from contract.folders import CODE_PREFIX
+
 # The definition's string.Template placeholders, filled by the deploy function at deploy time.
-PLACEHOLDERS = ("DataBucket", "RoleArn", "ImageUri", "RawPrefix", "CleanPrefix", "ProcessingInstanceType")
-CODE_PREFIX = "code/"
+PLACEHOLDERS = (
+    "DataBucket",
+    "RoleArn",
+    "ImageUri",
+    "SnapshotPrefix",
+    "CleanPrefix",
+    "ProcessingInstanceType",
+)
 BUNDLE_FILE = "etl.pyz"
 PACKAGE = "etl"
 _MAIN = b'import runpy\n\nrunpy.run_module("etl", run_name="__main__", alter_sys=True)\n'

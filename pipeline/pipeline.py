@@ -10,7 +10,7 @@ artifact (as ``pipeline.json``). At deploy time the function fills the placehold
 ``${DataBucket}``           the stack's data bucket (code location and default URLs)
 ``${RoleArn}``              the SageMaker execution role the processing job runs as
 ``${ImageUri}``             the scikit-learn processing image of the stack's region
-``${RawPrefix}``            default ``InputDataUrl`` = ``s3://${DataBucket}/${RawPrefix}``
+``${SnapshotPrefix}``       default ``InputDataUrl`` = ``s3://${DataBucket}/${SnapshotPrefix}``
 ``${CleanPrefix}``          default ``OutputDataUrl`` = ``s3://${DataBucket}/${CleanPrefix}``
 ``${ProcessingInstanceType}``  default of the ``ProcessingInstanceType`` parameter
 ==========================  ==========================================================
@@ -251,7 +251,7 @@ def render_template(etl_package: Path) -> str:
         role_arn="${RoleArn}",
         image_uri="${ImageUri}",
         code_uri="s3://${DataBucket}/" + code_key(bundle(etl_package)),
-        input_data_url="s3://${DataBucket}/${RawPrefix}",
+        input_data_url="s3://${DataBucket}/${SnapshotPrefix}",  # the execution role reads only there
         output_data_url="s3://${DataBucket}/${CleanPrefix}",
         instance_type="${ProcessingInstanceType}",
     )

@@ -6,6 +6,6 @@ trigger runs them once (the idempotency token holds across redrives). See :mod:`
 the function API, ``python -m redrive --help`` for the command.
 """
 
-from redrive.report import ReportError, Row, as_json, render, waiting
+from redrive.report import ReportError, Row, as_json, deployed_config, render, waiting
 
-__all__ = ["ReportError", "Row", "as_json", "render", "waiting"]
+__all__ = ["ReportError", "Row", "as_json", "deployed_config", "render", "waiting"]

@@ -4,7 +4,7 @@ SQS moves an upload here (its S3 notification, unchanged) once the upload queue'
 up on it: 24 h of retries with backoff (``trigger.backoff``). Sending messages back is SQS's own
 redrive (``StartMessageMoveTask``, or the console's "Start DLQ redrive"), which this module does not
 replace. What SQS does not say is what each message is and whether a redrive can run it; this module
-reads each message (receiving it with a short visibility timeout, then making it visible again at
+reads each message (receiving it hidden for the report's length, then making it visible again at
 once) and asks the trigger's own parser and rules about it, offline:
 
 - ``runnable``: the trigger would snapshot and start this upload; it was refused (quota, throttling,
@@ -13,20 +13,32 @@ once) and asks the trigger's own parser and rules about it, offline:
 - ``skip``: the trigger would skip it, with the reason (a redrive would only delete it).
 - ``unreadable``: the body is not an S3 notification the trigger accepts.
 
+Reading: SQS answers a receive from a sample of its servers unless it long-polls, so a short poll
+may find nothing in a queue that holds messages. Every receive here long-polls, and the report ends
+only when a receive finds nothing new *and* the queue's ``ApproximateNumberOfMessages`` (the visible
+ones: those it has not read) is 0, or at ``max_messages`` (default :data:`MAX_MESSAGES`), or after
+``time_limit`` seconds. A message read earlier that shows up again (hidden by someone else's shorter
+visibility) is not counted twice and does not end the report.
+
 Function API (used by ``python -m redrive`` and wrapped by the project CLI)::
 
-    rows = waiting(queue_url, sqs=boto3.client("sqs"), max_messages=None, config=None)
+    config = deployed_config(boto3.client("lambda"), trigger_function_name)  # the stack's own settings
+    rows = waiting(queue_url, sqs=boto3.client("sqs"), max_messages=None, config=config)
     for row in rows: row.message_id, row.sent_at, row.receives, row.verdict, row.key, row.reason
 
-``config`` is the trigger's :class:`~trigger.config.Config` to judge with (default: from the
-environment, as the trigger would, or the trigger's defaults with a placeholder pipeline name when
-``PIPELINE_NAME`` is unset). Raises :class:`ReportError` when the queue cannot be read.
+``config`` is the trigger's :class:`~trigger.config.Config` to judge with. Pass the deployed function's
+(:func:`deployed_config`, from the stack output ``TriggerFunctionName``): the trigger's mode, raw
+prefix and marker name decide the verdicts. Without it, the settings come from this process's
+environment as the trigger would read them, or the trigger's defaults with a placeholder pipeline
+name, which may judge a stack deployed with other settings wrongly. Raises :class:`ReportError` when
+the queue (or the function's configuration) cannot be read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,8 +50,11 @@ from trigger.events import ObjectEvent, Skip, normalise
 from trigger.routing import route
 
 BATCH = 10  # SQS's maximum per ReceiveMessage
-# Long enough to read a batch; every message read is made visible again right after.
-VISIBILITY_TIMEOUT = 30
+WAIT_SECONDS = 2  # long polling: any wait above 0 makes SQS ask all its servers, not a sample
+MAX_MESSAGES = 10_000  # the most one report reads unless told otherwise
+TIME_LIMIT = 120.0  # seconds one report reads for at most
+# Longer than a report reads: a message read stays hidden until the report ends and makes it visible.
+VISIBILITY_TIMEOUT = int(TIME_LIMIT) + 60
 PLACEHOLDER_PIPELINE = "pipeline-name-unset"
 
 
@@ -65,35 +80,59 @@ class Row:
 
 
 def waiting(
-    queue_url: str, *, sqs: Any, max_messages: int | None = None, config: Config | None = None
+    queue_url: str,
+    *,
+    sqs: Any,
+    max_messages: int | None = None,
+    config: Config | None = None,
+    time_limit: float = TIME_LIMIT,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[Row]:
     """One row per upload waiting in ``queue_url`` (in the order received); changes nothing."""
-    judge = config or _config()
+    judge = config or local_config()
+    limit = MAX_MESSAGES if max_messages is None else max_messages
+    deadline = clock() + time_limit
     rows: list[Row] = []
-    seen: set[str] = set()
-    handles: list[tuple[str, str]] = []
+    handles: dict[str, str] = {}  # message ID -> its latest receipt handle (to make it visible again)
     try:
-        while max_messages is None or len(seen) < max_messages:
-            want = BATCH if max_messages is None else min(BATCH, max_messages - len(seen))
+        while len(handles) < limit and clock() < deadline:
             messages = sqs.receive_message(
                 QueueUrl=queue_url,
-                MaxNumberOfMessages=want,
+                MaxNumberOfMessages=min(BATCH, limit - len(handles)),
                 VisibilityTimeout=VISIBILITY_TIMEOUT,
-                WaitTimeSeconds=0,
+                WaitTimeSeconds=WAIT_SECONDS,
                 MessageSystemAttributeNames=["All"],
             ).get("Messages", [])
-            fresh = [m for m in messages if m["MessageId"] not in seen]
-            if not fresh:
-                break
+            fresh = [m for m in messages if m["MessageId"] not in handles]
+            for message in messages:
+                handles[message["MessageId"]] = message["ReceiptHandle"]
             for message in fresh:
-                seen.add(message["MessageId"])
-                handles.append((message["MessageId"], message["ReceiptHandle"]))
                 rows.extend(_rows(message, judge))
+            if not fresh and _visible(sqs, queue_url) == 0:
+                break  # nothing new, and nothing the report has not read is left visible
     except (ClientError, BotoCoreError) as err:
         raise ReportError(f"cannot read the dead-letter queue {queue_url}: {err}") from err
     finally:
-        _release(sqs, queue_url, handles)
+        _release(sqs, queue_url, list(handles.items()))
     return rows
+
+
+def deployed_config(lambda_client: Any, function_name: str) -> Config:
+    """The deployed trigger's settings: its function configuration's environment, as it reads it."""
+    try:
+        answer = lambda_client.get_function_configuration(FunctionName=function_name)
+    except (ClientError, BotoCoreError) as err:
+        raise ReportError(f"cannot read the trigger function {function_name!r}'s settings: {err}") from err
+    variables: Mapping[str, str] = answer.get("Environment", {}).get("Variables", {})
+    try:
+        return Config.from_env(variables)
+    except ConfigError as err:
+        raise ReportError(f"the trigger function {function_name!r} is misconfigured: {err}") from err
+
+
+def _visible(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes.get("Attributes", {}).get("ApproximateNumberOfMessages", 0))
 
 
 def render(rows: list[Row]) -> str:
@@ -113,7 +152,8 @@ def as_json(rows: list[Row]) -> str:
     return json.dumps([row.as_dict() for row in rows], indent=2, ensure_ascii=False)
 
 
-def _config() -> Config:
+def local_config() -> Config:
+    """The trigger's settings from this process's environment, or its defaults (see the module doc)."""
     try:
         return settings()
     except ConfigError:
@@ -143,7 +183,8 @@ def _rows(message: dict[str, Any], config: Config) -> Iterator[Row]:
             continue
         source: ObjectEvent = outcome.source
         reason = (
-            "refused for 24 h of retries (see the trigger's 'upload deferred' log lines for this key); "
+            "refused until the upload queue's redrive policy gave up (see the trigger's "
+            "'upload deferred' or 'upload rejected' log lines for this key); "
             f"{source.identity}"
         )
         yield row("runnable", source.key, reason, source.bucket, outcome.input_url)
@@ -169,4 +210,4 @@ def _time(millis: object) -> str:
         return "unknown"
 
 
-__all__ = ["ReportError", "Row", "as_json", "render", "waiting"]
+__all__ = ["ReportError", "Row", "as_json", "deployed_config", "local_config", "render", "waiting"]

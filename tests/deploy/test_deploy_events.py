@@ -35,7 +35,7 @@ def _expected_definition(artifact: Path, properties: dict[str, Any]) -> dict[str
         DataBucket=properties["DataBucket"],
         RoleArn=properties["RoleArn"],
         ImageUri=image_uri,
-        RawPrefix=properties["RawPrefix"],
+        SnapshotPrefix=properties["SnapshotPrefix"],
         CleanPrefix=properties["CleanPrefix"],
         ProcessingInstanceType=properties["ProcessingInstanceType"],
     )
@@ -113,7 +113,8 @@ def test_create_uploads_the_etl_bundle_and_creates_the_filled_pipeline_with_its_
     assert "${" not in described["PipelineDefinition"]
     code_input = definition["Steps"][0]["Arguments"]["ProcessingInputs"][1]["S3Input"]["S3Uri"]
     assert code_input == f"s3://{bucket}/{key}"
-    assert _default(definition, "InputDataUrl") == f"s3://{bucket}/raw/"
+    # (the snapshot prefix: the execution role may read snapshots, not raw uploads)
+    assert _default(definition, "InputDataUrl") == f"s3://{bucket}/snapshot/"
     assert definition["Steps"][0]["Arguments"]["AppSpecification"]["ImageUri"].endswith(
         f".dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:{SKLEARN_FRAMEWORK_VERSION}-cpu-py3"
     )
@@ -407,6 +408,10 @@ def test_a_missing_artifact_fails_with_a_hint_to_build(deploy: Any, bucket: str,
         ({"CleanPrefix": "raw/clean/"}, "RawPrefix 'raw/' and CleanPrefix 'raw/clean/' overlap"),
         ({"RawPrefix": "code/"}, "RawPrefix 'code/' and the code folder 'code/' overlap"),
         ({"RawPrefix": "raw"}, "RawPrefix 'raw' must be a folder"),
+        ({"SnapshotPrefix": "raw/snap/"}, "RawPrefix 'raw/' and SnapshotPrefix 'raw/snap/' overlap"),
+        ({"CleanPrefix": "snapshot/c/"}, "CleanPrefix 'snapshot/c/' and SnapshotPrefix 'snapshot/' overlap"),
+        ({"SnapshotPrefix": "code/s/"}, "SnapshotPrefix 'code/s/' and the code folder 'code/' overlap"),
+        ({"SnapshotPrefix": None}, "missing properties: SnapshotPrefix"),
         ({"CleanPrefix": "cl*an/"}, "CleanPrefix 'cl*an/' must not contain '*'"),
         ({"PipelineName": "bad_name"}, "PipelineName 'bad_name' is not a valid pipeline name"),
         ({"RetainOnDelete": "maybe"}, "RetainOnDelete must be 'true' or 'false'"),

@@ -49,7 +49,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from trigger import config as trigger_config
 from trigger import handler
-from trigger.errors import UnsupportedEvent
+from trigger.errors import StartFailed, UnsupportedEvent
 
 from local.emulator import environment
 from tests.hardening.conftest import LambdaContext
@@ -67,6 +67,7 @@ BUCKETS = ["example-data-bucket", "other.bucket-2"]
 DISPLAY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}")
 TOKEN = re.compile(r"[0-9a-f]{64}")
 SNAPSHOT = "snapshot/"  # the trigger's default snapshot prefix
+TOO_LARGE = "more than a whole invocation has"  # the rejection of a copy no invocation can finish
 BUCKET_CHARS = re.compile(r"[a-z0-9.\-]{3,63}")  # a bucket name's characters: never a '/'
 
 FIGURES_RUN: Counter[str] = Counter()
@@ -351,6 +352,9 @@ class SageMakerStub:
         entry = {"Key": self.s3_params["Prefix"] + "part-0.csv", "ETag": '"e"', "Size": 10}
         return AWSResponse("", 200, {}, None), {"Contents": [entry], "IsTruncated": False}
 
+    def postponed(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return AWSResponse("", 200, {}, None), {}
+
     def absent(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         error = {"Error": {"Code": "404", "Message": "Not Found"}}
         return AWSResponse("", 404, {}, None), error
@@ -391,6 +395,10 @@ def stub() -> Iterator[SageMakerStub]:
         s3_events.register("before-call.s3.HeadObject", sagemaker.absent)
         s3_events.register("before-call.s3.ListObjectVersions", sagemaker.list_versions)
         s3_events.register("before-call.s3.ListObjectsV2", sagemaker.list_objects)
+        handler.sqs_client.cache_clear()  # a rejected upload's message is postponed (visibility 0)
+        handler.sqs_client().meta.events.register(
+            "before-call.sqs.ChangeMessageVisibility", sagemaker.postponed
+        )
         previous = stream_handler.setStream(sagemaker.logs)  # type: ignore[attr-defined]
         mp.setattr(std_logger, "propagate", False)
         try:
@@ -419,7 +427,9 @@ def handle(stub: SageMakerStub, event: Any, config: tuple[str, str, str], shape:
     """Invoke the handler on ``event`` under ``config`` and check every property.
 
     The stub accepts every start, so a StartFailed escaping here would mean botocore refused a request
-    the trigger built; ConfigError cannot happen with these settings: either fails the property.
+    the trigger built; ConfigError cannot happen with these settings: either fails the property. The
+    one exception: an object too large to copy within any invocation (petabytes) is rejected, never
+    copied, and so named by StartFailed (or failed in its queue batch, for the dead-letter queue).
     """
     note(f"event: {json.dumps(event)[:4000]}")
     raw, clean, mode = config
@@ -440,9 +450,20 @@ def handle(stub: SageMakerStub, event: Any, config: tuple[str, str, str], shape:
             assert stub.requests == []
             FIGURES_RUN["unsupported_events"] += 1
             return
+        except StartFailed as err:  # only objects no invocation has the time to copy
+            failures = err.failures
+            result = summary_from_logs(stub.logs.getvalue())
+        else:
+            failures = []
+    assert all(TOO_LARGE in reason for _, reason in failures), failures
+    FIGURES_RUN["rejected_too_large"] += len(failures)
     json.dumps(result)  # Lambda serialises the return value
     if "batchItemFailures" in result:  # the upload queue's path: what happened is in the log lines
-        assert result == {"batchItemFailures": []}, "every call succeeded: no message may be retried"
+        records = [json.loads(line) for line in stub.logs.getvalue().split("\n") if line.strip()]
+        waiting = [r for r in records if r["message"] in ("upload deferred", "upload rejected")]
+        assert all(TOO_LARGE in r["reason"] for r in waiting), "every call succeeded: nothing else may wait"
+        assert len(result["batchItemFailures"]) <= len(waiting)
+        FIGURES_RUN["rejected_too_large"] += len(waiting)
         FIGURES_RUN["queue_batches"] += 1
         result = summary_from_logs(stub.logs.getvalue())
     check(result, stub, event, raw, clean, mode)

@@ -12,11 +12,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
+from trigger.config import Config, TriggerMode
 
-from redrive import ReportError, render, waiting
+from redrive import ReportError, deployed_config, render, waiting
+from redrive.__main__ import parse_args, settings
+from redrive.report import VISIBILITY_TIMEOUT, WAIT_SECONDS
 from tests.hardening.conftest import BUCKET, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +149,181 @@ def test_the_command_prints_the_report_and_exits_1_when_something_waits(stack: S
     )
     assert missing.returncode == 2
     assert "redrive: error: cannot read the dead-letter queue" in missing.stderr
+
+
+# -- reading the queue, with SQS stubbed (botocore Stubber, no network) ------------------------------
+
+QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/stack-TriggerDeadLetterQueue-abc"
+
+
+def offline(service: str) -> Any:
+    return boto3.session.Session().client(
+        service,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - a placeholder for an offline client
+        endpoint_url="http://127.0.0.1:9",  # nothing listens: an unstubbed call never leaves
+    )
+
+
+def notification(key: str) -> str:
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "eventTime": "2026-11-26T12:00:00.000Z",
+        "s3": {"bucket": {"name": BUCKET}, "object": {"key": key, "eTag": "e", "sequencer": "0A"}},
+    }
+    return json.dumps({"Records": [record]})
+
+
+def message(n: int, handle: str | None = None, key: str | None = None) -> dict[str, Any]:
+    return {
+        "MessageId": f"m{n}",
+        "ReceiptHandle": handle or f"h{n}",
+        "Body": notification(key or f"raw/dead/{n}.csv"),
+        "Attributes": {"SentTimestamp": "1795694400000", "ApproximateReceiveCount": "293"},
+    }
+
+
+class Reading:
+    """The report's expected SQS calls, in order."""
+
+    def __init__(self) -> None:
+        self.sqs = offline("sqs")
+        self.stub = Stubber(self.sqs)
+
+    def receive(self, *messages: dict[str, Any], want: int = 10) -> None:
+        self.stub.add_response(
+            "receive_message",
+            {"Messages": list(messages)} if messages else {},
+            expected_params={
+                "QueueUrl": QUEUE,
+                "MaxNumberOfMessages": want,
+                "VisibilityTimeout": VISIBILITY_TIMEOUT,
+                "WaitTimeSeconds": WAIT_SECONDS,  # long polling: all of SQS's servers are asked
+                "MessageSystemAttributeNames": ["All"],
+            },
+        )
+
+    def visible(self, count: int) -> None:
+        self.stub.add_response(
+            "get_queue_attributes",
+            {"Attributes": {"ApproximateNumberOfMessages": str(count)}},
+            expected_params={"QueueUrl": QUEUE, "AttributeNames": ["ApproximateNumberOfMessages"]},
+        )
+
+    def release(self, *handles: str) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(handles)]
+        self.stub.add_response(
+            "change_message_visibility_batch",
+            {"Successful": [{"Id": e["Id"]} for e in entries], "Failed": []},
+            expected_params={"QueueUrl": QUEUE, "Entries": entries},
+        )
+
+
+def test_an_empty_receive_does_not_end_the_report_while_the_queue_says_messages_are_visible() -> None:
+    # Given a dead-letter queue of two messages whose first receive finds nothing (SQS's servers may
+    # hold them elsewhere) while the queue reports them visible
+    reading = Reading()
+    reading.receive()
+    reading.visible(2)
+    reading.receive(message(1), message(2))
+    reading.receive()
+    reading.visible(0)
+    reading.release("h1", "h2")
+
+    # When the report runs
+    with reading.stub:
+        rows = waiting(QUEUE, sqs=reading.sqs, config=Config("p"))
+
+    # Then both are reported (never "0 waiting"), and both are made visible again
+    assert [row.message_id for row in rows] == ["m1", "m2"]
+    reading.stub.assert_no_pending_responses()
+
+
+def test_a_message_that_shows_up_again_is_counted_once_and_does_not_end_the_report() -> None:
+    # Given a queue where the first message shows up again (new receipt handle) before the second
+    reading = Reading()
+    reading.receive(message(1))
+    reading.receive(message(1, handle="h1-again"))
+    reading.visible(1)
+    reading.receive(message(2))
+    reading.receive()
+    reading.visible(0)
+    reading.release("h1-again", "h2")  # each with its latest receipt handle
+
+    # When the report runs
+    with reading.stub:
+        rows = waiting(QUEUE, sqs=reading.sqs, config=Config("p"))
+
+    # Then each message is one row, and the second was not missed
+    assert [row.message_id for row in rows] == ["m1", "m2"]
+    reading.stub.assert_no_pending_responses()
+
+
+def test_the_report_stops_at_its_time_limit() -> None:
+    # Given a queue that keeps answering, and a clock past the limit after the first receive
+    reading = Reading()
+    reading.receive(message(1))
+    reading.release("h1")
+    ticks = iter([0.0, 0.0, 500.0])
+
+    # When the report runs, Then it reads what it could in its time and stops
+    with reading.stub:
+        rows = waiting(QUEUE, sqs=reading.sqs, config=Config("p"), clock=lambda: next(ticks))
+    assert [row.message_id for row in rows] == ["m1"]
+    reading.stub.assert_no_pending_responses()
+
+
+def test_the_verdicts_follow_the_deployed_triggers_settings() -> None:
+    # Given a marker-mode stack with its own raw prefix, and its marker's notification waiting
+    lam = offline("lambda")
+    stub = Stubber(lam)
+    variables = {
+        "PIPELINE_NAME": "etl",
+        "TRIGGER_MODE": "marker",
+        "RAW_PREFIX": "landing/",
+        "MARKER_NAME": "_DONE",
+    }
+    stub.add_response(
+        "get_function_configuration",
+        {"FunctionName": "stack-TriggerFunction-x", "Environment": {"Variables": variables}},
+        expected_params={"FunctionName": "stack-TriggerFunction-x"},
+    )
+    with stub:
+        config = deployed_config(lam, "stack-TriggerFunction-x")
+    reading = Reading()
+    reading.receive(message(1, key="landing/batch/_DONE"))
+    reading.receive()
+    reading.visible(0)
+    reading.release("h1")
+
+    # When the report judges it with the deployed settings
+    with reading.stub:
+        (row,) = waiting(QUEUE, sqs=reading.sqs, config=config)
+
+    # Then it is runnable (the operator's defaults, object mode under raw/, would call it a skip)
+    assert (config.mode, config.raw_prefix, config.marker_name) == (TriggerMode.MARKER, "landing/", "_DONE")
+    assert row.verdict == "runnable", row.reason
+    assert str(row.input_url).startswith(f"s3://{BUCKET}/snapshot/batch/")
+
+
+def test_an_unreadable_function_configuration_is_a_clear_error() -> None:
+    lam = offline("lambda")
+    stub = Stubber(lam)
+    stub.add_client_error("get_function_configuration", "ResourceNotFoundException", "no such function", 404)
+    with stub, pytest.raises(ReportError, match="cannot read the trigger function 'gone'"):
+        deployed_config(lam, "gone")
+
+
+def test_the_command_flags_set_the_triggers_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no trigger settings in the environment, When the flags name them
+    for name in ("TRIGGER_MODE", "RAW_PREFIX", "MARKER_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    args = parse_args(
+        ["--queue-url", QUEUE, "--mode", "marker", "--raw-prefix", "in/", "--marker-name", "_OK"]
+    )
+
+    # Then the report judges with them
+    config = settings(args, session=None)
+    assert (config.mode, config.raw_prefix, config.marker_name) == (TriggerMode.MARKER, "in/", "_OK")

@@ -127,7 +127,7 @@ def test_the_definition_carries_exactly_the_contract_placeholders(renders: list[
             "DataBucket",
             "RoleArn",
             "ImageUri",
-            "RawPrefix",
+            "SnapshotPrefix",
             "CleanPrefix",
             "ProcessingInstanceType",
         }
@@ -141,7 +141,7 @@ def test_the_four_parameters_have_valid_defaults_once_filled(renders: list[tuple
             DataBucket="my-bucket",
             RoleArn="arn:aws:iam::123456789012:role/etl",
             ImageUri=f"683313688378.dkr.ecr.us-east-1.amazonaws.com/{IMAGE_TAG}",
-            RawPrefix="raw/",
+            SnapshotPrefix="snapshot/",
             CleanPrefix="clean/",
             ProcessingInstanceType="ml.m5.xlarge",
         )
@@ -149,7 +149,7 @@ def test_the_four_parameters_have_valid_defaults_once_filled(renders: list[tuple
 
     # Then it declares the four parameters of the contract, with usable defaults
     assert filled["Parameters"] == [
-        {"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://my-bucket/raw/"},
+        {"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://my-bucket/snapshot/"},
         {"Name": "OutputDataUrl", "Type": "String", "DefaultValue": "s3://my-bucket/clean/"},
         {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": "ml.m5.xlarge"},
         {"Name": "ProcessingInstanceCount", "Type": "Integer", "DefaultValue": 1},

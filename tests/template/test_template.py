@@ -22,6 +22,7 @@ from pipeline.pipeline import image_uris_by_region, render_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
+SQS_MAX_RETENTION = 14 * 86400  # SQS's longest MessageRetentionPeriod
 
 PIPELINE_ARN = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:pipeline/${PipelineName}"
 PROCESSING_LOGS = (
@@ -373,9 +374,13 @@ def test_snapshots_expire_after_outliving_every_retry(
     (rule,) = [r for r in rules if r.get("Prefix") == {"Ref": "SnapshotPrefix"}]
     assert rule["Status"] == "Enabled"
     assert rule["ExpirationInDays"] == {"Ref": "SnapshotRetentionDays"}
-    # Then a snapshot outlives a day in the queue plus SageMaker's longest step retry (14,400 min)
+    # Then a snapshot outlives the start's retries in the queue (24 h, and up to 3 days more when
+    # attempts crash), SageMaker's longest step retry (14,400 min) and S3's rounding of an expiry up
+    # to the next midnight UTC (up to a day)
     least = template["Parameters"]["SnapshotRetentionDays"]["MinValue"]
-    assert least * 86400 >= backoff.RETRY_WINDOW_SECONDS + 14400 * 60 + 86400
+    queue_phase = backoff.RETRY_WINDOW_SECONDS + 3 * 86400
+    assert least * 86400 >= queue_phase + 14400 * 60 + 86400
+    assert template["Parameters"]["SnapshotRetentionDays"]["Default"] >= least
 
 
 # -- trigger ----------------------------------------------------------------------------------------
@@ -424,6 +429,22 @@ def test_an_upload_reaches_the_dead_letter_queue_only_after_24_hours_of_retries(
     assert queue["MessageRetentionPeriod"] > backoff.RETRY_WINDOW_SECONDS + cap
     dead = resources["TriggerDeadLetterQueue"]["Properties"]
     assert dead["MessageRetentionPeriod"] >= queue["MessageRetentionPeriod"] + 7 * 86400
+
+
+def test_no_upload_expires_before_the_dead_letter_queue_even_when_no_wait_is_shortened(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the upload queue: every receive the trigger does not postpone itself (a crash before the
+    # batch, an import error, a timeout, throttling, a failed ChangeMessageVisibility) hides the message
+    # for the queue's whole VisibilityTimeout
+    queue = resources["UploadQueue"]["Properties"]
+    longest_way = queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"]
+    dead = resources["TriggerDeadLetterQueue"]["Properties"]
+
+    # Then the queue keeps a message at least that long (within SQS's 14-day limit) ...
+    assert longest_way <= queue["MessageRetentionPeriod"] <= SQS_MAX_RETENTION
+    # ... and the dead-letter queue, which counts from the same first enqueue time, longer still
+    assert dead["MessageRetentionPeriod"] == SQS_MAX_RETENTION > queue["MessageRetentionPeriod"]
 
 
 def test_the_trigger_has_reserved_concurrency_and_a_log_group_with_retention(
@@ -506,7 +527,7 @@ def test_the_deploy_function_accepts_the_templates_properties(resources: dict[st
     # When the deploy function validates them, Then they pass as they are
     parsed = PipelineProperties.parse(properties)
     assert parsed.pipeline_name == "s3-sagemaker-trigger"
-    assert (parsed.raw_prefix, parsed.clean_prefix) == ("raw/", "clean/")
+    assert (parsed.raw_prefix, parsed.clean_prefix, parsed.snapshot_prefix) == ("raw/", "clean/", "snapshot/")
     assert parsed.retain_on_delete is False
     assert dict(parsed.tags) == {"project": "s3-sagemaker-trigger", "stack": "stack"}
 

@@ -47,6 +47,10 @@ class LambdaContext:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:TriggerFunction"
     aws_request_id: str = "8b5e6a4c-0f1d-4a8e-9f0b-2a1c3d4e5f60"
+    remaining_ms: int = 300_000  # the template's Timeout, all of it left
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,42 @@ def test_an_object_over_5_gib_is_copied_with_a_multipart_copy(
     assert copied["source"] == {"Bucket": BUCKET, "Key": "raw/big.bin", "VersionId": "v9"}
     assert copied["key"] == "snapshot/0C/big.bin"
     assert copied["Config"].multipart_threshold == snapshot.MAX_COPY_OBJECT_BYTES
+
+
+@pytest.mark.parametrize(
+    ("listed", "why"),
+    [
+        ("raw/batch/../escape.csv", "'..' path segment"),
+        ("raw/batch/sub//b.csv", "empty"),
+        ("raw/batch/%2e%2e/escape.csv", "'..' path segment"),
+        ("raw/batch/bell\x07.csv", "control characters"),
+    ],
+)
+def test_a_marker_whose_folder_holds_an_unsafe_key_is_skipped_saying_which(
+    offline_s3: Any, listed: str, why: str
+) -> None:
+    # Given a marker on an unversioned bucket whose folder lists a good object and an unsafe key
+    folder = dataset("raw/batch/_SUCCESS", Config("p", mode=TriggerMode.MARKER), etag="m", sequencer="0B")
+    stub = Stubber(offline_s3)
+    stub.add_response(
+        "list_objects_v2",
+        {
+            "Contents": [
+                {"Key": "raw/batch/a.csv", "ETag": '"a"', "Size": 4},
+                {"Key": listed, "ETag": '"x"', "Size": 4},
+                {"Key": "raw/batch/_SUCCESS", "ETag": '"m"', "Size": 0},
+            ]
+        },
+        expected_params={"Bucket": BUCKET, "Prefix": "raw/batch/"},
+    )
+
+    # When its snapshot is taken
+    with stub:
+        outcome = snapshot.take(offline_s3, folder, retry=False)
+
+    # Then nothing is copied (no CopyObject stubbed) and the marker is a WARNING skip naming the key
+    stub.assert_no_pending_responses()
+    assert isinstance(outcome, Skip)
+    assert outcome.unprocessable
+    assert repr(listed) in outcome.reason
+    assert why in outcome.reason

@@ -343,8 +343,11 @@ def test_a_failed_start_among_good_records_fails_alone_and_is_named(trigger: Any
     assert "train.csv" not in str(failed.value)
     assert isinstance(failed.value.__cause__, ClientError)
     assert trigger.metrics() == {"ExecutionsStarted": 1, "RecordsSkipped": 2, "StartFailures": 1}
-    failure_logs = [r for r in trigger.log_records() if r["message"] == "upload deferred"]
-    assert [(r["level"], r["key"]) for r in failure_logs] == [("WARNING", "raw/coil2000/test.csv")]
+    # And the WARNING says it was rejected for good (access denied is no refusal that passes)
+    failure_logs = [r for r in trigger.log_records() if r["message"].startswith("upload ")]
+    assert [(r["message"], r["level"], r["key"]) for r in failure_logs] == [
+        ("upload rejected", "WARNING", "raw/coil2000/test.csv")
+    ]
 
 
 def test_retrying_the_whole_event_after_a_failure_starts_nothing_twice(trigger: Any, event: Event) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -112,9 +112,20 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
         cached.cache_clear()
 
 
-def invoke(event: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = handler.lambda_handler(event, LambdaContext())
+def invoke(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = handler.lambda_handler(event, context or LambdaContext())
     return result
+
+
+@dataclass(frozen=True)
+class RunningOut(LambdaContext):
+    """A Lambda context whose clock answers the given seconds left, one per look (the last repeats)."""
+
+    seconds_left: list[float] = field(default_factory=list)
+
+    def get_remaining_time_in_millis(self) -> int:
+        left = self.seconds_left.pop(0) if len(self.seconds_left) > 1 else self.seconds_left[0]
+        return int(left * 1000)
 
 
 def body(record: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +196,7 @@ def test_a_quota_refusal_fails_only_its_message_and_pushes_its_next_delivery_out
         ("ResourceNotFound", 400),  # the pipeline is not created yet (or was deleted): retried too
         ("InternalFailure", 500),
         ("ServiceUnavailable", 503),
+        ("ConflictException", 409),  # not known to be final: retried, never rejected
     ],
 )
 def test_every_refusal_that_passes_is_retried_through_the_queue(
@@ -208,9 +220,41 @@ def test_every_refusal_that_passes_is_retried_through_the_queue(
 @pytest.mark.parametrize(
     ("code", "status", "why"),
     [
+        ("AccessDeniedException", 400, "needs sagemaker:StartPipelineExecution on pipeline"),
+        ("ValidationException", 400, "refused the request: ValidationException"),
+    ],
+)
+def test_a_start_that_waiting_cannot_fix_goes_to_the_dead_letter_queue_within_minutes(
+    stubs: Stubs, load_event: Event, code: str, status: int, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an upload message (its first receive) whose start SageMaker rejects for good
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    snapshot, _ = snapshot_of(TRAIN)
+    stubs.copy(TRAIN[0], TRAIN[1], snapshot)
+    stubs.sagemaker.add_client_error("start_pipeline_execution", code, "not for you", status)
+    # And its next delivery expected at once (visibility 0), not after the 30 s backoff
+    stubs.postpone(record["receiptHandle"], 0)
+
+    # When it is delivered
+    result = invoke({"Records": [record]})
+
+    # Then the message fails (kept, never deleted), so the redrive policy's receive count runs out in
+    # minutes and moves it to the dead-letter queue; the WARNING says why
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    stubs.done()
+    (line,) = [r for r in caplog.records if r.getMessage() == "upload rejected"]
+    assert line.levelname == "WARNING"
+    assert why in line.__dict__["reason"]
+    assert "to the dead-letter queue" in line.__dict__["reason"]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "why"),
+    [
         ("NoSuchVersion", 404, "no longer exists"),
         ("NoSuchKey", 404, "no longer exists"),
         ("AccessDenied", 403, "cannot be read"),
+        ("AccessDenied", 403, "an SSE-KMS object also needs kms:Decrypt on its KMS key"),
     ],
 )
 def test_a_snapshot_that_can_never_be_taken_is_a_logged_skip_not_a_retry(
@@ -314,3 +358,53 @@ def test_a_redelivery_copies_when_s3_hides_a_missing_snapshot_behind_a_403(
     # When it is delivered, Then it copies and starts (a 403 there is no reason to drop the upload)
     assert invoke({"Records": [record]}) == {"batchItemFailures": []}
     stubs.done()
+
+
+def test_a_copy_that_would_not_fit_in_the_time_left_is_not_begun_and_waits_its_backoff(
+    stubs: Stubs, load_event: Event
+) -> None:
+    # Given the batch of two uploads, and an invocation whose clock reads 300 s at its start, before
+    # the first copy and before its start, then 20 s before the second upload's copy (which needs its
+    # copy, the start and the batch's answer: about 30 s)
+    batch = load_event("sqs-upload-batch.json")
+    clock = RunningOut(seconds_left=[300, 300, 299, 20])
+    train_snapshot, train_output = snapshot_of(TRAIN)
+    test_snapshot, _ = snapshot_of(TEST)
+    stubs.copy(TRAIN[0], TRAIN[1], train_snapshot)
+    stubs.start(train_snapshot, train_output)
+    # And the second upload (its third receive) expected to look for an earlier snapshot, copy nothing,
+    # and wait out the backoff of a third receive
+    stubs.s3.add_client_error(
+        "head_object", "404", "Not Found", 404, expected_params={"Bucket": BUCKET, "Key": test_snapshot}
+    )
+    last = batch["Records"][3]
+    stubs.postpone(last["receiptHandle"], 120)
+
+    # When the batch is delivered
+    result = invoke(batch, clock)
+
+    # Then the first upload started, the second is reported failed with no copy begun (so the batch
+    # ends in time, and a later invocation with a fresh clock takes it)
+    assert result == {"batchItemFailures": [{"itemIdentifier": last["messageId"]}]}
+    stubs.done()
+
+
+def test_an_object_too_large_for_any_invocation_goes_to_the_dead_letter_queue_saying_so(
+    stubs: Stubs, load_event: Event, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an upload of 200 GiB: a multipart copy budgeted far beyond a 300 s invocation
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    notification = body(record)
+    notification["Records"][0]["s3"]["object"]["size"] = 200 * 1024**3
+    record["body"] = json.dumps(notification)
+    stubs.postpone(record["receiptHandle"], 0)
+
+    # When it is delivered with a whole invocation's time left
+    result = invoke({"Records": [record]})
+
+    # Then no copy is begun; the message fails with no wait (to the dead-letter queue within minutes)
+    # and the WARNING says what to change
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    stubs.done()
+    (line,) = [r for r in caplog.records if r.getMessage() == "upload rejected"]
+    assert "raise the trigger function's Timeout" in line.__dict__["reason"]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from contract.artifact import CODE_PREFIX
+from contract.folders import CODE_PREFIX, overlaps
 from contract.names import BUCKET_NAME, PIPELINE_NAME
 from deploy.errors import DeployError
 
@@ -27,6 +27,7 @@ _KNOWN = frozenset(
         "RoleArn",
         "RawPrefix",
         "CleanPrefix",
+        "SnapshotPrefix",
         "ProcessingInstanceType",
         "Tags",
         "RetainOnDelete",
@@ -42,6 +43,7 @@ class PipelineProperties:
     role_arn: str
     raw_prefix: str
     clean_prefix: str
+    snapshot_prefix: str  # what each run reads (the default InputDataUrl lies under it)
     processing_instance_type: str
     tags: tuple[tuple[str, str], ...]
     retain_on_delete: bool
@@ -75,7 +77,8 @@ class PipelineProperties:
             )
         raw = _text(properties.get("RawPrefix"))
         clean = _text(properties.get("CleanPrefix"))
-        problems += _prefix_problems(raw, clean)
+        snapshot = _text(properties.get("SnapshotPrefix"))
+        problems += _prefix_problems({"RawPrefix": raw, "CleanPrefix": clean, "SnapshotPrefix": snapshot})
         tags = _tags(properties.get("Tags", []), problems)
         retain = _text(properties.get("RetainOnDelete", _FALSE)).lower()
         if retain not in (_TRUE, _FALSE):
@@ -83,7 +86,7 @@ class PipelineProperties:
 
         if problems:
             raise DeployError("invalid Pipeline properties: " + "; ".join(problems))
-        return cls(name, bucket, role, raw, clean, instance_type, tags, retain == _TRUE)
+        return cls(name, bucket, role, raw, clean, snapshot, instance_type, tags, retain == _TRUE)
 
     @staticmethod
     def retains(properties: Mapping[str, Any]) -> bool:
@@ -102,26 +105,16 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _prefix_problems(raw: str, clean: str) -> list[str]:
+def _prefix_problems(prefixes: Mapping[str, str]) -> list[str]:
     problems: list[str] = []
-    for name, prefix in (("RawPrefix", raw), ("CleanPrefix", clean)):
+    for name, prefix in prefixes.items():
         if not prefix:
             continue
         if not prefix.endswith("/") or prefix.startswith("/") or "//" in prefix:
             problems.append(f"{name} {prefix!r} must be a folder like 'raw/' (ends with '/', no leading '/')")
         if any(c in prefix for c in "*?$"):
             problems.append(f"{name} {prefix!r} must not contain '*', '?' or '$' (IAM wildcards)")
-    prefixes = {"RawPrefix": raw, "CleanPrefix": clean, "the code folder": CODE_PREFIX}
-    seen: list[tuple[str, str]] = []
-    for name, prefix in prefixes.items():
-        for other_name, other in seen:
-            if prefix and other and (prefix.startswith(other) or other.startswith(prefix)):
-                problems.append(
-                    f"{other_name} {other!r} and {name} {prefix!r} overlap: each needs its own folder "
-                    "(an output or code upload under the raw prefix would start the pipeline again)"
-                )
-        seen.append((name, prefix))
-    return problems
+    return problems + overlaps([*prefixes.items(), ("the code folder", CODE_PREFIX)])
 
 
 def _tags(value: Any, problems: list[str]) -> tuple[tuple[str, str], ...]:

@@ -112,7 +112,7 @@ class PipelineResource:
                 "DataBucket": props.data_bucket,
                 "RoleArn": props.role_arn,
                 "ImageUri": self.artifact.image_uri(region),
-                "RawPrefix": props.raw_prefix,
+                "SnapshotPrefix": props.snapshot_prefix,
                 "CleanPrefix": props.clean_prefix,
                 "ProcessingInstanceType": props.processing_instance_type,
             }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
+from contract.folders import CODE_PREFIX, overlaps
 from contract.names import PIPELINE_NAME_OR_ARN
 from trigger import backoff
 from trigger.errors import ConfigError
@@ -20,7 +21,6 @@ from trigger.errors import ConfigError
 DEFAULT_RAW_PREFIX = "raw/"
 DEFAULT_CLEAN_PREFIX = "clean/"
 DEFAULT_SNAPSHOT_PREFIX = "snapshot/"
-CODE_PREFIX = "code/"  # where the deploy function keeps the ETL script
 DEFAULT_MARKER_NAME = "_SUCCESS"
 DEFAULT_METRICS_NAMESPACE = "S3SageMakerTrigger"
 
@@ -106,15 +106,7 @@ def _problems(config: Config) -> list[str]:
         problem = _prefix_problem(prefix)
         if problem:
             problems.append(f"{name} {prefix!r} {problem}")
-    folders = [*prefixes.items(), ("the code folder", CODE_PREFIX)]
-    for index, (name, prefix) in enumerate(folders):
-        for other, other_prefix in folders[index + 1 :]:
-            if prefix.startswith(other_prefix) or other_prefix.startswith(prefix):
-                problems.append(
-                    f"{name} {prefix!r} and {other} {other_prefix!r} overlap: each must be a folder of its "
-                    "own (a write under the raw prefix would start the pipeline again, and a snapshot "
-                    "must never be overwritten by an output)"
-                )
+    problems += overlaps([*prefixes.items(), ("the code folder", CODE_PREFIX)])
     base, cap = config.backoff_base_seconds, config.backoff_cap_seconds
     if base < 1:
         problems.append(f"BACKOFF_BASE_SECONDS must be at least 1 (got {base})")

@@ -28,6 +28,17 @@ class Transient(TriggerError):
         super().__init__(f"{key}: {reason}")
 
 
+class Rejected(Transient):
+    """SageMaker refused the start for a reason waiting will not fix (``AccessDenied``: the trigger's
+    role may not start the pipeline; ``ValidationException``: the request does not fit the pipeline).
+
+    Never dropped: from the upload queue, the message fails with no wait at all (visibility 0), so its
+    redrive policy counts out ``maxReceiveCount`` within minutes, not 24 h, and moves it to the
+    dead-letter queue, where the redrive report shows it until the cause is fixed and it is redriven.
+    From a direct invocation it is named by :class:`StartFailed` like any other failure.
+    """
+
+
 class StartFailed(TriggerError):
     """One or more uploads of a direct invocation (not from the upload queue) must be retried.
 

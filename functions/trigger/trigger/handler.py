@@ -11,7 +11,9 @@ Two ways in:
   ``BatchProcessor`` handles each message; one whose upload must wait (a quota, throttling, a 5xx, a
   timeout, a missing pipeline, a snapshot copy that may pass) is reported as a batch item failure and
   its visibility is pushed out by the backoff for its ``ApproximateReceiveCount``, so SQS redelivers
-  it later and, after 24 h of that, its redrive policy moves it to the dead-letter queue;
+  it later and, after 24 h of that, its redrive policy moves it to the dead-letter queue; one
+  SageMaker rejects for good (access denied, a validation error: ``request.refusal``) fails with no
+  wait, so the redrive policy moves it there within minutes;
 - any other accepted event (a direct S3 notification, EventBridge, SQS-shaped events without message
   IDs, as ``sam local invoke`` sends them): every record is handled, then :class:`StartFailed` names
   the uploads that must be retried, for whoever invoked the function to send the event again.
@@ -36,9 +38,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from trigger import backoff, snapshot
 from trigger.config import Config, settings
-from trigger.errors import StartFailed, Transient
+from trigger.errors import Rejected, StartFailed, Transient
 from trigger.events import ObjectEvent, Skip, normalise
-from trigger.request import build_request
+from trigger.request import build_request, refusal
 from trigger.routing import route
 
 logger = Logger()
@@ -83,11 +85,19 @@ def sqs_client() -> Any:
     return boto3.session.Session().client("sqs", config=CLIENT_CONFIG)
 
 
+START_SECONDS = 15.0  # kept for StartPipelineExecution after a copy (CLIENT_CONFIG: 3 s + 10 s a try)
+
+
 @dataclass
 class Run:
-    """One invocation's outcomes, and the tokens it already started (a batch may repeat an upload)."""
+    """One invocation's outcomes, and the tokens it already started (a batch may repeat an upload).
+
+    ``budget``: the invocation's clock; a copy or a start that would not fit in the time left is not
+    begun (the upload waits for a later invocation), so a batch never times out half-way.
+    """
 
     config: Config
+    budget: snapshot.Budget | None = None
     started: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     deferred: list[tuple[str, str]] = field(default_factory=list)
@@ -108,13 +118,18 @@ class Run:
         urls = {"inputDataUrl": outcome.input_url, "outputDataUrl": outcome.output_url}
         logger.append_keys(bucket=source.bucket, key=source.key)
         try:
-            refused = snapshot.take(s3_client(), outcome, retry=retry)
+            refused = snapshot.take(s3_client(), outcome, retry=retry, budget=self.budget, then=START_SECONDS)
             if refused is not None:
                 self.skip(refused)
                 return
+            if self.budget is not None:
+                self.budget.check(source.key, START_SECONDS, "StartPipelineExecution")
             try:
                 response = sagemaker_client().start_pipeline_execution(**request)
             except (ClientError, BotoCoreError) as err:
+                final = refusal(err, self.config.pipeline_name)
+                if final is not None:
+                    raise Rejected(source.key, f"{final} (to the dead-letter queue, not retried)") from err
                 raise Transient(source.key, f"StartPipelineExecution failed, will retry: {err}") from err
             self.tokens.add(token)
             arn = str(response["PipelineExecutionArn"])
@@ -123,7 +138,8 @@ class Run:
             self.started.append({"key": source.key, **urls, "executionArn": arn})
         except Transient as err:
             self.deferred.append((source.key, err.reason))
-            logger.warning("upload deferred", extra={**urls, "reason": err.reason})
+            what = "upload rejected" if isinstance(err, Rejected) else "upload deferred"
+            logger.warning(what, extra={**urls, "reason": err.reason})
             raise
         finally:
             logger.remove_keys(_RECORD_KEYS)
@@ -137,15 +153,17 @@ class Run:
     def message(self, record: SQSRecord) -> None:
         """One upload-queue message: its notification(s) handled; raises Transient when it must wait."""
         receives = _receive_count(record)
-        waiting: Transient | None = None
+        waiting: list[Transient] = []
         for item in normalise_message(record):
             try:
                 self.handle(item, retry=receives > 1)
             except Transient as err:
-                waiting = err  # the message's other records still run; the message as a whole waits
-        if waiting is not None:
-            postpone(record, receives, self.config)
-            raise waiting
+                waiting.append(err)  # the message's other records still run; the message as a whole waits
+        if waiting:
+            # Only rejections: no wait, so the redrive policy dead-letters it within minutes.
+            rejected = all(isinstance(err, Rejected) for err in waiting)
+            postpone(record, receives, self.config, wait=0 if rejected else None)
+            raise waiting[-1]
 
     def emit_metrics(self) -> None:
         metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=len(self.started))
@@ -160,9 +178,11 @@ def normalise_message(record: SQSRecord) -> list[ObjectEvent | Skip]:
     return normalise({"Records": [record.raw_event]})
 
 
-def postpone(record: SQSRecord, receives: int, config: Config) -> None:
-    """Hide the message for the backoff of its ``receives``-th receive (see :mod:`trigger.backoff`)."""
-    wait = backoff.delay(receives, config.backoff_base_seconds, config.backoff_cap_seconds)
+def postpone(record: SQSRecord, receives: int, config: Config, *, wait: int | None = None) -> None:
+    """Hide the message for ``wait`` seconds, by default the backoff of its ``receives``-th receive
+    (see :mod:`trigger.backoff`)."""
+    if wait is None:
+        wait = backoff.delay(receives, config.backoff_base_seconds, config.backoff_cap_seconds)
     try:
         sqs_client().change_message_visibility(
             QueueUrl=queue_url(record.event_source_arn),
@@ -220,7 +240,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """
     config = settings()
     metrics.namespace = config.metrics_namespace
-    run = Run(config)
+    run = Run(config, snapshot.Budget.of(context.get_remaining_time_in_millis))
     if is_queue_batch(event):
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         try:

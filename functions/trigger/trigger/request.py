@@ -14,6 +14,8 @@ import unicodedata
 from hashlib import sha256
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from trigger.config import Config, TriggerMode
 from trigger.routing import Dataset
 
@@ -23,6 +25,10 @@ MAX_DISPLAY_NAME = 82  # pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}
 MAX_DESCRIPTION = 3072
 _SUFFIX_CHARS = 8
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
+# StartPipelineExecution's answers that no wait will change: a permission the role lacks, a request
+# the pipeline does not accept. Everything else passes or may pass (see refusal()).
+_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "NotAuthorized", "UnauthorizedOperation"})
+_INVALID = frozenset({"ValidationException", "ValidationError", "InvalidParameterValue"})
 
 
 def idempotency_token(dataset: Dataset) -> str:
@@ -64,3 +70,32 @@ def build_request(dataset: Dataset, config: Config) -> dict[str, Any]:
         ],
         "ClientRequestToken": idempotency_token(dataset),
     }
+
+
+def refusal(err: ClientError | BotoCoreError, pipeline: str) -> str | None:
+    """Why StartPipelineExecution's ``err`` will not pass by waiting, or None when it may.
+
+    Judged like :func:`trigger.snapshot.classify`, for the start:
+
+    - may pass, so retried with backoff for 24 h: ``ResourceLimitExceeded`` (the concurrent-execution
+      quota), throttling, 5xx, timeouts and refused connections (not a ClientError), a missing pipeline
+      (``ResourceNotFound``: not created yet, or being re-created by a deploy), and any code not known
+      to be final (retrying an unknown error is the safe side: it still ends in the dead-letter queue);
+    - will not pass: access denied (the trigger's role may not start this pipeline) and validation
+      errors (the request does not fit the pipeline, e.g. a definition without ``InputDataUrl``).
+      Those go to the dead-letter queue within minutes (:class:`~trigger.errors.Rejected`) rather than
+      being retried for 24 h or skipped: the upload is kept, the redrive report shows it and SQS's
+      redrive runs it once the role or the pipeline is fixed.
+    """
+    if not isinstance(err, ClientError):
+        return None
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    message = str(err.response.get("Error", {}).get("Message", ""))
+    if code in _DENIED:
+        return (
+            f"StartPipelineExecution refused: {code} (the trigger's role needs "
+            f"sagemaker:StartPipelineExecution on pipeline {pipeline!r}): {message}"
+        )
+    if code in _INVALID:
+        return f"StartPipelineExecution refused the request: {code}: {message}"
+    return None

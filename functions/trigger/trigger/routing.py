@@ -85,8 +85,9 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
         return skip("folder placeholder (the key ends with '/')")
     relative = key.removeprefix(config.raw_prefix)
     parts = relative.split("/")
-    if any(_unsafe_segment(part) for part in parts):
-        return unprocessable("unsafe key: an empty, '.' or '..' path segment")
+    problem = key_problem(relative)
+    if problem:
+        return unprocessable(problem)
     if item.identity is None:
         return unprocessable(
             "malformed record: no versionId, eTag or sequencer to tell this upload from a re-upload"
@@ -121,6 +122,19 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
             f"output URL longer than the {MAX_PARAMETER_CHARS} characters a pipeline parameter holds"
         )
     return Dataset(item, input_url, output_url, relative, snapshot_key, source_folder)
+
+
+def key_problem(relative: str) -> str | None:
+    """Why a key, relative to the folder it was found in, could lead a URL out of it (or None).
+
+    The one rule for every key the trigger puts into a URL or a snapshot key: the notified key
+    (:func:`route`) and each object of a marker's folder (``trigger.snapshot``).
+    """
+    if any(_is_control(c) for c in relative):
+        return "key contains control characters"
+    if any(_unsafe_segment(part) for part in relative.split("/")):
+        return "unsafe key: an empty, '.' or '..' path segment"
+    return None
 
 
 def _unsafe_segment(part: str) -> bool:

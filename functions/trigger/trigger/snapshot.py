@@ -20,23 +20,38 @@ is :class:`~trigger.errors.Transient` and the upload is retried through the queu
 An earlier attempt for the same upload may have made the snapshot already (the start failed after
 it): a retry, or a copy refused because the source changed since, first looks for the snapshot and
 uses it.
+
+Time: a batch must never time out half-way (its messages would then wait the queue's whole
+VisibilityTimeout). Before each copy, :class:`Budget` compares the invocation's time left with
+:func:`copy_seconds` for that object plus what must follow it (the start, answering the batch): a
+copy that would not fit is not begun, its upload is :class:`~trigger.errors.Transient` and waits
+out its backoff like a refusal, and a later invocation with a fresh clock (where the copies already
+made are found and reused) carries on. The estimate assumes a CopyObject copies at least 64 MiB/s
+(5 GiB within ``S3_CONFIG``'s 80-second read timeout). Over 5 GiB, s3transfer copies 512 MiB parts
+10 at a time, so the budget is 5 s + size / 640 MiB/s: with the template's 300-second Timeout an
+object of up to about 170 GiB fits (about 540 GiB at Lambda's 900-second maximum). An object that
+would not fit even in a fresh invocation is :class:`~trigger.errors.Rejected` (to the dead-letter
+queue within minutes) with a reason saying to raise the function's Timeout, then redrive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trigger.errors import Transient
+from trigger.errors import Rejected, Transient
 from trigger.events import Skip
-from trigger.routing import MAX_KEY_BYTES, Dataset
+from trigger.routing import MAX_KEY_BYTES, Dataset, key_problem
 
 MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # CopyObject's limit; larger objects need a multipart copy
 MULTIPART_CHUNK_BYTES = 512 * 1024**2  # s3transfer raises it further to stay within 10,000 parts
+MULTIPART_CONCURRENCY = 10  # s3transfer's default max_concurrency: parts copied at once
+COPY_BYTES_PER_SECOND = 64 * 1024**2  # the least a CopyObject (or one part copy) is assumed to copy
+COPY_OVERHEAD_SECONDS = 5  # a copy's own round trips (and a HeadObject first on a redelivery)
 _GONE = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "NotFound", "404"})
 _DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidObjectState", "403"})
 _CHANGED = frozenset({"PreconditionFailed", "412"})
@@ -52,6 +67,44 @@ class Source:
     size: int | None
 
 
+def copy_seconds(size: int | None) -> float:
+    """The time one copy of ``size`` bytes is budgeted (an unknown size counts as 5 GiB)."""
+    size = MAX_COPY_OBJECT_BYTES if size is None else size
+    rate = COPY_BYTES_PER_SECOND * (MULTIPART_CONCURRENCY if size > MAX_COPY_OBJECT_BYTES else 1)
+    return COPY_OVERHEAD_SECONDS + size / rate
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The invocation's clock: whether a step still fits in the time left (see the module doc).
+
+    ``time_left``: seconds left (from the Lambda context); ``total``: what was left when the
+    invocation began (what a fresh invocation has); ``reserve``: kept for answering the batch
+    (postponing the messages that wait).
+    """
+
+    time_left: Callable[[], float]
+    total: float
+    reserve: float = 10.0
+
+    @classmethod
+    def of(cls, remaining_millis: Callable[[], int]) -> Budget:
+        return cls(lambda: remaining_millis() / 1000, remaining_millis() / 1000)
+
+    def check(self, key: str, seconds: float, what: str) -> None:
+        """Raise Transient when ``seconds`` more would not fit; Rejected when they never would."""
+        need = seconds + self.reserve
+        if need > self.total:
+            raise Rejected(
+                key,
+                f"{what} is budgeted {need:.0f} s, more than a whole invocation has ({self.total:.0f} s): "
+                "raise the trigger function's Timeout (at most 900 s), then redrive it",
+            )
+        left = self.time_left()
+        if left < need:
+            raise Transient(key, f"{what} is budgeted {need:.0f} s and {left:.0f} s are left: next time")
+
+
 def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
     """Why ``err`` (from S3) can never succeed, or None when it may pass and is worth retrying."""
     if not isinstance(err, ClientError):
@@ -62,7 +115,9 @@ def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
     if code in _DENIED:
         return (
             f"{what} cannot be read: {code} (the trigger's role needs s3:GetObject/GetObjectVersion on it; "
-            "S3 also answers so for a key deleted before its snapshot, to a role that may not list it)"
+            "an SSE-KMS object also needs kms:Decrypt on its KMS key, which the trigger's role is not "
+            "granted; S3 also answers so for a key deleted before its snapshot, to a role that may not "
+            "list it)"
         )
     if code in _CHANGED:
         return (
@@ -72,11 +127,14 @@ def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
     return None
 
 
-def take(s3: Any, dataset: Dataset, *, retry: bool) -> Skip | None:
+def take(
+    s3: Any, dataset: Dataset, *, retry: bool, budget: Budget | None = None, then: float = 0
+) -> Skip | None:
     """Make ``dataset``'s snapshot. None when it is in place; a Skip when it never can be.
 
-    Raises Transient when it failed for a reason that passes. ``retry``: an earlier attempt may have
-    made (part of) it already, so each copy looks for its target first.
+    Raises Transient when it failed for a reason that passes, or when a copy would not fit in the
+    ``budget`` with ``then`` seconds kept for what follows (the start). ``retry``: an earlier attempt
+    may have made (part of) it already, so each copy looks for its target first.
     """
     src = dataset.source
     try:
@@ -92,7 +150,17 @@ def take(s3: Any, dataset: Dataset, *, retry: bool) -> Skip | None:
                     src.bucket,
                     unprocessable=True,
                 )
+        folder = dataset.source_folder or ""
         for source, target in pairs:
+            problem = key_problem(source.key.removeprefix(folder)) if folder else None
+            if problem:
+                return Skip(
+                    src.key,
+                    f"the marker's folder holds {source.key!r}, which no snapshot key may name ({problem}): "
+                    "the folder is not run; rename or remove that object, then upload the marker again",
+                    src.bucket,
+                    unprocessable=True,
+                )
             if len(target.encode("utf-8")) > MAX_KEY_BYTES:
                 return Skip(
                     src.key,
@@ -101,6 +169,12 @@ def take(s3: Any, dataset: Dataset, *, retry: bool) -> Skip | None:
                     unprocessable=True,
                 )
         for source, target in pairs:
+            if retry and _exists(s3, src.bucket, target):
+                continue
+            if budget is not None:
+                budget.check(
+                    src.key, copy_seconds(source.size) + then, f"the copy of s3://{src.bucket}/{source.key}"
+                )
             _copy(s3, src.bucket, source, target, retry=retry)
     except (ClientError, BotoCoreError) as err:
         what = f"s3://{src.bucket}/{_failed_key(err, src.key)}"
@@ -116,8 +190,6 @@ def _failed_key(err: Exception, default: str) -> str:
 
 
 def _copy(s3: Any, bucket: str, source: Source, target: str, *, retry: bool) -> None:
-    if retry and _exists(s3, bucket, target):
-        return
     copy_source: dict[str, str] = {"Bucket": bucket, "Key": source.key}
     if source.version_id:
         copy_source["VersionId"] = source.version_id
@@ -225,4 +297,4 @@ def _parse_time(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-__all__ = ["MAX_COPY_OBJECT_BYTES", "Source", "classify", "take"]
+__all__ = ["MAX_COPY_OBJECT_BYTES", "Budget", "Source", "classify", "copy_seconds", "take"]

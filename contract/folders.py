@@ -1,0 +1,36 @@
+"""The data bucket's folders must not overlap: one rule for the trigger and the deploy function.
+
+The raw prefix (uploads, which start the pipeline), the snapshot prefix (each upload's bytes as its
+run reads them), the clean prefix (outputs) and ``code/`` (the ETL bundle) must each be a folder of
+its own: a write inside the raw prefix would start the pipeline again, an output or a code upload
+inside the snapshot prefix would overwrite a run's input, and a lifecycle rule on one would expire
+another's objects. Two folders overlap when one is a prefix of the other (equal included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+CODE_PREFIX = "code/"  # where the deploy function uploads the ETL bundle (code/<sha256>/etl.pyz)
+WHY = (
+    "each must be a folder of its own (a write under the raw prefix would start the pipeline again, "
+    "and a snapshot must never be overwritten by an output or expire with another folder)"
+)
+
+
+def overlap(first: str, second: str) -> bool:
+    """Whether one folder lies inside the other (or both are the same). Empty names are never checked."""
+    return bool(first and second) and (first.startswith(second) or second.startswith(first))
+
+
+def overlaps(folders: Sequence[tuple[str, str]]) -> list[str]:
+    """One problem per pair of ``(name, prefix)`` folders that overlap, in the order given."""
+    return [
+        f"{name} {prefix!r} and {other} {other_prefix!r} overlap: {WHY}"
+        for index, (name, prefix) in enumerate(folders)
+        for other, other_prefix in folders[index + 1 :]
+        if overlap(prefix, other_prefix)
+    ]
+
+
+__all__ = ["CODE_PREFIX", "WHY", "overlap", "overlaps"]
