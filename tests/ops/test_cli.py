@@ -19,6 +19,7 @@ from ops.retry import token
 from ops.status import Collector, render
 from ops.target import Target
 from ops.text import shorten, table
+from redrive import report
 from tests.ops.conftest import DEAD_LETTERS, OUTPUTS, PIPELINE, PIPELINE_ARN, REGION, UPLOAD_QUEUE, Stubs
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -489,8 +490,8 @@ def test_redrive_reports_each_dead_letter_with_the_stacks_own_rules_and_releases
     receive = {
         "QueueUrl": DEAD_LETTERS,
         "MaxNumberOfMessages": 10,
-        "VisibilityTimeout": 30,
-        "WaitTimeSeconds": 0,
+        "VisibilityTimeout": report.VISIBILITY_TIMEOUT,
+        "WaitTimeSeconds": report.WAIT_SECONDS,
         "MessageSystemAttributeNames": ["All"],
     }
     sqs = stubs["sqs"]
@@ -500,6 +501,11 @@ def test_redrive_reports_each_dead_letter_with_the_stacks_own_rules_and_releases
         receive,
     )
     sqs.add_response("receive_message", {"Messages": []}, receive)
+    sqs.add_response(
+        "get_queue_attributes",
+        {"Attributes": {"ApproximateNumberOfMessages": "0"}},
+        {"QueueUrl": DEAD_LETTERS, "AttributeNames": ["ApproximateNumberOfMessages"]},
+    )
     releases = [
         {"Id": "0", "ReceiptHandle": "h1", "VisibilityTimeout": 0},
         {"Id": "1", "ReceiptHandle": "h2", "VisibilityTimeout": 0},
