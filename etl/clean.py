@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.layout import FileInfo
+from etl.layout import EtlError, FileInfo
 from etl.read import Block, blocks
 from etl.rules import CLEAN_NAMES, COLUMNS, N_COLUMNS, N_FEATURES, Column, code_table
 
@@ -111,8 +111,8 @@ def render(codes: np.ndarray) -> pa.RecordBatch:
 class Targets:
     """A targets file's codes in row order, one byte a row: -1 for a bad target, whose reason is kept."""
 
-    def __init__(self, info: FileInfo) -> None:
-        self.info, self.at, self.problems, parts = info, 0, {}, list[np.ndarray]()
+    def __init__(self, info: FileInfo, of: FileInfo) -> None:
+        self.info, self.of, self.at, self.problems, parts = info, of, 0, {}, list[np.ndarray]()
         for block in blocks(info):
             codes = column_codes(block.columns, info.words)[0] if block.columns else block.lines
             rows = np.flatnonzero(codes != MISSING)  # not an empty line
@@ -136,12 +136,10 @@ class Targets:
         self.codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
 
     def take(self, n: int) -> int:
-        """Hand out the next n targets: the index of the first one."""
+        """Hand out the next n targets (for the rows of the eval file `of`): the index of the first one."""
         if self.at + n > len(self.codes):
-            raise TargetsShort(len(self.codes))
+            rows = sum(len(block_codes(b, self.of)[1]) + len(b.odd) for b in blocks(self.of))
+            has = f"has {rows} rows but its targets file {self.info.name} has only {len(self.codes)}"
+            raise EtlError(f"{self.of.name} {has}; expected one target per eval row")
         self.at += n
         return self.at - n
-
-
-class TargetsShort(Exception):
-    """The targets file ran out before the eval rows did (args: how many targets it has)."""

@@ -1,5 +1,5 @@
-"""The outputs: ``full_data.csv`` (pyarrow's CSV writer), ``rejects.csv`` (the csv module), the report.
-The CSV files go to temporary files renamed into place at the end: a failed run leaves no full_data."""
+"""The outputs: ``full_data.csv`` (pyarrow's CSV writer), ``rejects.csv`` (the csv module), the report;
+each written to a temporary file renamed into place at the end."""
 
 import csv
 import io
@@ -27,9 +27,7 @@ COUNTS = ("rows_read", "rows_written", "rows_rejected")
 def output_names(host: str | None, hosts: list[str]) -> dict[str, str]:
     """With several instances, each names its files after its host."""
     tail = f"-{host}" if host and len(hosts) > 1 else ""
-    return {
-        k: f"{k}{tail}.{ext}" for k, ext in (("full_data", "csv"), ("rejects", "csv"), ("report", "json"))
-    }
+    return {k: f"{k}{tail}.{'json' if k == 'report' else 'csv'}" for k in ("full_data", "rejects", "report")}
 
 
 def resource_config(path: str) -> tuple[str | None, list[str]]:
@@ -58,9 +56,8 @@ def totals(report: dict[str, Any], max_fraction: float) -> None:
     report["totals"] = {**sums, "reject_fraction": round(share, 6), "rejected_by_reason": reasons}
     if share > max_fraction:
         top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-        why = ", ".join(f"{n} {r}" for r, n in top[:5]) + f", and {len(top) - 5} more reasons" * (
-            len(top) > 5
-        )
+        more = [f"and {len(top) - 5} more reasons"] if len(top) > 5 else []
+        why = ", ".join([f"{n} {r}" for r, n in top[:5]] + more)
         failed = f"{sums['rows_rejected']} of {sums['rows_read']} rows ({100 * share:.2f}%) failed validation"
         raise EtlError(f"{failed}, above --max-reject-fraction {max_fraction:g}: {why}; see {rejects}")
     if sums["rows_read"] and not sums["rows_written"]:
