@@ -80,7 +80,7 @@ class Rows:
         self.header, self.rows = lines[0], lines[1:]
         out = folder / "clean"
         out.mkdir()
-        command = [sys.executable, str(ROOT / "etl" / "etl.py"), "--input-dir", str(data.out_dir)]
+        command = [sys.executable, "-m", "etl", "--input-dir", str(data.out_dir)]
         command += ["--output-dir", str(out), "--input-url", "s3://rows/raw/Caravan.csv"]
         subprocess.run(command, check=True, capture_output=True)
         clean = (out / "full_data.csv").read_text(encoding="utf-8").splitlines()

@@ -236,9 +236,7 @@ def run_demo(
         ),
     ]
     if not render_cached():
-        progress.line(
-            "render", "first run since pipeline/ or etl/etl.py changed: the deploy function ships the"
-        )
+        progress.line("render", "first run since pipeline/ or etl/ changed: the deploy function ships the")
         progress.line(
             "render", "definition rendered by the SageMaker SDK (as sam build does): 10-40 s, then cached"
         )

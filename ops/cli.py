@@ -15,6 +15,7 @@ from ops import dlq
 from ops.retry import Retrier, parse_since
 from ops.status import WIDTH, Collector, as_json, execution_arn, render, render_one
 from ops.target import OpsError, Target, resolve
+from redrive.report import render as render_waiting
 
 PROG = "s3sm"
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
@@ -59,22 +60,18 @@ def cmd_retry(target: Target, args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(target: Target, args: argparse.Namespace) -> int:
-    report = dlq.report(target, max_messages=args.max)
-    if args.move:
-        moved = dlq.move(target, rate=args.rate)
-        if args.json:
-            print(json.dumps({"report": report.as_dict(), "move": moved}, indent=2, default=str))
-        else:
-            print(report.render())
+    rows = dlq.report(target, max_messages=args.max)
+    moved = dlq.move(target, rate=args.rate) if args.move else None
+    if args.json:
+        shown: dict[str, object] = {"waiting": [row.as_dict() for row in rows], "move": moved}
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+    else:
+        print(render_waiting(rows))
+        if moved:
             print(f"redrive started (StartMessageMoveTask), task {moved['task_handle']}")
-        return EXIT_OK
-    print(json.dumps(report.as_dict(), indent=2, default=str) if args.json else report.render())
-    waiting = report.read > 0
-    if waiting and not args.json:
-        print(
-            "nothing changed; `s3sm redrive --move` sends them back to the upload queue (SQS's own redrive)"
-        )
-    return EXIT_PARTIAL if waiting else EXIT_OK
+        elif rows:
+            print("nothing changed; `s3sm redrive --move` sends them back to the upload queue (SQS redrive)")
+    return EXIT_PARTIAL if rows and not moved else EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:

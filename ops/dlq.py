@@ -1,38 +1,49 @@
-"""``s3sm redrive``: what waits in the dead-letter queue and why (the trigger's dry-run report, which
-changes nothing), and with ``--move`` SQS's own redrive (StartMessageMoveTask) back to the upload queue."""
+"""``s3sm redrive``: what waits in the dead-letter queue and why (the trigger's dry-run report,
+:mod:`redrive.report`, which changes nothing), and with ``--move`` SQS's own redrive
+(StartMessageMoveTask) back to the upload queue."""
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from trigger.config import Config, TriggerMode
+from trigger.errors import ConfigError
 
 from ops.target import OpsError, Target, explain
-from redrive.replay import in_process
-from redrive.run import RedriveError, Report, redrive
+from redrive.report import ReportError, Row, waiting
 
 
-def report(target: Target, *, max_messages: int | None) -> Report:
-    """The dry-run report of the stack's dead-letter queue: every message, its keys and its recorded error."""
+def _prefix(target: Target, output: str) -> str | None:
+    """``raw/`` from ``RawDataUrl`` = ``s3://<bucket>/raw/``."""
+    url = target.outputs.get(output)
+    return url.split("/", 3)[3] if url and url.startswith("s3://") and url.count("/") >= 3 else None
+
+
+def judge(target: Target) -> Config:
+    """The trigger's settings as this stack has them: the report asks its rules about each message."""
+    given: dict[str, Any] = {
+        "raw_prefix": _prefix(target, "RawDataUrl"),
+        "clean_prefix": _prefix(target, "CleanDataUrl"),
+        "snapshot_prefix": _prefix(target, "SnapshotDataUrl"),
+        "marker_name": target.outputs.get("MarkerName"),
+    }
+    mode = target.outputs.get("TriggerMode")
+    if mode:
+        given["mode"] = TriggerMode(mode)
+    try:
+        return Config(target.output("PipelineName"), **{k: v for k, v in given.items() if v is not None})
+    except (ConfigError, ValueError) as exc:
+        raise OpsError(f"the stack's outputs do not make a trigger configuration: {exc}") from exc
+
+
+def report(target: Target, *, max_messages: int | None) -> list[Row]:
+    """One row per message waiting in the stack's dead-letter queue: runnable, skip or unreadable, and why."""
     queue = target.output("TriggerDeadLetterQueueUrl")
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            return redrive(
-                queue,
-                in_process(),  # never called: a dry run replays nothing
-                sqs=target.client("sqs"),
-                sagemaker=target.client("sagemaker"),
-                max_messages=max_messages,
-                dry_run=True,
-                wait_seconds=1,
-                target="nothing (dry run)",
-            )
-    except RedriveError as exc:
-        raise OpsError(f"reading the dead-letter queue {queue}: {exc}") from exc
-    except (ClientError, BotoCoreError) as exc:
-        raise explain(exc, f"reading the dead-letter queue {queue}") from exc
+        return waiting(queue, sqs=target.client("sqs"), max_messages=max_messages, config=judge(target))
+    except ReportError as exc:
+        raise OpsError(" ".join(str(exc).split())) from exc
 
 
 def move(target: Target, *, rate: int | None) -> dict[str, Any]:
@@ -55,4 +66,4 @@ def move(target: Target, *, rate: int | None) -> dict[str, Any]:
     return {"source": arn, "task_handle": handle}
 
 
-__all__ = ["move", "report"]
+__all__ = ["judge", "move", "report"]

@@ -210,16 +210,17 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
     """The human view: every line at most ``width`` wide, long values shortened in the middle."""
     pipeline = target.outputs.get("PipelineName", "?")
     bucket = target.outputs.get("DataBucketName")
-    oldest = (
-        "unknown, no CloudWatch datapoint"
-        if queues.oldest_seconds is None
-        else duration(queues.oldest_seconds)
-    )
+    if not queues.waiting and not queues.in_flight:
+        oldest = ""  # nothing waits: a 1-minute maximum from before would only mislead
+    elif queues.oldest_seconds is None:
+        oldest = " (oldest: unknown, no CloudWatch datapoint)"
+    else:
+        oldest = f" (oldest: {duration(queues.oldest_seconds)})"
     lines = [
         shorten(f"stack {target.stack} ({target.where})", width),
         shorten(f"pipeline {pipeline}, bucket {bucket or '?'}", width),
         shorten(
-            f"uploads waiting: {_count(queues.waiting)} (oldest: {oldest}); in flight or backing off: "
+            f"uploads waiting: {_count(queues.waiting)}{oldest}; in flight or backing off: "
             f"{_count(queues.in_flight)}; dead letters: {_count(queues.dead_letters)}"
             if queues.waiting is not None
             else "uploads waiting: - (the stack has no UploadQueueUrl output); "

@@ -57,21 +57,25 @@ def _sdk_environment(region: str) -> Iterator[None]:
     """A region for the parts of the SDK that read it from the environment, restored afterwards.
 
     Besides its import-time clients, ``ProcessingStep`` builds a ``LocalSession()`` from the default
-    configuration chain: no argument reaches it. The SDK's compile-time ``SyntaxWarning`` noise and its
+    configuration chain: no argument reaches it. Rendering sends nothing anywhere, so botocore's
+    credential chain is kept from probing the EC2 instance metadata address on a machine without
+    credentials (``AWS_EC2_METADATA_DISABLED``). The SDK's compile-time ``SyntaxWarning`` noise and its
     "no job is started in a PipelineSession" ``UserWarning`` are silenced.
     """
-    saved = os.environ.get("AWS_DEFAULT_REGION")
-    os.environ["AWS_DEFAULT_REGION"] = region
+    values = {"AWS_DEFAULT_REGION": region, "AWS_EC2_METADATA_DISABLED": "true"}
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module=r"sagemaker\.")
             yield
     finally:
-        if saved is None:
-            os.environ.pop("AWS_DEFAULT_REGION", None)
-        else:
-            os.environ["AWS_DEFAULT_REGION"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 with _sdk_environment(RENDER_REGION):

@@ -34,7 +34,7 @@ def clean_rows(folder: Path, rows: int) -> tuple[str, list[str], str, list[str]]
     data = generate(folder / "in", layout="named", rows=rows, seed=9)
     out = folder / "out"
     out.mkdir()
-    command = [sys.executable, str(ROOT / "etl" / "etl.py"), "--input-dir", str(data.out_dir)]
+    command = [sys.executable, "-m", "etl", "--input-dir", str(data.out_dir)]
     subprocess.run([*command, "--output-dir", str(out), "--input-url", "s3://b/raw/Caravan.csv"], check=True)
     raw = (data.out_dir / "Caravan.csv").read_text(encoding="utf-8").splitlines()
     clean = (out / "full_data.csv").read_text(encoding="utf-8").splitlines()

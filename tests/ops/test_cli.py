@@ -438,3 +438,84 @@ def test_redrive_move_on_the_local_runtime_says_it_cannot(stubs: Stubs) -> None:
     local = Target("local", REGION, OUTPUTS, endpoint="http://127.0.0.1:1", local=True, session=stubs)
     with pytest.raises(OpsError, match="moto does not implement StartMessageMoveTask"):
         dlq.move(local, rate=None)
+
+
+def test_an_empty_queue_shows_no_stale_age(target: Target) -> None:
+    from ops.status import Queues
+
+    text = render(target, [], Queues(waiting=0, in_flight=0, oldest_seconds=75.0, dead_letters=0))
+    assert text.splitlines()[2] == "uploads waiting: 0; in flight or backing off: 0; dead letters: 0"
+
+
+def test_a_stack_the_local_runtime_does_not_have_is_one_line(
+    no_runtime: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = {"endpoint": "http://127.0.0.1:1", "region": "us-east-1", "pid": os.getpid()}
+    no_runtime.write_text(json.dumps({**state, "stacks": [{"name": "s3-sagemaker-trigger-local"}]}))
+    code, _, err = run_main(["status", "--local", "--stack", "nope"], capsys)
+    assert (code, err) == (
+        2,
+        "s3sm: error: the local runtime has no stack nope (it has: s3-sagemaker-trigger-local)\n",
+    )
+
+
+def test_redrive_reports_each_dead_letter_with_the_stacks_own_rules_and_releases_it(
+    stubs: Stubs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stack in marker mode under landing/, and two dead letters: an upload and a stray key
+    outputs = {
+        **OUTPUTS,
+        "RawDataUrl": f"s3://{BUCKET}/landing/",
+        "CleanDataUrl": f"s3://{BUCKET}/clean/",
+        "SnapshotDataUrl": f"s3://{BUCKET}/snapshot/",
+        "TriggerMode": "marker",
+        "MarkerName": "_SUCCESS",
+    }
+    stack = Target("prod", REGION, outputs, session=stubs)
+
+    def message(n: int, key: str) -> dict[str, Any]:
+        record = {
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": BUCKET}, "object": {"key": key, "size": 1, "sequencer": f"0{n}"}},
+        }
+        return {
+            "MessageId": f"m{n}",
+            "ReceiptHandle": f"h{n}",
+            "Body": json.dumps({"Records": [record]}),
+            "Attributes": {"SentTimestamp": "1764580000000", "ApproximateReceiveCount": "293"},
+        }
+
+    receive = {
+        "QueueUrl": DEAD_LETTERS,
+        "MaxNumberOfMessages": 10,
+        "VisibilityTimeout": 30,
+        "WaitTimeSeconds": 0,
+        "MessageSystemAttributeNames": ["All"],
+    }
+    sqs = stubs["sqs"]
+    sqs.add_response(
+        "receive_message",
+        {"Messages": [message(1, "landing/day1/_SUCCESS"), message(2, "landing/day1/a.csv")]},
+        receive,
+    )
+    sqs.add_response("receive_message", {"Messages": []}, receive)
+    releases = [
+        {"Id": "0", "ReceiptHandle": "h1", "VisibilityTimeout": 0},
+        {"Id": "1", "ReceiptHandle": "h2", "VisibilityTimeout": 0},
+    ]
+    sqs.add_response(
+        "change_message_visibility_batch",
+        {"Successful": [{"Id": "0"}, {"Id": "1"}], "Failed": []},
+        {"QueueUrl": DEAD_LETTERS, "Entries": releases},
+    )
+    # When redrive reports them
+    code = cli.cmd_redrive(stack, cli.parser().parse_args(["redrive", "--json"]))
+    # Then the marker is runnable and the data file a skip (marker mode), and nothing was moved
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert [(r["key"], r["verdict"]) for r in shown["waiting"]] == [
+        ("landing/day1/_SUCCESS", "runnable"),
+        ("landing/day1/a.csv", "skip"),
+    ]
+    assert shown["move"] is None

@@ -208,9 +208,37 @@ def test_retry_runs_a_failed_execution_again_and_leaves_others_alone(
     )
 
 
-def test_redrive_reports_an_empty_dead_letter_queue(
-    state: dict[str, Any], capsys: pytest.CaptureFixture[str]
+def test_redrive_reports_what_waits_in_the_dead_letter_queue_and_moves_nothing(
+    runtime: Runtime, state: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given an empty dead-letter queue, then one upload in it (as SQS moves it: the S3 notification)
     code, out, err = s3sm(["redrive", "--json"], capsys)
-    assert (code, err) == (0, "")
-    assert json.loads(out)["read"] == 0
+    assert (code, err, json.loads(out)) == (0, "", {"waiting": [], "move": None})
+    queue = runtime.stacks[0].outputs["TriggerDeadLetterQueueUrl"]
+    bucket = runtime.stacks[0].ref("DataBucket")
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "bucket": {"name": bucket},
+            "object": {"key": "raw/ops/late.csv", "size": 10, "sequencer": "00AB"},
+        },
+    }
+    boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps({"Records": [record]}))
+    # When redrive reports it
+    code, out, err = s3sm(["redrive", "--json"], capsys)
+    # Then it is runnable (a redrive would start it), and it is still there
+    assert (code, err) == (1, "")
+    (row,) = json.loads(out)["waiting"]
+    assert (row["verdict"], row["key"], row["bucket"]) == ("runnable", "raw/ops/late.csv", bucket)
+    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert (
+        int(attributes["ApproximateNumberOfMessages"])
+        + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        == 1
+    )
+    code, _, err = s3sm(["redrive", "--move"], capsys)
+    assert code == 2
+    assert "moto does not implement StartMessageMoveTask" in err

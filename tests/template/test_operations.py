@@ -241,6 +241,9 @@ def test_the_outputs_give_the_topic_and_the_dashboards_url(template: dict[str, A
         "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}"
     )
     assert url.endswith("#dashboards:name=${OperationsDashboard}")
+    # what s3sm redrive judges dead letters with, besides the prefixes' outputs
+    assert outputs["TriggerMode"]["Value"] == {"Ref": "TriggerMode"}
+    assert outputs["MarkerName"]["Value"] == {"Ref": "MarkerName"}
 
 
 def test_the_new_parameters_are_grouped_for_the_console(template: dict[str, Any]) -> None:
