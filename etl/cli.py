@@ -20,7 +20,7 @@ from etl.read import blocks
 
 def process(out: outputs.Outputs, info: FileInfo, stats: dict[str, Any], tg: clean.Targets | None) -> None:
     """Every block of one data file (with its targets, for eval rows) through the rules into the outputs."""
-    started, out.current = time.monotonic(), info.name
+    started = time.monotonic()
     for block in blocks(info):
         codes, rejects = clean.check(block, info, tg)
         out.write(stats, clean.render(codes), rejects)

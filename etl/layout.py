@@ -1,5 +1,4 @@
-"""Which files a run reads, what each one is (by content; by name only where content cannot tell), and
-in which order: the labelled files, then each eval file with its targets file."""
+"""Which files a run reads, what each one is (by content; by name where content cannot tell), and in order."""
 
 import os
 from collections import Counter
@@ -210,10 +209,8 @@ def check_dictionary(info: FileInfo) -> None:
     """The data dictionary must name the same columns, in the same order, as the rules."""
     with opened(info) as stream:
         text = stream.read(4 * 1024 * 1024).decode("cp1252", "replace")  # the UCI file's encoding
-    found: dict[int, str] = {}
-    for parts in (line.strip().strip('"').split() for line in text.splitlines()):
-        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isupper() and parts[1].isalnum():
-            found.setdefault(int(parts[0]), parts[1])
+    rows = [p for p in (line.strip().strip('"').split() for line in text.splitlines()) if len(p) >= 2]
+    found = {int(p[0]): p[1] for p in reversed(rows) if p[0].isdigit() and p[1].isupper() and p[1].isalnum()}
     if not found:
         what = f"expected the dictionary.txt / col_info.csv that describes the {N_COLUMNS} columns"
         raise bad(info, f"not a COIL 2000 data dictionary (no 'Nr Name Description' lines); {what}")

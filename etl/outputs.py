@@ -1,5 +1,4 @@
-"""The outputs: ``full_data.csv`` (pyarrow's CSV writer), ``rejects.csv`` (the csv module), the report;
-each written to a temporary file renamed into place at the end."""
+"""The outputs (docs/etl.md), each written to a temporary file renamed into place at the end."""
 
 import csv
 import io
@@ -86,7 +85,7 @@ class Outputs:
         self.writer = pv.CSVWriter(data, SCHEMA, write_options=pv.WriteOptions(include_header=False))
         self.rejects_file = open(self.tmp["rejects"], "w", encoding="utf-8", newline="")  # noqa: SIM115
         self.rejects = csv.writer(self.rejects_file, lineterminator="\n")
-        self.data, self.rows, self.current = data, 0, ""
+        self.data, self.rows = data, 0
         self.rejects.writerow(["source_file", "line", "reason", "row"])
         self.started = self.last = time.monotonic()
         self.thread, self.pending = ThreadPoolExecutor(max_workers=1), Future[None]()
@@ -105,7 +104,7 @@ class Outputs:
         self.rows += batch.num_rows + len(rejects)
         if (now := time.monotonic()) - self.last >= self.progress_seconds:
             self.last, rate = now, self.rows / max(now - self.started, 1e-9)
-            LOG.info("progress: %d rows done (%.0f rows/s), file %s", self.rows, rate, self.current)
+            LOG.info("progress: %d rows done (%.0f rows/s), file %s", self.rows, rate, stats["path"])
 
     def close(self, keep: tuple[str, ...]) -> None:
         """Close both files; rename the `keep` ones into place, remove the others."""

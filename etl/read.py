@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.csv as pv
 
 from etl.layout import FileInfo, bad, opened
+from etl.rules import N_COLUMNS
 
-BLOCK_BYTES = 1 << 19  # of input a block: memory stays flat whatever the file's size
+BLOCK_BYTES = 1 << 19  # of input a block of full rows (fewer for fewer fields): memory stays flat
 
 
 class Block(NamedTuple):
@@ -31,7 +32,8 @@ def blocks(info: FileInfo) -> Iterator[Block]:
 
     names = [str(i) for i in range(info.ncols + info.tab_end)]
     read = pv.ReadOptions(column_names=names, skip_rows=info.header_lines, encoding="latin-1")
-    read.use_threads, read.block_size = False, BLOCK_BYTES  # one thread: the invalid rows' line numbers
+    read.use_threads = False  # one thread: the invalid rows' line numbers
+    read.block_size = max(BLOCK_BYTES * info.ncols // N_COLUMNS, 1 << 16)  # a block holds as many rows
     parse = pv.ParseOptions(delimiter=info.delimiter, ignore_empty_lines=False, invalid_row_handler=invalid)
     convert = pv.ConvertOptions(column_types=dict.fromkeys(names, pa.binary()))
     line, sep = info.header_lines + 1, info.delimiter.encode()  # line: the first one not handed out
@@ -45,7 +47,7 @@ def blocks(info: FileInfo) -> Iterator[Block]:
                 yield Block(batch.columns[: info.ncols] if batch else [], lines, rows)
         except pa.ArrowInvalid as exc:  # "straddling": a row is longer than a block (the one after `line`)
             at = max([line, *(o[0] + 1 for o in odd)])
-            long = f"line {at} is longer than {BLOCK_BYTES} bytes; expected rows of a few hundred"
+            long = f"line {at} is longer than {read.block_size} bytes; expected rows of a few hundred"
             raise bad(info, long if "straddl" in str(exc) else f"not valid CSV ({exc})") from exc
 
 
