@@ -138,10 +138,9 @@ def sniff(info: FileInfo) -> FileInfo:
     info.header_lines = at + 1 if info.header in ("numbered", "named") else 0
     rows = [line.rstrip(b" ") for line in lines[info.header_lines :] if line.strip(b" \t,")][:200]
     info.tab_end = info.delimiter == "\t" and all(row.endswith(b"\t") for row in rows)
-    rows = [row.rstrip(b" \t") for row in rows]
     if not rows:
         raise bad(info, f"no data rows, only a header; {EXPECTED}")
-    widths = Counter(len(row.split(info.delimiter.encode())) for row in rows)
+    widths = Counter(len(row.rstrip(b" \t").split(info.delimiter.encode())) for row in rows)
     info.ncols = max(widths, key=lambda n: (widths[n], n))  # the usual width, whatever a bad row says
     if info.ncols not in ROLES:
         raise bad(info, f"unknown file shape: rows have {info.ncols} {kind}-separated fields; {EXPECTED}")
@@ -154,22 +153,20 @@ def sniff(info: FileInfo) -> FileInfo:
 
 def known(info: FileInfo, fields: list[str]) -> bool:
     """Set the layout (and header) the first line shows; whether it is a header or a target word."""
-    n, target, upper = len(fields), (CODES[-1], *TARGET_WORDS), [f.upper() for f in fields]
-    words = [t for t in TARGET_WORDS.values() if n == 1 and fields[0] in code_table(t)[1]]
-    codes = n in (N_FEATURES, N_COLUMNS) and upper[:N_FEATURES] == list(CODES[:N_FEATURES])
-    info.layout = "uci" if info.delimiter == "\t" else "csv"
-    if n in (N_FEATURES, N_COLUMNS) and upper == [str(i) for i in range(n)]:
-        info.header, info.layout = "numbered", "seed"
-    elif upper == ["0"]:
-        info.header, info.layout = "numbered?", "seed"
-    elif codes or (n == 1 and upper[0] in target):
+    n, upper, target = len(fields), [f.upper() for f in fields], (CODES[-1], *TARGET_WORDS)
+    wide, info.layout = n in (N_FEATURES, N_COLUMNS), "uci" if info.delimiter == "\t" else "csv"
+    if upper == ["0"] or (wide and upper == [str(i) for i in range(n)]):  # "0": gt.csv's header, or a target
+        info.header, info.layout = "numbered" if wide else "numbered?", "seed"
+    elif (wide and upper[:N_FEATURES] == list(CODES[:N_FEATURES])) or (n == 1 and upper[0] in target):
         if n == N_COLUMNS and upper[-1] not in target:
             names = " or ".join([CODES[-1], *(w.title() for w in TARGET_WORDS)])
             raise bad(info, f"unrecognised last header field {upper[-1]!r}; expected {names}")
         info.header, info.layout, info.words = "named", "named", TARGET_WORDS.get(upper[-1])
-    elif words:  # a headerless targets file of words (Yes/No)
-        info.words = words[0]
-    return info.header is not None or bool(words)
+    else:  # a headerless targets file of words (Yes/No)
+        info.words = next(
+            (t for t in TARGET_WORDS.values() if n == 1 and fields[0] in code_table(t)[1]), None
+        )
+    return info.header is not None or info.words is not None
 
 
 @dataclass
