@@ -1,5 +1,4 @@
-"""Checking and decoding blocks of rows by the rules, with pyarrow.compute and numpy: each value is looked
-up among the canonical codes (or a code table's words); only the few others are parsed one by one."""
+"""Checking and decoding blocks of rows by the rules, with pyarrow.compute and numpy."""
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.layout import FileInfo
+from etl.layout import EtlError, FileInfo
 from etl.read import Block, blocks
 from etl.rules import CLEAN_NAMES, COLUMNS, N_COLUMNS, N_FEATURES, Column, code_table
 
@@ -20,8 +19,8 @@ SCHEMA = pa.schema([(n, pa.string() if i in LABELS else pa.int32()) for i, n in 
 Reject = tuple[int, bytes, str, str]  # line, the row as read, reason, category
 
 
-def original(field: bytes) -> bytes:
-    return field.decode("utf-8").encode("latin-1")  # the file's bytes of a field read as latin-1
+def original(field: bytes) -> bytes:  # the file's bytes of a field read as latin-1
+    return field.decode("utf-8").encode("latin-1")
 
 
 def parse(raw: bytes, words: tuple[str, ...] | None, first: int) -> int:
@@ -39,7 +38,8 @@ def parse(raw: bytes, words: tuple[str, ...] | None, first: int) -> int:
 
 
 def column_codes(columns: list[pa.Array], words: str | None = None) -> np.ndarray:
-    """Each value's code (or MISSING / NOT_CODE / HUGE), one row a column: one lookup for them all."""
+    """Each value's code (or MISSING / NOT_CODE / HUGE), one row a column: one lookup among the canonical
+    codes (or a code table's words) for them all; only the few others are parsed one by one."""
     first, labels = code_table(words) if words else (0, None)
     values = pa.chunked_array(columns, pa.binary())
     index = pc.index_in(values, value_set=pa.array(labels) if labels else TOKENS).combine_chunks()
@@ -50,9 +50,7 @@ def column_codes(columns: list[pa.Array], words: str | None = None) -> np.ndarra
 
 
 def block_codes(block: Block, info: FileInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(codes, line numbers, positions in the block) of the rows with the right field count, not blank.
-
-    The codes have a column for every column of the rules (an eval file's target is left MISSING)."""
+    """(codes of every column of the rules, line numbers, positions in the block) of the non-blank rows."""
     transposed = np.full((N_COLUMNS, len(block.lines)), MISSING, dtype=np.int32)  # columns contiguous
     if block.columns:
         transposed[:N_FEATURES] = column_codes(block.columns[:N_FEATURES])
@@ -111,37 +109,32 @@ def render(codes: np.ndarray) -> pa.RecordBatch:
 class Targets:
     """A targets file's codes in row order, one byte a row: -1 for a bad target, whose reason is kept."""
 
-    def __init__(self, info: FileInfo) -> None:
-        self.info, self.at, self.problems, parts = info, 0, {}, list[np.ndarray]()
+    def __init__(self, info: FileInfo, of: FileInfo) -> None:
+        self.info, self.of, self.at, self.problems, parts = info, of, 0, {}, [np.zeros(0, np.int8)]
         for block in blocks(info):
-            codes = column_codes(block.columns, info.words)[0] if block.columns else block.lines
+            raw = block.columns[0] if block.columns else pa.array([], pa.binary())
+            codes, done = column_codes([raw], info.words)[0], sum(len(p) for p in parts)
             rows = np.flatnonzero(codes != MISSING)  # not an empty line
-            codes, lines = codes[rows], block.lines[rows]
-            every = np.concatenate([lines, np.array([o[0] for o in block.odd], dtype=np.int64)])
-            values = np.concatenate([codes, np.full(len(block.odd), WRONG)])[order := np.argsort(every)]
+            lines = np.concatenate([block.lines[rows], np.array([o[0] for o in block.odd], dtype=np.int64)])
+            values = np.concatenate([codes[rows], np.full(len(block.odd), WRONG)])[order := np.argsort(lines)]
             bad = (values < LO[-1]) | (values > HI[-1])
-            raw = (
-                dict(zip(lines.tolist(), block.columns[0].take(rows).to_pylist(), strict=True))
-                if block.columns and bad.any()
-                else {}
-            )
-            for k, line in zip(np.flatnonzero(bad).tolist(), every[order][bad].tolist(), strict=True):
-                wrong = next((n for at, _, n in block.odd if at == line), None)
-                text, category = (
-                    (f"expected 1 field, found {wrong}", "target: wrong number of fields") if wrong
-                    else problem(COLUMNS[-1], int(values[k]), original(raw[line]), info.words)
-                )  # fmt: skip
-                self.problems[sum(len(p) for p in parts) + k] = (f"{info.name} line {line}: {text}", category)
+            fields = [*raw.take(rows).to_pylist(), *(o[2] for o in block.odd)] if bad.any() else []
+            for k, i in zip(np.flatnonzero(bad).tolist(), order[bad].tolist(), strict=True):
+                v = int(values[k])
+                found = problem(COLUMNS[-1], v, original(fields[i]), info.words) if v != WRONG else None
+                text, category = found or (
+                    f"expected 1 field, found {fields[i]}",
+                    "target: wrong number of fields",
+                )
+                self.problems[done + k] = (f"{info.name} line {lines[i]}: {text}", category)
             parts.append(np.where(bad, -1, values).astype(np.int8))
-        self.codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
+        self.codes = np.concatenate(parts)
 
     def take(self, n: int) -> int:
-        """Hand out the next n targets: the index of the first one."""
+        """Hand out the next n targets (for the rows of the eval file `of`): the index of the first one."""
         if self.at + n > len(self.codes):
-            raise TargetsShort(len(self.codes))
+            rows = sum(len(block_codes(b, self.of)[1]) + len(b.odd) for b in blocks(self.of))
+            has = f"has {rows} rows but its targets file {self.info.name} has only {len(self.codes)}"
+            raise EtlError(f"{self.of.name} {has}; expected one target per eval row")
         self.at += n
         return self.at - n
-
-
-class TargetsShort(Exception):
-    """The targets file ran out before the eval rows did (args: how many targets it has)."""

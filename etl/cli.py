@@ -1,11 +1,5 @@
-"""Clean the COIL 2000 insurance data: the processing step of the pipeline.
-
-    python -m etl --input-dir D --output-dir O [--input-url URL] [--max-reject-fraction 0.01]
-
-Reads the files it recognises in D, checks every value by the rules (etl/rules.py), writes
-``full_data.csv``, ``rejects.csv`` and ``report.json`` to O (docs/etl.md). Exit 0; 1 (bad input, too
-many rejects) or 2 (bad arguments), with one line on stderr saying why.
-"""
+"""Clean the COIL 2000 insurance data by the rules in etl/rules.py: the processing step (docs/etl.md).
+Exit 0; 1 (bad input, too many rejects) or 2 (bad arguments), with one line on stderr saying why."""
 
 import argparse
 import contextlib
@@ -13,7 +7,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +20,15 @@ from etl.read import blocks
 
 def process(out: outputs.Outputs, info: FileInfo, stats: dict[str, Any], tg: clean.Targets | None) -> None:
     """Every block of one data file (with its targets, for eval rows) through the rules into the outputs."""
-    started, out.current = time.monotonic(), info.name
-    try:
-        for block in blocks(info):
-            codes, rejects = clean.check(block, info, tg)
-            out.write(stats, clean.render(codes), rejects)
-    except clean.TargetsShort as short:
-        rows = stats["rows_read"] + sum(len(clean.block_codes(b, info)[1]) + len(b.odd) for b in blocks(info))
-        has = f"has {rows} rows but its targets file {tg.info.name} has only {short.args[0]}"  # type: ignore[union-attr]
-        raise EtlError(f"{info.name} {has}; expected one target per eval row") from None
+    started = time.monotonic()
+    for block in blocks(info):
+        codes, rejects = clean.check(block, info, tg)
+        out.write(stats, clean.render(codes), rejects)
     if tg is not None and len(tg.codes) > tg.at:
         more = f"has {len(tg.codes) - tg.at} more rows than its eval file {info.name} ({stats['rows_read']}"
         raise EtlError(f"{tg.info.name} {more} rows); expected one target per eval row")
     stats["seconds"] = round(time.monotonic() - started, 3)
-    counts = [stats[k] for k in ("rows_read", "rows_written", "rows_rejected")]
-    outputs.LOG.info("%s: %d rows read, %d written, %d rejected", info.name, *counts)
+    outputs.LOG.info("%s: %d rows read, %d written, %d rejected", info.name, *map(stats.get, outputs.COUNTS))
 
 
 def plan(opts: argparse.Namespace, hosts: list[str], report: dict[str, Any]) -> layout.Plan:
@@ -56,11 +44,10 @@ def plan(opts: argparse.Namespace, hosts: list[str], report: dict[str, Any]) -> 
     what = "only the data dictionary" if work.dictionaries else "no data files"
     if len(hosts) <= 1:
         raise EtlError(f"{opts.input_dir}: empty input ({what}{ignored}); {layout.EXPECTED}")
-    wanted, went = layout.object_name(opts.input_url), "(ShardedByS3Key sends each object to one instance)"
-    report["note"] = f"this instance received no data files (one of {len(hosts)} instances)"
+    wanted, some = layout.object_name(opts.input_url), f"of the {len(hosts)} instances"
+    report["note"] = f"this instance received no data files (one {some})"
     if wanted is not None and not infos:
-        report["note"] = f"this instance received no object: the input object {wanted} went to another of "
-        report["note"] += f"the {len(hosts)} instances {went}"
+        report["note"] = f"this instance received no object: the input object {wanted} went to another {some}"
     return work
 
 
@@ -78,7 +65,7 @@ def run(opts: argparse.Namespace, report: dict[str, Any]) -> None:
             process(out, info, files[-1], None)
         for ev, tg in work.pairs:
             files += [outputs.file_stats(ev, EVAL, tg.name), outputs.file_stats(tg, layout.TARGETS, ev.name)]
-            process(out, ev, files[-2], targets := clean.Targets(tg))
+            process(out, ev, files[-2], targets := clean.Targets(tg, ev))
             files[-1].update(rows_read=len(targets.codes), rows_written=files[-2]["rows_written"])
         keep = ("rejects",)
         outputs.totals(report, opts.max_reject_fraction)
@@ -103,19 +90,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return opts
 
 
-def stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     opts, started, code = parse_args(argv), time.monotonic(), 0
     with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc keeps its default
         pa.set_memory_pool(pa.jemalloc_memory_pool())
         pa.jemalloc_set_decay_ms(0)  # freed pages go back at once: the peak stays flat over a long run
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
+    stamp: Callable[[], str] = lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # noqa: E731
     report: dict[str, Any] = {"status": "failed", "input_dir": str(opts.input_dir), "files": []}
-    report |= {"input_url": opts.input_url, "output_dir": str(opts.output_dir)}
-    report |= {"max_reject_fraction": opts.max_reject_fraction, "started_at": stamp()}
+    report |= {"input_url": opts.input_url, "output_dir": str(opts.output_dir), "started_at": stamp()}
+    report["max_reject_fraction"] = opts.max_reject_fraction
     try:
         run(opts, report)
         report["status"] = "succeeded"

@@ -1,14 +1,16 @@
-"""Which files a run reads, what each one is (by content; by name only where content cannot tell), and
-in which order: the labelled files, then each eval file with its targets file."""
+"""Which files a run reads, what each one is (by content; by name where content cannot tell), and in order."""
 
 import os
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
-from etl.rules import CODES, COLUMNS, N_COLUMNS, N_FEATURES, TARGET_WORDS
+from etl.rules import CODES, COLUMNS, N_COLUMNS, N_FEATURES, TARGET_WORDS, code_table
 
 LABELLED, EVAL, TARGETS, DICTIONARY = "labelled", "eval", "targets", "dictionary"
 ROLES = {N_COLUMNS: LABELLED, N_FEATURES: EVAL, 1: TARGETS}
@@ -42,30 +44,28 @@ class FileInfo:
     ncols: int = 0
     header: str | None = None  # numbered | named | "numbered?" (gt.csv's "0": decided when paired)
     header_lines: int = 0  # the physical lines down to the header
+    tab_end: bool = False  # the rows end in a tab, which is not a field (as the old reader had it)
     words: str | None = None  # the code table the target's words are read through (TARGET_WORDS)
 
-    @property
-    def stem(self) -> str:
-        return self.name.rsplit("/", 1)[-1].lower().removesuffix(".gz").rsplit(".", 1)[0]
-
-    @property
-    def folder(self) -> str:
-        return self.name.rpartition("/")[0]
+    def __post_init__(self) -> None:
+        self.folder, _, base = self.name.rpartition("/")
+        self.stem = base.lower().removesuffix(".gz").rsplit(".", 1)[0]
 
 
-def bad(info: FileInfo, message: str) -> EtlError:
+def bad(info: FileInfo, message: str) -> EtlError:  # the one-line error of a file
     return EtlError(f"{info.name}: {message}")
 
 
-def open_stream(info: FileInfo) -> pa.NativeFile:
-    stream = pa.input_stream(str(info.path), compression="gzip" if info.gzip else None)
-    stream.read(len(BOM) if info.bom else 0)
-    return stream
-
-
-def read_failed(info: FileInfo, exc: Exception) -> EtlError:
-    gz = "; expected a valid gzip file" if info.gzip else ""
-    return bad(info, f"cannot be read{' as gzip' * info.gzip} ({exc}){gz}")
+@contextmanager
+def opened(info: FileInfo) -> Iterator[pa.NativeFile]:
+    """The file's text (gunzipped, past a BOM); a read error, there or while reading, is a one-line error."""
+    try:
+        with pa.input_stream(str(info.path), compression="gzip" if info.gzip else None) as stream:
+            stream.read(len(BOM) if info.bom else 0)
+            yield stream
+    except OSError as exc:
+        gz = "; expected a valid gzip file" if info.gzip else ""
+        raise bad(info, f"cannot be read{' as gzip' * info.gzip} ({exc}){gz}") from exc
 
 
 def object_name(input_url: str | None) -> str | None:
@@ -73,9 +73,7 @@ def object_name(input_url: str | None) -> str | None:
     return input_url.rsplit("/", 1)[-1] if input_url and not input_url.endswith("/") else None
 
 
-def discover(
-    folder: Path, input_url: str | None, sharded: bool
-) -> tuple[list[FileInfo], list[dict[str, str]]]:
+def discover(folder: Path, input_url: str | None, sharded: bool) -> tuple[list[FileInfo], list[Any]]:
     """The data files (sorted) and the files ignored, with why. With several instances (sharded), an
     input object that is not here went to another one: an empty shard, not an error."""
     if not folder.is_dir():
@@ -109,11 +107,8 @@ def read_sample(info: FileInfo) -> list[bytes]:
     if magic == ZIP:
         raise bad(info, "is a zip archive; expected the data files themselves (plain or gzip)")
     info.gzip = magic[:2] == GZIP
-    try:
-        with open_stream(info) as stream:
-            sample: bytes = stream.read(SAMPLE)
-    except OSError as exc:
-        raise read_failed(info, exc) from exc
+    with opened(info) as stream:
+        sample: bytes = stream.read(SAMPLE)
     info.bom, text = sample.startswith(BOM), sample.removeprefix(BOM)
     if b"\x00" in text or len(text.translate(None, bytes([9, 10, 13, *range(32, 127)]))) > len(text) // 10:
         raise bad(info, f"binary content, not text; {EXPECTED}")
@@ -137,14 +132,15 @@ def sniff(info: FileInfo) -> FileInfo:
     info.delimiter, kind = ("\t", "tab") if b"\t" in first else (",", "comma")
     fields = [f.strip().strip('"').strip() for f in first.decode("latin-1").split(info.delimiter)]
     digits = sum(f.lstrip("+-").isdigit() for f in fields)
-    if not header(info, [f.upper() for f in fields]) and (2 * digits < len(fields) or fields == [""]):
+    if not known(info, fields) and (2 * digits < len(fields) or fields == [""]):
         shown = f"{first[:80].decode('latin-1')!r} ({len(fields)} {kind}-separated fields)"
         raise bad(info, f"unrecognised first line {shown}; {EXPECTED}")
     info.header_lines = at + 1 if info.header in ("numbered", "named") else 0
-    rows = [line.rstrip(b" \t") for line in lines[info.header_lines :] if line.strip(b" \t,")][:200]
+    rows = [line.rstrip(b" ") for line in lines[info.header_lines :] if line.strip(b" \t,")][:200]
+    info.tab_end = info.delimiter == "\t" and all(row.endswith(b"\t") for row in rows)
     if not rows:
         raise bad(info, f"no data rows, only a header; {EXPECTED}")
-    widths = Counter(len(row.split(info.delimiter.encode())) for row in rows)
+    widths = Counter(len(row.rstrip(b" \t").split(info.delimiter.encode())) for row in rows)
     info.ncols = max(widths, key=lambda n: (widths[n], n))  # the usual width, whatever a bad row says
     if info.ncols not in ROLES:
         raise bad(info, f"unknown file shape: rows have {info.ncols} {kind}-separated fields; {EXPECTED}")
@@ -155,21 +151,22 @@ def sniff(info: FileInfo) -> FileInfo:
     return info
 
 
-def header(info: FileInfo, upper: list[str]) -> bool:
-    """Set the layout (and header) the first line shows; whether it is a header."""
-    n, target = len(upper), (CODES[-1], *TARGET_WORDS)
-    codes = n in (N_FEATURES, N_COLUMNS) and upper[:N_FEATURES] == list(CODES[:N_FEATURES])
-    info.layout = "uci" if info.delimiter == "\t" else "csv"
-    if n in (N_FEATURES, N_COLUMNS) and upper == [str(i) for i in range(n)]:
-        info.header, info.layout = "numbered", "seed"
-    elif upper == ["0"]:
-        info.header, info.layout = "numbered?", "seed"
-    elif codes or (n == 1 and upper[0] in target):
+def known(info: FileInfo, fields: list[str]) -> bool:
+    """Set the layout (and header) the first line shows; whether it is a header or a target word."""
+    n, upper, target = len(fields), [f.upper() for f in fields], (CODES[-1], *TARGET_WORDS)
+    wide, info.layout = n in (N_FEATURES, N_COLUMNS), "uci" if info.delimiter == "\t" else "csv"
+    if upper == ["0"] or (wide and upper == [str(i) for i in range(n)]):  # "0": gt.csv's header, or a target
+        info.header, info.layout = "numbered" if wide else "numbered?", "seed"
+    elif (wide and upper[:N_FEATURES] == list(CODES[:N_FEATURES])) or (n == 1 and upper[0] in target):
         if n == N_COLUMNS and upper[-1] not in target:
             names = " or ".join([CODES[-1], *(w.title() for w in TARGET_WORDS)])
             raise bad(info, f"unrecognised last header field {upper[-1]!r}; expected {names}")
         info.header, info.layout, info.words = "named", "named", TARGET_WORDS.get(upper[-1])
-    return info.header is not None
+    else:  # a headerless targets file of words (Yes/No)
+        info.words = next(
+            (t for t in TARGET_WORDS.values() if n == 1 and fields[0] in code_table(t)[1]), None
+        )
+    return info.header is not None or info.words is not None
 
 
 @dataclass
@@ -207,15 +204,10 @@ def make_plan(infos: list[FileInfo], hosts: int) -> Plan:
 
 def check_dictionary(info: FileInfo) -> None:
     """The data dictionary must name the same columns, in the same order, as the rules."""
-    try:
-        with open_stream(info) as stream:
-            text = stream.read(4 * 1024 * 1024).decode("cp1252", "replace")  # the UCI file's encoding
-    except OSError as exc:
-        raise read_failed(info, exc) from exc
-    found: dict[int, str] = {}
-    for parts in (line.strip().strip('"').split() for line in text.splitlines()):
-        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isupper() and parts[1].isalnum():
-            found.setdefault(int(parts[0]), parts[1])
+    with opened(info) as stream:
+        text = stream.read(4 * 1024 * 1024).decode("cp1252", "replace")  # the UCI file's encoding
+    rows = [p for p in (line.strip().strip('"').split() for line in text.splitlines()) if len(p) >= 2]
+    found = {int(p[0]): p[1] for p in reversed(rows) if p[0].isdigit() and p[1].isupper() and p[1].isalnum()}
     if not found:
         what = f"expected the dictionary.txt / col_info.csv that describes the {N_COLUMNS} columns"
         raise bad(info, f"not a COIL 2000 data dictionary (no 'Nr Name Description' lines); {what}")

@@ -1,5 +1,4 @@
-"""The outputs: ``full_data.csv`` (pyarrow's CSV writer), ``rejects.csv`` (the csv module), the report.
-The CSV files go to temporary files renamed into place at the end: a failed run leaves no full_data."""
+"""The outputs (docs/etl.md), each written to a temporary file renamed into place at the end."""
 
 import csv
 import io
@@ -27,9 +26,7 @@ COUNTS = ("rows_read", "rows_written", "rows_rejected")
 def output_names(host: str | None, hosts: list[str]) -> dict[str, str]:
     """With several instances, each names its files after its host."""
     tail = f"-{host}" if host and len(hosts) > 1 else ""
-    return {
-        k: f"{k}{tail}.{ext}" for k, ext in (("full_data", "csv"), ("rejects", "csv"), ("report", "json"))
-    }
+    return {k: f"{k}{tail}.{'json' if k == 'report' else 'csv'}" for k in ("full_data", "rejects", "report")}
 
 
 def resource_config(path: str) -> tuple[str | None, list[str]]:
@@ -58,9 +55,8 @@ def totals(report: dict[str, Any], max_fraction: float) -> None:
     report["totals"] = {**sums, "reject_fraction": round(share, 6), "rejected_by_reason": reasons}
     if share > max_fraction:
         top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-        why = ", ".join(f"{n} {r}" for r, n in top[:5]) + f", and {len(top) - 5} more reasons" * (
-            len(top) > 5
-        )
+        more = [f"and {len(top) - 5} more reasons"] if len(top) > 5 else []
+        why = ", ".join([f"{n} {r}" for r, n in top[:5]] + more)
         failed = f"{sums['rows_rejected']} of {sums['rows_read']} rows ({100 * share:.2f}%) failed validation"
         raise EtlError(f"{failed}, above --max-reject-fraction {max_fraction:g}: {why}; see {rejects}")
     if sums["rows_read"] and not sums["rows_written"]:
@@ -89,7 +85,7 @@ class Outputs:
         self.writer = pv.CSVWriter(data, SCHEMA, write_options=pv.WriteOptions(include_header=False))
         self.rejects_file = open(self.tmp["rejects"], "w", encoding="utf-8", newline="")  # noqa: SIM115
         self.rejects = csv.writer(self.rejects_file, lineterminator="\n")
-        self.data, self.rows, self.current = data, 0, ""
+        self.data, self.rows = data, 0
         self.rejects.writerow(["source_file", "line", "reason", "row"])
         self.started = self.last = time.monotonic()
         self.thread, self.pending = ThreadPoolExecutor(max_workers=1), Future[None]()
@@ -108,7 +104,7 @@ class Outputs:
         self.rows += batch.num_rows + len(rejects)
         if (now := time.monotonic()) - self.last >= self.progress_seconds:
             self.last, rate = now, self.rows / max(now - self.started, 1e-9)
-            LOG.info("progress: %d rows done (%.0f rows/s), file %s", self.rows, rate, self.current)
+            LOG.info("progress: %d rows done (%.0f rows/s), file %s", self.rows, rate, stats["path"])
 
     def close(self, keep: tuple[str, ...]) -> None:
         """Close both files; rename the `keep` ones into place, remove the others."""

@@ -1,10 +1,6 @@
-"""Reading a data file in blocks with pyarrow's streaming CSV reader, each row with its physical line.
-
-The reader sees the bytes as latin-1 (one character a byte), so no byte stops it; quotes are not special
-(a quote around a value is stripped when it is parsed). Rows with the wrong number of fields come through
-``invalid_row_handler`` with their line number (known on one thread); the other rows get theirs by
-counting the lines those do not take: the one thing written by hand here.
-"""
+"""Reading a data file in blocks with pyarrow's streaming CSV reader (bytes as latin-1: no byte stops it),
+each row with its physical line: the rows with the wrong number of fields come through ``invalid_row_handler``
+with theirs; the others get theirs by counting the lines those do not take (the one thing done by hand)."""
 
 from collections.abc import Iterator
 from itertools import chain
@@ -14,9 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pv
 
-from etl.layout import FileInfo, bad, open_stream, read_failed
+from etl.layout import FileInfo, bad, opened
+from etl.rules import N_COLUMNS
 
-BLOCK_BYTES = 1 << 19  # of input a block: memory stays flat whatever the file's size
+BLOCK_BYTES = 1 << 19  # of input a block of full rows (fewer for fewer fields): memory stays flat
 
 
 class Block(NamedTuple):
@@ -30,34 +27,28 @@ def blocks(info: FileInfo) -> Iterator[Block]:
     odd: list[tuple[int, bytes, int]] = []
 
     def invalid(row: pv.InvalidRow) -> str:
-        odd.append((row.number, row.text.encode("latin-1"), row.actual_columns))
+        odd.append((row.number, row.text.encode("latin-1"), row.actual_columns - info.tab_end))
         return "skip"
 
-    names = [str(i) for i in range(info.ncols)]
-    read = pv.ReadOptions(
-        column_names=names, skip_rows=info.header_lines, use_threads=False, encoding="latin-1"
-    )
-    read.block_size = BLOCK_BYTES
-    parse = pv.ParseOptions(delimiter=info.delimiter, quote_char=False, ignore_empty_lines=False)
-    parse.invalid_row_handler = invalid
+    names = [str(i) for i in range(info.ncols + info.tab_end)]
+    read = pv.ReadOptions(column_names=names, skip_rows=info.header_lines, encoding="latin-1")
+    read.use_threads = False  # one thread: the invalid rows' line numbers
+    read.block_size = max(BLOCK_BYTES * info.ncols // N_COLUMNS, 1 << 16)  # a block holds as many rows
+    parse = pv.ParseOptions(delimiter=info.delimiter, ignore_empty_lines=False, invalid_row_handler=invalid)
     convert = pv.ConvertOptions(column_types=dict.fromkeys(names, pa.binary()))
     line, sep = info.header_lines + 1, info.delimiter.encode()  # line: the first one not handed out
-    try:
-        with open_stream(info) as stream:
+    with opened(info) as stream:
+        try:
             for batch in chain(pv.open_csv(stream, read, parse, convert), [None]):  # None: odd rows left
                 lines = line_numbers(line, len(batch) if batch else 0, [o[0] for o in odd])
                 line = int(lines[-1]) + 1 if len(lines) else line if batch else 1 << 62
                 mine, odd[:] = [o for o in odd if o[0] < line], [o for o in odd if o[0] >= line]
                 rows = [o for o in mine if o[1].replace(sep, b"").strip()]
-                yield Block(batch.columns if batch else [], lines, rows)
-    except OSError as exc:
-        raise read_failed(info, exc) from exc
-    except pa.ArrowInvalid as exc:
-        if "straddl" in str(exc):  # pyarrow: a row straddles two blocks, so it is longer than one
-            raise bad(
-                info, f"a line is longer than {BLOCK_BYTES} bytes; expected rows of a few hundred"
-            ) from exc
-        raise bad(info, f"not valid CSV ({exc})") from exc
+                yield Block(batch.columns[: info.ncols] if batch else [], lines, rows)
+        except pa.ArrowInvalid as exc:  # "straddling": a row is longer than a block (the one after `line`)
+            at = max([line, *(o[0] + 1 for o in odd)])
+            long = f"line {at} is longer than {read.block_size} bytes; expected rows of a few hundred"
+            raise bad(info, long if "straddl" in str(exc) else f"not valid CSV ({exc})") from exc
 
 
 def line_numbers(start: int, n: int, taken: list[int]) -> np.ndarray:

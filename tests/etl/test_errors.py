@@ -139,17 +139,18 @@ def test_a_bad_argument_is_a_usage_error(tmp_path, run_etl):
     assert "--max-reject-fraction must be between 0 and 1" in result.stderr
 
 
-def test_a_line_that_never_ends_is_refused_not_buffered(tmp_path, run_etl):
+@pytest.mark.parametrize("rows", [5, 4000])  # 4000 rows: the long line starts in the reader's second block
+def test_a_line_that_never_ends_is_refused_not_buffered(tmp_path, run_etl, rows):
     """Given a file whose first rows are fine but which then runs on for 2 MB without a line end
     When the ETL runs
-    Then it stops with one line naming the file, instead of holding it all in memory"""
+    Then it stops with one line naming the file and the line, instead of holding it all in memory"""
     inp = tmp_path / "in"
     inp.mkdir()
-    rows = ("\t".join(["1"] * 86) + "\n") * 5
-    (inp / "ticdata2000.txt").write_bytes(rows.encode() + b"1\t" * (1 << 20))
+    text = ("\t".join(["1"] * 86) + "\n") * rows
+    (inp / "ticdata2000.txt").write_bytes(text.encode() + b"1\t" * (1 << 20))
     result = run_etl(inp, tmp_path / "out")
     assert result.returncode == 1
     assert result.stderr == (
-        f"etl: error: ticdata2000.txt: a line is longer than {BLOCK_BYTES} bytes; "
+        f"etl: error: ticdata2000.txt: line {rows + 1} is longer than {BLOCK_BYTES} bytes; "
         "expected rows of a few hundred\n"
     )

@@ -38,7 +38,7 @@ def test_the_rules_give_every_column_its_domain_and_the_decoded_ones_their_label
 def test_decoding_a_column_without_a_code_table_is_refused(monkeypatch):
     monkeypatch.setattr(rules, "DECODED", ("MAANTHUI",))
     with pytest.raises(ValueError, match="MAANTHUI is in DECODED but its domain 1-10 is not a code table"):
-        rules.column("2 MAANTHUI zip_agg_number_of_houses 1-10")
+        rules.column(2, "MAANTHUI", "zip_agg_number_of_houses", "1-10")
 
 
 @pytest.mark.parametrize(
