@@ -1,8 +1,8 @@
-"""Clean the COIL 2000 insurance data by the rules in etl/rules.py: the processing step (docs/etl.md).
-Exit 0; 1 (bad input, too many rejects) or 2 (bad arguments), with one line on stderr saying why."""
+"""Clean the COIL 2000 data by etl/rules.py (docs/etl.md). Exit 0, 1 (bad input) or 2 (bad arguments)."""
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -14,26 +14,13 @@ from typing import Any
 import pyarrow as pa
 
 from etl import clean, layout, outputs
-from etl.layout import EVAL, LABELLED, EtlError, FileInfo
+from etl.layout import EVAL, LABELLED, EtlError
 from etl.read import blocks
-
-
-def process(out: outputs.Outputs, info: FileInfo, stats: dict[str, Any], tg: clean.Targets | None) -> None:
-    """Every block of one data file (with its targets, for eval rows) through the rules into the outputs."""
-    started = time.monotonic()
-    for block in blocks(info):
-        codes, rejects = clean.check(block, info, tg)
-        out.write(stats, clean.render(codes), rejects)
-    if tg is not None and len(tg.codes) > tg.at:
-        more = f"has {len(tg.codes) - tg.at} more rows than its eval file {info.name} ({stats['rows_read']}"
-        raise EtlError(f"{tg.info.name} {more} rows); expected one target per eval row")
-    stats["seconds"] = round(time.monotonic() - started, 3)
-    outputs.LOG.info("%s: %d rows read, %d written, %d rejected", info.name, *map(stats.get, outputs.COUNTS))
 
 
 def plan(opts: argparse.Namespace, hosts: list[str], report: dict[str, Any]) -> layout.Plan:
     """The files to read; an empty input is an error, unless this is one of several instances."""
-    infos, report["ignored"] = layout.discover(opts.input_dir, opts.input_url, sharded=len(hosts) > 1)
+    infos, report["ignored"], wanted = layout.discover(opts.input_dir, opts.input_url, sharded=len(hosts) > 1)
     work = layout.make_plan([layout.sniff(i) for i in infos], len(hosts))
     for info in work.dictionaries:
         layout.check_dictionary(info)
@@ -44,7 +31,7 @@ def plan(opts: argparse.Namespace, hosts: list[str], report: dict[str, Any]) -> 
     what = "only the data dictionary" if work.dictionaries else "no data files"
     if len(hosts) <= 1:
         raise EtlError(f"{opts.input_dir}: empty input ({what}{ignored}); {layout.EXPECTED}")
-    wanted, some = layout.object_name(opts.input_url), f"of the {len(hosts)} instances"
+    some = f"of the {len(hosts)} instances"
     report["note"] = f"this instance received no data files (one {some})"
     if wanted is not None and not infos:
         report["note"] = f"this instance received no object: the input object {wanted} went to another {some}"
@@ -53,20 +40,34 @@ def plan(opts: argparse.Namespace, hosts: list[str], report: dict[str, Any]) -> 
 
 def run(opts: argparse.Namespace, report: dict[str, Any]) -> None:
     """The whole job; raises EtlError on failure. The report is filled in as it goes."""
-    host, hosts = outputs.resource_config(opts.resource_config)
+    path = Path(opts.resource_config)  # this host and all hosts, when the job has a resource config
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        host = str(config["current_host"]) if config else None
+        hosts = [str(h) for h in config["hosts"]] if config else []
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EtlError(f"{path}: unreadable resource config ({exc}); expected its hosts") from exc
     report.update(host=host, hosts=hosts, outputs=(names := outputs.output_names(host, hosts)))
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     (opts.output_dir / names["full_data"]).unlink(missing_ok=True)  # a failed run leaves no clean data
     work, files = plan(opts, hosts, report), report["files"]
     out, keep = outputs.Outputs(opts.output_dir, names, opts.progress_seconds), tuple[str, ...]()
     try:
-        for info in work.labelled:
-            files.append(outputs.file_stats(info, LABELLED))
-            process(out, info, files[-1], None)
-        for ev, tg in work.pairs:
-            files += [outputs.file_stats(ev, EVAL, tg.name), outputs.file_stats(tg, layout.TARGETS, ev.name)]
-            process(out, ev, files[-2], targets := clean.Targets(tg, ev))
-            files[-1].update(rows_read=len(targets.codes), rows_written=files[-2]["rows_written"])
+        for info, tg in [*((f, None) for f in work.labelled), *work.pairs]:
+            stats = outputs.file_stats(info, EVAL if tg else LABELLED, tg.name if tg else None)
+            files += [stats, outputs.file_stats(tg, layout.TARGETS, info.name)] if tg else [stats]
+            targets, started = (clean.Targets(tg, info) if tg else None), time.monotonic()
+            for block in blocks(info):
+                codes, rejects = clean.check(block, info, targets)
+                out.write(stats, clean.render(codes), rejects)
+            if targets and (left := len(targets.codes) - targets.at):
+                more = f"{left} more rows than its eval file {info.name} ({stats['rows_read']} rows)"
+                raise EtlError(f"{targets.info.name} has {more}; expected one target per eval row")
+            if targets:
+                files[-1].update(rows_read=len(targets.codes), rows_written=stats["rows_written"])
+            stats["seconds"] = round(time.monotonic() - started, 3)
+            counts = [stats[k] for k in outputs.COUNTS]
+            outputs.LOG.info("%s: %d rows read, %d written, %d rejected", info.name, *counts)
         keep = ("rejects",)
         outputs.totals(report, opts.max_reject_fraction)
         keep = ("rejects", "full_data")
@@ -81,8 +82,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--input-url", help="the S3 URL of the run; an object URL selects that one file")
     parser.add_argument("--max-reject-fraction", type=float, default=0.01, help="fail above this share")
     parser.add_argument("--progress-seconds", type=float, default=10.0, help="progress log interval")
-    # The local runner maps /opt/ml paths into a scratch folder and says where it put this file.
-    config = os.environ.get("LOCAL_RESOURCE_CONFIG", "/opt/ml/config/resourceconfig.json")
+    config = os.environ.get("LOCAL_RESOURCE_CONFIG", "/opt/ml/config/resourceconfig.json")  # local runner's
     parser.add_argument("--resource-config", default=config, help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
     if not 0.0 <= opts.max_reject_fraction <= 1.0:

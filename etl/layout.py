@@ -68,17 +68,11 @@ def opened(info: FileInfo) -> Iterator[pa.NativeFile]:
         raise bad(info, f"cannot be read{' as gzip' * info.gzip} ({exc}){gz}") from exc
 
 
-def object_name(input_url: str | None) -> str | None:
-    """The one object's file name for an object URL (not ending in "/"); None for a folder URL."""
-    return input_url.rsplit("/", 1)[-1] if input_url and not input_url.endswith("/") else None
-
-
-def discover(folder: Path, input_url: str | None, sharded: bool) -> tuple[list[FileInfo], list[Any]]:
-    """The data files (sorted) and the files ignored, with why. With several instances (sharded), an
-    input object that is not here went to another one: an empty shard, not an error."""
+def discover(folder: Path, url: str | None, sharded: bool) -> tuple[list[FileInfo], list[Any], str | None]:
+    """The data files (sorted), the files ignored (with why) and the one object's name for an object URL."""
     if not folder.is_dir():
         raise EtlError(f"input directory {folder} does not exist; expected the downloaded input data there")
-    wanted, found, ignored = object_name(input_url), [], []
+    wanted, found, ignored = url.rsplit("/", 1)[-1] if url and not url.endswith("/") else None, [], []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for path in (Path(root) / f for f in sorted(files)):
@@ -95,9 +89,9 @@ def discover(folder: Path, input_url: str | None, sharded: bool) -> tuple[list[F
     if wanted is not None and not found and why:
         raise EtlError(f"input object {wanted} (from --input-url) is a {why}, not data; expected a data file")
     if wanted is not None and not found and not sharded:
-        where = f"(from --input-url {input_url}) is not in {folder}; expected it downloaded there"
+        where = f"(from --input-url {url}) is not in {folder}; expected it downloaded there"
         raise EtlError(f"input object {wanted} {where}")
-    return found, ignored
+    return found, ignored, wanted  # sharded, a missing object went to another instance
 
 
 def read_sample(info: FileInfo) -> list[bytes]:
@@ -116,14 +110,10 @@ def read_sample(info: FileInfo) -> list[bytes]:
     return lines[:-1] if len(sample) == SAMPLE and len(lines) > 1 else lines  # the last may be cut off
 
 
-def first_row(lines: list[bytes]) -> int | None:
-    return next((i for i, line in enumerate(lines) if line.strip(b" \t,")), None)
-
-
 def sniff(info: FileInfo) -> FileInfo:
     """Recognise a file by its content: its role, layout, delimiter, header and width."""
     lines = read_sample(info)
-    if (at := first_row(lines)) is None:
+    if (at := next((i for i, line in enumerate(lines) if line.strip(b" \t,")), None)) is None:
         raise bad(info, f"no data rows (the file holds only blank lines); {EXPECTED}")
     first = lines[at].rstrip(b" \t")
     if info.stem in DICTIONARIES or first.strip(b'" ').upper().startswith(b"DATA DICTIONARY"):
@@ -131,28 +121,6 @@ def sniff(info: FileInfo) -> FileInfo:
         return info
     info.delimiter, kind = ("\t", "tab") if b"\t" in first else (",", "comma")
     fields = [f.strip().strip('"').strip() for f in first.decode("latin-1").split(info.delimiter)]
-    digits = sum(f.lstrip("+-").isdigit() for f in fields)
-    if not known(info, fields) and (2 * digits < len(fields) or fields == [""]):
-        shown = f"{first[:80].decode('latin-1')!r} ({len(fields)} {kind}-separated fields)"
-        raise bad(info, f"unrecognised first line {shown}; {EXPECTED}")
-    info.header_lines = at + 1 if info.header in ("numbered", "named") else 0
-    rows = [line.rstrip(b" ") for line in lines[info.header_lines :] if line.strip(b" \t,")][:200]
-    info.tab_end = info.delimiter == "\t" and all(row.endswith(b"\t") for row in rows)
-    if not rows:
-        raise bad(info, f"no data rows, only a header; {EXPECTED}")
-    widths = Counter(len(row.rstrip(b" \t").split(info.delimiter.encode())) for row in rows)
-    info.ncols = max(widths, key=lambda n: (widths[n], n))  # the usual width, whatever a bad row says
-    if info.ncols not in ROLES:
-        raise bad(info, f"unknown file shape: rows have {info.ncols} {kind}-separated fields; {EXPECTED}")
-    if info.header_lines and len(fields) != info.ncols:
-        shape = f"the header has {len(fields)} fields but the rows have {info.ncols}"
-        raise bad(info, f"{shape}; expected the same number")
-    info.role = ROLES[info.ncols]
-    return info
-
-
-def known(info: FileInfo, fields: list[str]) -> bool:
-    """Set the layout (and header) the first line shows; whether it is a header or a target word."""
     n, upper, target = len(fields), [f.upper() for f in fields], (CODES[-1], *TARGET_WORDS)
     wide, info.layout = n in (N_FEATURES, N_COLUMNS), "uci" if info.delimiter == "\t" else "csv"
     if upper == ["0"] or (wide and upper == [str(i) for i in range(n)]):  # "0": gt.csv's header, or a target
@@ -162,11 +130,26 @@ def known(info: FileInfo, fields: list[str]) -> bool:
             names = " or ".join([CODES[-1], *(w.title() for w in TARGET_WORDS)])
             raise bad(info, f"unrecognised last header field {upper[-1]!r}; expected {names}")
         info.header, info.layout, info.words = "named", "named", TARGET_WORDS.get(upper[-1])
-    else:  # a headerless targets file of words (Yes/No)
-        info.words = next(
-            (t for t in TARGET_WORDS.values() if n == 1 and fields[0] in code_table(t)[1]), None
-        )
-    return info.header is not None or info.words is not None
+    elif n == 1:  # a headerless targets file of words (Yes/No)
+        info.words = next((t for t in TARGET_WORDS.values() if fields[0] in code_table(t)[1]), None)
+    digits = sum(f.lstrip("+-").isdigit() for f in fields)
+    if info.header is None and info.words is None and (2 * digits < n or fields == [""]):
+        shown = f"{first[:80].decode('latin-1')!r} ({n} {kind}-separated fields)"
+        raise bad(info, f"unrecognised first line {shown}; {EXPECTED}")
+    info.header_lines = at + 1 if info.header else 0  # "numbered?": undone unless paired with a numbered file
+    below = lines[info.header_lines if info.header != "numbered?" else 0 :]
+    rows = [line.rstrip(b" ") for line in below if line.strip(b" \t,")][:200]
+    info.tab_end = info.delimiter == "\t" and all(row.endswith(b"\t") for row in rows)
+    if not rows:
+        raise bad(info, f"no data rows, only a header; {EXPECTED}")
+    widths = Counter(len(row.rstrip(b" \t").split(info.delimiter.encode())) for row in rows)
+    info.ncols = max(widths, key=lambda n: (widths[n], n))  # the usual width, whatever a bad row says
+    if info.ncols not in ROLES:
+        raise bad(info, f"unknown file shape: rows have {info.ncols} {kind}-separated fields; {EXPECTED}")
+    if info.header_lines and n != info.ncols:
+        raise bad(info, f"the header has {n} fields but the rows have {info.ncols}; expected the same number")
+    info.role = ROLES[info.ncols]
+    return info
 
 
 @dataclass
@@ -184,20 +167,18 @@ def make_plan(infos: list[FileInfo], hosts: int) -> Plan:
         here = [t for t in targets if t.folder == ev.folder]
         named = [t for t in here if t.stem == PAIRS.get(ev.stem)]
         if named or (len(here) == 1 and [e.folder for e in evals].count(ev.folder) == 1):
-            plan.pairs.append((ev, (named or here)[0]))
+            plan.pairs.append((ev, tg := (named or here)[0]))
             evals.remove(ev)
-            targets.remove((named or here)[0])
-    elsewhere = ELSEWHERE.format(hosts) if hosts > 1 else ""
-    if targets:
-        expected = "expected ticeval2000.txt or test.csv beside it"
-        raise bad(targets[0], f"targets file without its eval rows ({expected}){elsewhere}")
-    if evals:
-        expected = "expected tictgts2000.txt or gt.csv beside it"
-        raise bad(evals[0], f"eval rows without their targets file ({expected}){elsewhere}")
-    for ev, tg in plan.pairs:
-        if tg.header == "numbered?":
-            tg.header, tg.layout = ("numbered" if ev.header == "numbered" else None), ev.layout
-            tg.header_lines = (first_row(read_sample(tg)) or 0) + 1 if tg.header else 0
+            targets.remove(tg)
+            if tg.header == "numbered?":  # gt.csv's "0" is a header if test.csv has one
+                tg.header, tg.layout = ("numbered" if ev.header == "numbered" else None), ev.layout
+                tg.header_lines = tg.header_lines if tg.header else 0
+    for left, what, beside in (
+        (targets, "targets file without its eval rows", "ticeval2000.txt or test.csv"),
+        (evals, "eval rows without their targets file", "tictgts2000.txt or gt.csv"),
+    ):
+        if left:
+            raise bad(left[0], f"{what} (expected {beside} beside it){ELSEWHERE.format(hosts) * (hosts > 1)}")
     plan.pairs.sort(key=lambda p: p[0].name)
     return plan
 

@@ -29,15 +29,6 @@ def output_names(host: str | None, hosts: list[str]) -> dict[str, str]:
     return {k: f"{k}{tail}.{'json' if k == 'report' else 'csv'}" for k in ("full_data", "rejects", "report")}
 
 
-def resource_config(path: str) -> tuple[str | None, list[str]]:
-    """(this host, all hosts) from the processing job's resource config, when there is one."""
-    try:
-        config = json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
-        return (str(config["current_host"]), [str(h) for h in config["hosts"]]) if config else (None, [])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise EtlError(f"{path}: unreadable resource config ({exc}); expected its hosts") from exc
-
-
 def file_stats(info: FileInfo, role: str, paired_with: str | None = None) -> dict[str, Any]:
     gz = "gzip" if info.gzip else None
     stats: dict[str, Any] = {"path": info.name, "role": role, "layout": info.layout, "compression": gz}
@@ -54,9 +45,8 @@ def totals(report: dict[str, Any], max_fraction: float) -> None:
     share = sums["rows_rejected"] / sums["rows_read"] if sums["rows_read"] else 0.0
     report["totals"] = {**sums, "reject_fraction": round(share, 6), "rejected_by_reason": reasons}
     if share > max_fraction:
-        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-        more = [f"and {len(top) - 5} more reasons"] if len(top) > 5 else []
-        why = ", ".join([f"{n} {r}" for r, n in top[:5]] + more)
+        top = [f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
+        why = ", ".join(top[:5] + [f"and {len(top) - 5} more reasons"] * (len(top) > 5))
         failed = f"{sums['rows_rejected']} of {sums['rows_read']} rows ({100 * share:.2f}%) failed validation"
         raise EtlError(f"{failed}, above --max-reject-fraction {max_fraction:g}: {why}; see {rejects}")
     if sums["rows_read"] and not sums["rows_written"]:
@@ -86,14 +76,13 @@ class Outputs:
         self.rejects_file = open(self.tmp["rejects"], "w", encoding="utf-8", newline="")  # noqa: SIM115
         self.rejects = csv.writer(self.rejects_file, lineterminator="\n")
         self.data, self.rows = data, 0
-        self.rejects.writerow(["source_file", "line", "reason", "row"])
         self.started = self.last = time.monotonic()
+        self.rejects.writerow(["source_file", "line", "reason", "row"])
         self.thread, self.pending = ThreadPoolExecutor(max_workers=1), Future[None]()
         self.pending.set_result(None)
 
     def write(self, stats: dict[str, Any], batch: pa.RecordBatch, rejects: list[Reject]) -> None:
-        """Hand the batch to the writer's thread (pyarrow writes without the GIL while the next block is
-        checked) once the one before is written: one batch in flight, so memory stays flat."""
+        """Hand the batch to the writer's thread once the one before is written (flat memory)."""
         self.pending.result()
         self.pending = self.thread.submit(self.writer.write_batch, batch)
         for line, row, reason, category in rejects:
@@ -110,8 +99,7 @@ class Outputs:
         """Close both files; rename the `keep` ones into place, remove the others."""
         self.pending.result()
         self.thread.shutdown()
-        self.writer.close()
-        self.data.close()
-        self.rejects_file.close()
+        for file in (self.writer, self.data, self.rejects_file):
+            file.close()
         for key, tmp in self.tmp.items():
             os.replace(tmp, self.folder / self.names[key]) if key in keep else tmp.unlink(missing_ok=True)

@@ -1,6 +1,4 @@
-"""Reading a data file in blocks with pyarrow's streaming CSV reader (bytes as latin-1: no byte stops it),
-each row with its physical line: the rows with the wrong number of fields come through ``invalid_row_handler``
-with theirs; the others get theirs by counting the lines those do not take (the one thing done by hand)."""
+"""Reading a data file in blocks with pyarrow's streaming CSV reader, each row with its physical line."""
 
 from collections.abc import Iterator
 from itertools import chain
@@ -31,7 +29,7 @@ def blocks(info: FileInfo) -> Iterator[Block]:
         return "skip"
 
     names = [str(i) for i in range(info.ncols + info.tab_end)]
-    read = pv.ReadOptions(column_names=names, skip_rows=info.header_lines, encoding="latin-1")
+    read = pv.ReadOptions(column_names=names, skip_rows=info.header_lines, encoding="latin-1")  # any byte
     read.use_threads = False  # one thread: the invalid rows' line numbers
     read.block_size = max(BLOCK_BYTES * info.ncols // N_COLUMNS, 1 << 16)  # a block holds as many rows
     parse = pv.ParseOptions(delimiter=info.delimiter, ignore_empty_lines=False, invalid_row_handler=invalid)
@@ -52,7 +50,7 @@ def blocks(info: FileInfo) -> Iterator[Block]:
 
 
 def line_numbers(start: int, n: int, taken: list[int]) -> np.ndarray:
-    """The first n line numbers from `start` on that are not `taken` (by the odd rows)."""
+    """The first n line numbers from `start` on not `taken` by the odd rows (pyarrow numbers only those)."""
     gaps = np.array(sorted(t for t in taken if t >= start), dtype=np.int64)
     gaps -= start + np.arange(len(gaps))  # how many rows come before each line taken
     return start + np.arange(n) + np.searchsorted(gaps, np.arange(n), side="right")

@@ -2,8 +2,6 @@
 COLUMN_TABLE lists the columns in file order, two a line: the raw files' code, the clean name in
 full_data.csv, the domain (a code table's name or lo-hi). The last column is the target."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 COLUMN_TABLE = """
