@@ -52,8 +52,7 @@ def block_codes(block: Block, info: FileInfo) -> tuple[np.ndarray, np.ndarray, n
     blank = np.flatnonzero(transposed[0] == MISSING)  # an empty line reads as all missing
     blank = blank[(transposed[: info.ncols, blank] == MISSING).all(axis=0)]
     rows = np.delete(np.arange(len(block.lines)), blank)
-    codes = transposed.T if not len(blank) else transposed[:, rows].T
-    return codes, block.lines[rows], rows
+    return (transposed[:, rows] if len(blank) else transposed).T, block.lines[rows], rows
 
 
 def problem(col: Column, value: int, raw: bytes, words: str | None) -> tuple[str, str]:

@@ -18,26 +18,6 @@ from etl.layout import EVAL, LABELLED, EtlError
 from etl.read import blocks
 
 
-def plan(opts: argparse.Namespace, hosts: list[str], report: dict[str, Any]) -> layout.Plan:
-    """The files to read; an empty input is an error, unless this is one of several instances."""
-    infos, report["ignored"], wanted = layout.discover(opts.input_dir, opts.input_url, sharded=len(hosts) > 1)
-    work = layout.make_plan([layout.sniff(i) for i in infos], len(hosts))
-    for info in work.dictionaries:
-        layout.check_dictionary(info)
-        report["files"].append(outputs.file_stats(info, layout.DICTIONARY))
-    if work.labelled or work.pairs:
-        return work
-    ignored = ", ignored: " + ", ".join(i["path"] for i in report["ignored"]) if report["ignored"] else ""
-    what = "only the data dictionary" if work.dictionaries else "no data files"
-    if len(hosts) <= 1:
-        raise EtlError(f"{opts.input_dir}: empty input ({what}{ignored}); {layout.EXPECTED}")
-    some = f"of the {len(hosts)} instances"
-    report["note"] = f"this instance received no data files (one {some})"
-    if wanted is not None and not infos:
-        report["note"] = f"this instance received no object: the input object {wanted} went to another {some}"
-    return work
-
-
 def run(opts: argparse.Namespace, report: dict[str, Any]) -> None:
     """The whole job; raises EtlError on failure. The report is filled in as it goes."""
     path = Path(opts.resource_config)  # this host and all hosts, when the job has a resource config
@@ -50,7 +30,19 @@ def run(opts: argparse.Namespace, report: dict[str, Any]) -> None:
     report.update(host=host, hosts=hosts, outputs=(names := outputs.output_names(host, hosts)))
     opts.output_dir.mkdir(parents=True, exist_ok=True)
     (opts.output_dir / names["full_data"]).unlink(missing_ok=True)  # a failed run leaves no clean data
-    work, files = plan(opts, hosts, report), report["files"]
+    infos, report["ignored"], wanted = layout.discover(opts.input_dir, opts.input_url, sharded=len(hosts) > 1)
+    work, files = layout.make_plan([layout.sniff(i) for i in infos], len(hosts)), report["files"]
+    for info in work.dictionaries:
+        layout.check_dictionary(info)
+        files.append(outputs.file_stats(info, layout.DICTIONARY))
+    if not (work.labelled or work.pairs):  # an empty input is an error, unless one of several instances
+        ignored = ", ignored: " + ", ".join(i["path"] for i in report["ignored"]) if report["ignored"] else ""
+        what = "only the data dictionary" if work.dictionaries else "no data files"
+        if len(hosts) <= 1:
+            raise EtlError(f"{opts.input_dir}: empty input ({what}{ignored}); {layout.EXPECTED}")
+        some = f"of the {len(hosts)} instances"
+        gone = f"no object: the input object {wanted} went to another {some}" if wanted and not infos else ""
+        report["note"] = f"this instance received {gone or f'no data files (one {some})'}"
     out, keep = outputs.Outputs(opts.output_dir, names, opts.progress_seconds), tuple[str, ...]()
     try:
         for info, tg in [*((f, None) for f in work.labelled), *work.pairs]:

@@ -132,8 +132,7 @@ def sniff(info: FileInfo) -> FileInfo:
         info.header, info.layout, info.words = "named", "named", TARGET_WORDS.get(upper[-1])
     elif n == 1:  # a headerless targets file of words (Yes/No)
         info.words = next((t for t in TARGET_WORDS.values() if fields[0] in code_table(t)[1]), None)
-    digits = sum(f.lstrip("+-").isdigit() for f in fields)
-    if info.header is None and info.words is None and (2 * digits < n or fields == [""]):
+    if not (info.header or info.words) and 2 * sum(f.lstrip("+-").isdigit() for f in fields) < n:
         shown = f"{first[:80].decode('latin-1')!r} ({n} {kind}-separated fields)"
         raise bad(info, f"unrecognised first line {shown}; {EXPECTED}")
     info.header_lines = at + 1 if info.header else 0  # "numbered?": undone unless paired with a numbered file
