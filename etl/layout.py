@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -151,8 +151,7 @@ def sniff(info: FileInfo) -> FileInfo:
     return info
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     labelled: list[FileInfo]
     pairs: list[tuple[FileInfo, FileInfo]]
     dictionaries: list[FileInfo]
@@ -172,12 +171,10 @@ def make_plan(infos: list[FileInfo], hosts: int) -> Plan:
             if tg.header == "numbered?":  # gt.csv's "0" is a header if test.csv has one
                 tg.header, tg.layout = ("numbered" if ev.header == "numbered" else None), ev.layout
                 tg.header_lines = tg.header_lines if tg.header else 0
-    for left, what, beside in (
-        (targets, "targets file without its eval rows", "ticeval2000.txt or test.csv"),
-        (evals, "eval rows without their targets file", "tictgts2000.txt or gt.csv"),
-    ):
-        if left:
-            raise bad(left[0], f"{what} (expected {beside} beside it){ELSEWHERE.format(hosts) * (hosts > 1)}")
+    if left := targets or evals:
+        what = "targets file without its eval rows" if targets else "eval rows without their targets file"
+        beside = "ticeval2000.txt or test.csv" if targets else "tictgts2000.txt or gt.csv"
+        raise bad(left[0], f"{what} (expected {beside} beside it){ELSEWHERE.format(hosts) * (hosts > 1)}")
     plan.pairs.sort(key=lambda p: p[0].name)
     return plan
 
