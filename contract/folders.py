@@ -18,6 +18,19 @@ WHY = (
 )
 
 
+def prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` is not a folder of a bucket (``raw/``, ``data/in/``), or None when it is one."""
+    if not prefix.endswith("/"):
+        return "must end with '/' (for example 'raw/')"
+    if prefix.startswith("/"):
+        return "must not start with '/' (S3 keys have no leading slash)"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in prefix):
+        return "must not contain control characters"
+    if any(part in {"", ".", ".."} for part in prefix[:-1].split("/")):
+        return "must not contain empty, '.' or '..' path segments"
+    return None
+
+
 def overlap(first: str, second: str) -> bool:
     """Whether one folder lies inside the other (or both are the same). Empty names are never checked."""
     return bool(first and second) and (first.startswith(second) or second.startswith(first))
@@ -33,4 +46,4 @@ def overlaps(folders: Sequence[tuple[str, str]]) -> list[str]:
     ]
 
 
-__all__ = ["CODE_PREFIX", "WHY", "overlap", "overlaps"]
+__all__ = ["CODE_PREFIX", "WHY", "overlap", "overlaps", "prefix_problem"]

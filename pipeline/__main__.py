@@ -1,9 +1,11 @@
-"""``python -m pipeline render``: the pipeline definition template (and the image URI table) as JSON.
+"""The build's renderers: the pipeline definition template (and the image URI table), and the routes.
 
     python -m pipeline render [--out FILE] [--image-uris FILE] [--etl-package DIR]
+    python -m pipeline routes [--out FILE] [ROUTES_YAML]
 
 Offline and deterministic: no credentials, no network, byte-identical output for identical inputs.
-``sam build`` runs it to put ``pipeline.json`` and ``image_uris.json`` into the deploy function.
+``sam build`` runs them to put ``pipeline.json`` and ``image_uris.json`` into the deploy function and
+``routes.json`` (``routes.yaml`` checked and compiled: the functions read no YAML) into both.
 """
 
 from __future__ import annotations
@@ -27,6 +29,19 @@ def _write(text: str, target: Path | None) -> None:
     target.write_text(text, encoding="utf-8")
 
 
+def compile_routes(source: Path) -> str:
+    """``routes.yaml`` as the functions read it (routes.json); raises RoutesError naming the problem."""
+    import yaml  # build time only: the functions read the JSON this writes
+
+    from contract.routes import RoutesError, dumps, parse
+
+    try:
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise RoutesError(f"cannot read it: {err}") from err
+    return dumps(parse(document))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,7 +58,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the ETL package folder whose bundle is addressed by content (default: etl/)",
     )
+    routes = commands.add_parser("routes", help="check routes.yaml and write it as routes.json")
+    routes.add_argument(
+        "source", nargs="?", type=Path, default=Path("routes.yaml"), help="default: routes.yaml"
+    )
+    routes.add_argument("--out", type=Path, help="write routes.json here (default: stdout)")
     args = parser.parse_args(argv)
+
+    if args.command == "routes":
+        from contract.routes import RoutesError
+
+        try:
+            _write(compile_routes(args.source), args.out)
+        except RoutesError as err:
+            print(f"{args.source}: {err}", file=sys.stderr)
+            return 2
+        return 0
 
     etl_package: Path = args.etl_package or _default_etl_package()
     if not (etl_package / "__main__.py").is_file():
