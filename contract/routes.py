@@ -115,6 +115,11 @@ class Routes:
         unique = sorted({r.prefix for r in self.routes})
         return [p for p in unique if not any(p != q and p.startswith(q) for q in unique)]
 
+    def root(self, key: str) -> str | None:
+        """The outermost routed prefix ``key`` lies under: runs name their folders relative to it, so
+        adding a route inside another moves no output."""
+        return next((p for p in self.prefixes() if key.startswith(p)), None)
+
     def pipelines(self, own: str) -> list[str]:
         """Every routed pipeline (name or ARN), ``own`` standing for the routes without one; in order."""
         return list(dict.fromkeys(r.pipeline or own for r in self.routes))

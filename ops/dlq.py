@@ -10,12 +10,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from trigger.config import Config, TriggerMode
 from trigger.errors import ConfigError
 
-from ops.target import OpsError, Target, explain
+from ops.target import OpsError, Target, explain, routes
 from redrive.report import ReportError, Row, waiting
 
 
 def _prefix(target: Target, output: str) -> str | None:
-    """``raw/`` from ``RawDataUrl`` = ``s3://<bucket>/raw/``."""
+    """``clean/`` from ``CleanDataUrl`` = ``s3://<bucket>/clean/``."""
     url = target.outputs.get(output)
     return url.split("/", 3)[3] if url and url.startswith("s3://") and url.count("/") >= 3 else None
 
@@ -23,7 +23,7 @@ def _prefix(target: Target, output: str) -> str | None:
 def judge(target: Target) -> Config:
     """The trigger's settings as this stack has them: the report asks its rules about each message."""
     given: dict[str, Any] = {
-        "raw_prefix": _prefix(target, "RawDataUrl"),
+        "routes": routes(),
         "clean_prefix": _prefix(target, "CleanDataUrl"),
         "snapshot_prefix": _prefix(target, "SnapshotDataUrl"),
         "marker_name": target.outputs.get("MarkerName"),

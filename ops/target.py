@@ -19,10 +19,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+from contract.routes import Routes, RoutesError, loads
 from local.process import STATE_FILE
+from pipeline.__main__ import compile_routes
 
 CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=30)
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+ROUTES_YAML = Path("routes.yaml")
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
 
 
@@ -56,6 +59,15 @@ class Target:
         if self.endpoint:
             kwargs["endpoint_url"] = self.endpoint
         return self.session.client(service, **kwargs)
+
+
+def routes(source: Path = ROUTES_YAML) -> Routes:
+    """The routes a stack was built from: the repository's routes.yaml (the deployed copy is inside the
+    trigger's code), checked as the build checks it."""
+    try:
+        return loads(compile_routes(source))
+    except RoutesError as exc:
+        raise OpsError(f"{source}: {exc}") from exc
 
 
 def explain(exc: ClientError | BotoCoreError, doing: str) -> OpsError:
@@ -130,4 +142,13 @@ def resolve(*, stack: str | None, local: bool, region: str | None, state_file: P
     return deployed_target(stack, region)
 
 
-__all__ = ["OpsError", "Target", "deployed_target", "explain", "local_target", "resolve", "running_runtime"]
+__all__ = [
+    "OpsError",
+    "Target",
+    "deployed_target",
+    "explain",
+    "local_target",
+    "resolve",
+    "routes",
+    "running_runtime",
+]

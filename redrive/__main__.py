@@ -2,9 +2,9 @@
 dead-letter queue.
 
 The verdicts follow the trigger's settings: ``--function`` (the stack output ``TriggerFunctionName``)
-reads them from the deployed function; ``--mode``, ``--raw-prefix`` and ``--marker-name`` set (or
-override) them by hand. With neither, this environment's settings or the trigger's defaults are used,
-and a note on stderr says so.
+reads them from the deployed function, with the routes of ``--routes`` (default ``routes.yaml``);
+``--mode`` and ``--marker-name`` set (or override) them by hand. With neither, this environment's
+settings or the trigger's defaults are used, and a note on stderr says so.
 
 Exit 0 when the queue is empty, 1 when something waits (listed), 2 when the report could not run
 (queue missing, AWS unreachable). Every client uses the standard AWS settings (``AWS_ENDPOINT_URL``
@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,6 +27,8 @@ from botocore.exceptions import BotoCoreError
 from trigger.config import Config, TriggerMode
 from trigger.errors import ConfigError
 
+from contract.routes import RoutesError, loads
+from pipeline.__main__ import compile_routes
 from redrive.report import ReportError, as_json, deployed_config, local_config, render, waiting
 
 EXIT_EMPTY, EXIT_WAITING, EXIT_ERROR = 0, 1, 2
@@ -46,7 +49,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--function", help="the stack output TriggerFunctionName: judge with the deployed trigger's settings"
     )
     parser.add_argument("--mode", choices=[m.value for m in TriggerMode], help="the trigger's TriggerMode")
-    parser.add_argument("--raw-prefix", help="the trigger's RawPrefix, e.g. raw/")
+    parser.add_argument(
+        "--routes", type=Path, default=Path("routes.yaml"), help="the routes.yaml the stack was built from"
+    )
     parser.add_argument("--marker-name", help="the trigger's MarkerName, e.g. _SUCCESS")
     args = parser.parse_args(argv)
     if args.max is not None and args.max < 1:
@@ -56,18 +61,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def settings(args: argparse.Namespace, session: Any) -> Config:
     """The trigger settings to judge with: the deployed function's, then the flags over them."""
+    try:
+        routes = loads(compile_routes(args.routes))
+    except RoutesError as err:
+        raise ReportError(f"{args.routes}: {err}") from err
     if args.function:
-        config = deployed_config(session.client("lambda", config=SQS_CONFIG), args.function)
+        config = deployed_config(session.client("lambda", config=SQS_CONFIG), args.function, routes)
     else:
-        config = local_config()
-    flags = {"mode": args.mode, "raw_prefix": args.raw_prefix, "marker_name": args.marker_name}
+        config = dataclasses.replace(local_config(), routes=routes)
+    flags = {"mode": args.mode, "marker_name": args.marker_name}
     overrides: dict[str, Any] = {name: value for name, value in flags.items() if value}
     if "mode" in overrides:
         overrides["mode"] = TriggerMode(overrides["mode"])
     if not args.function and not overrides:
         print(
             "redrive: note: judging with this environment's trigger settings or the defaults "
-            f"(mode {config.mode}, raw prefix {config.raw_prefix!r}); pass --function <TriggerFunctionName> "
+            f"(mode {config.mode}, routes {args.routes}); pass --function <TriggerFunctionName> "
             "for the deployed ones",
             file=sys.stderr,
         )

@@ -22,13 +22,13 @@ visibility) is not counted twice and does not end the report.
 
 Function API (used by ``python -m redrive`` and wrapped by the project CLI)::
 
-    config = deployed_config(boto3.client("lambda"), trigger_function_name)  # the stack's own settings
+    config = deployed_config(boto3.client("lambda"), trigger_function_name, routes)  # the stack's settings
     rows = waiting(queue_url, sqs=boto3.client("sqs"), max_messages=None, config=config)
     for row in rows: row.message_id, row.sent_at, row.receives, row.verdict, row.key, row.reason
 
 ``config`` is the trigger's :class:`~trigger.config.Config` to judge with. Pass the deployed function's
-(:func:`deployed_config`, from the stack output ``TriggerFunctionName``): the trigger's mode, raw
-prefix and marker name decide the verdicts. Without it, the settings come from this process's
+(:func:`deployed_config`, from the stack output ``TriggerFunctionName``): the trigger's mode, routes
+and marker name decide the verdicts. Without it, the settings come from this process's
 environment as the trigger would read them, or the trigger's defaults with a placeholder pipeline
 name, which may judge a stack deployed with other settings wrongly. Raises :class:`ReportError` when
 the queue (or the function's configuration) cannot be read.
@@ -48,6 +48,8 @@ from trigger.config import Config, settings
 from trigger.errors import ConfigError, UnsupportedEvent
 from trigger.events import ObjectEvent, Skip, normalise
 from trigger.routing import route
+
+from contract.routes import Routes
 
 BATCH = 10  # SQS's maximum per ReceiveMessage
 WAIT_SECONDS = 2  # long polling: any wait above 0 makes SQS ask all its servers, not a sample
@@ -117,15 +119,16 @@ def waiting(
     return rows
 
 
-def deployed_config(lambda_client: Any, function_name: str) -> Config:
-    """The deployed trigger's settings: its function configuration's environment, as it reads it."""
+def deployed_config(lambda_client: Any, function_name: str, routes: Routes) -> Config:
+    """The deployed trigger's settings: its function configuration's environment, as it reads it, with
+    ``routes`` (the function's routes.json is inside its code: pass the routes.yaml it was built from)."""
     try:
         answer = lambda_client.get_function_configuration(FunctionName=function_name)
     except (ClientError, BotoCoreError) as err:
         raise ReportError(f"cannot read the trigger function {function_name!r}'s settings: {err}") from err
     variables: Mapping[str, str] = answer.get("Environment", {}).get("Variables", {})
     try:
-        return Config.from_env(variables)
+        return Config.from_env(variables, routes)
     except ConfigError as err:
         raise ReportError(f"the trigger function {function_name!r} is misconfigured: {err}") from err
 

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.emulator import Emulator
+from pipeline.__main__ import compile_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
+
+
+@cache
+def routes_file(source: Path = ROOT / "routes.yaml") -> str:
+    """``source`` compiled as the build compiles it (the trigger reads routes.json, never YAML): the
+    ``ROUTES_FILE`` of a trigger run from the source tree."""
+    target = Path(tempfile.mkdtemp(prefix="routes-")) / "routes.json"
+    target.write_text(compile_routes(source), encoding="utf-8")
+    return str(target)
 
 
 def _load_event(name: str) -> dict[str, Any]:

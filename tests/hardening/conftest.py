@@ -45,6 +45,7 @@ from trigger.events import ObjectEvent, normalise
 from trigger.routing import Dataset, route
 
 from local.emulator import Emulator
+from tests.conftest import routes_file
 from tests.trigger.conftest import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def trigger_env() -> dict[str, str]:
     env: dict[str, str] = json.loads((ROOT / "events" / "env.json").read_text(encoding="utf-8"))[
         "TriggerFunction"
     ]
-    return env
+    return {**env, "ROUTES_FILE": routes_file()}
 
 
 def pipeline_definition() -> str:
@@ -419,7 +420,7 @@ def stack(aws: Emulator, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
                 {
                     "QueueArn": queue_arn,
                     "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": env["RAW_PREFIX"]}]}},
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "raw/"}]}},  # routes.yaml
                 }
             ]
         },

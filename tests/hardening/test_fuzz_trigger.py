@@ -35,10 +35,12 @@ import json
 import logging
 import random
 import re
+import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
@@ -423,6 +425,14 @@ def figures() -> Iterator[None]:
     print(f"\ntrigger fuzzing: {json.dumps(data['trigger_fuzz'])}")
 
 
+@cache
+def one_route(prefix: str) -> str:
+    """A routes.json with one route: every upload under ``prefix`` to the stack's own pipeline."""
+    target = Path(tempfile.mkdtemp(prefix="routes-")) / "routes.json"
+    target.write_text(json.dumps({"routes": [{"prefix": prefix}]}), encoding="utf-8")
+    return str(target)
+
+
 def handle(stub: SageMakerStub, event: Any, config: tuple[str, str, str], shape: str) -> None:
     """Invoke the handler on ``event`` under ``config`` and check every property.
 
@@ -440,7 +450,7 @@ def handle(stub: SageMakerStub, event: Any, config: tuple[str, str, str], shape:
     FIGURES_RUN["events"] += 1
     FIGURES_RUN[f"events_{shape}"] += 1
     with (
-        environment({"RAW_PREFIX": raw, "CLEAN_PREFIX": clean, "TRIGGER_MODE": mode}),
+        environment({"ROUTES_FILE": one_route(raw), "CLEAN_PREFIX": clean, "TRIGGER_MODE": mode}),
         contextlib.redirect_stdout(io.StringIO()),  # the metrics Powertools prints
     ):
         trigger_config.settings.cache_clear()

@@ -17,8 +17,9 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from trigger.config import Config, TriggerMode
+from trigger.config import SHIPPED_ROUTES, Config, TriggerMode
 
+from contract.routes import parse
 from redrive import ReportError, deployed_config, render, waiting
 from redrive.__main__ import parse_args, settings
 from redrive.report import VISIBILITY_TIMEOUT, WAIT_SECONDS
@@ -279,19 +280,14 @@ def test_the_verdicts_follow_the_deployed_triggers_settings() -> None:
     # Given a marker-mode stack with its own raw prefix, and its marker's notification waiting
     lam = offline("lambda")
     stub = Stubber(lam)
-    variables = {
-        "PIPELINE_NAME": "etl",
-        "TRIGGER_MODE": "marker",
-        "RAW_PREFIX": "landing/",
-        "MARKER_NAME": "_DONE",
-    }
+    variables = {"PIPELINE_NAME": "etl", "TRIGGER_MODE": "marker", "MARKER_NAME": "_DONE"}
     stub.add_response(
         "get_function_configuration",
         {"FunctionName": "stack-TriggerFunction-x", "Environment": {"Variables": variables}},
         expected_params={"FunctionName": "stack-TriggerFunction-x"},
     )
     with stub:
-        config = deployed_config(lam, "stack-TriggerFunction-x")
+        config = deployed_config(lam, "stack-TriggerFunction-x", parse({"routes": [{"prefix": "landing/"}]}))
     reading = Reading()
     reading.receive(message(1, key="landing/batch/_DONE"))
     reading.receive()
@@ -303,7 +299,11 @@ def test_the_verdicts_follow_the_deployed_triggers_settings() -> None:
         (row,) = waiting(QUEUE, sqs=reading.sqs, config=config)
 
     # Then it is runnable (the operator's defaults, object mode under raw/, would call it a skip)
-    assert (config.mode, config.raw_prefix, config.marker_name) == (TriggerMode.MARKER, "landing/", "_DONE")
+    assert (config.mode, config.routes.prefixes(), config.marker_name) == (
+        TriggerMode.MARKER,
+        ["landing/"],
+        "_DONE",
+    )
     assert row.verdict == "runnable", row.reason
     assert str(row.input_url).startswith(f"s3://{BUCKET}/snapshot/batch/")
 
@@ -313,17 +313,19 @@ def test_an_unreadable_function_configuration_is_a_clear_error() -> None:
     stub = Stubber(lam)
     stub.add_client_error("get_function_configuration", "ResourceNotFoundException", "no such function", 404)
     with stub, pytest.raises(ReportError, match="cannot read the trigger function 'gone'"):
-        deployed_config(lam, "gone")
+        deployed_config(lam, "gone", SHIPPED_ROUTES)
 
 
-def test_the_command_flags_set_the_triggers_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_command_flags_set_the_triggers_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Given no trigger settings in the environment, When the flags name them
-    for name in ("TRIGGER_MODE", "RAW_PREFIX", "MARKER_NAME"):
+    for name in ("TRIGGER_MODE", "ROUTES_FILE", "MARKER_NAME"):
         monkeypatch.delenv(name, raising=False)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes:\n  - prefix: in/\n", encoding="utf-8")
     args = parse_args(
-        ["--queue-url", QUEUE, "--mode", "marker", "--raw-prefix", "in/", "--marker-name", "_OK"]
+        ["--queue-url", QUEUE, "--mode", "marker", "--routes", str(routes), "--marker-name", "_OK"]
     )
 
     # Then the report judges with them
     config = settings(args, session=None)
-    assert (config.mode, config.raw_prefix, config.marker_name) == (TriggerMode.MARKER, "in/", "_OK")
+    assert (config.mode, config.routes.prefixes(), config.marker_name) == (TriggerMode.MARKER, ["in/"], "_OK")

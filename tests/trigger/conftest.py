@@ -16,6 +16,7 @@ from trigger import config as trigger_config
 from trigger import handler
 
 from local.emulator import Emulator
+from tests.conftest import routes_file
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 ROLE_ARN = "arn:aws:iam::123456789012:role/pipeline-execution"
@@ -25,7 +26,7 @@ COPY_STAND_IN = "tests.trigger.copy-stand-in"
 def trigger_env() -> dict[str, str]:
     """The trigger's environment as `sam local invoke --env-vars events/env.json` would set it."""
     env: dict[str, str] = json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))["TriggerFunction"]
-    return env
+    return {**env, "ROUTES_FILE": routes_file()}
 
 
 def pipeline_definition() -> str:

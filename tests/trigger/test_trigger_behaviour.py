@@ -200,10 +200,13 @@ def test_the_exact_snapshot_and_start_requests_for_a_plain_upload(trigger: Any, 
             expected_params={
                 "PipelineName": "s3-sagemaker-trigger",
                 "PipelineExecutionDisplayName": "coil2000-Caravan-csv-ad6eb861",
+                # The ledger: which upload this execution runs, and where its output goes
                 "PipelineExecutionDescription": (
-                    "s3-sagemaker-trigger: input "
-                    "s3://example-data-bucket/snapshot/coil2000/0055AED6DCD90281E5/Caravan.csv "
-                    "(versionId=3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY, via s3)"
+                    's3-sagemaker-trigger upload {"bucket": "example-data-bucket", '
+                    '"key": "raw/coil2000/Caravan.csv", "versionId": "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", '
+                    '"sequencer": "0055AED6DCD90281E5", "eTag": "0123456789abcdef0123456789abcdef", '
+                    '"size": 1024, "eventTime": "2026-11-26T12:00:00.000Z", '
+                    '"output": "s3://example-data-bucket/clean/coil2000/Caravan.csv/0055AED6DCD90281E5/"}'
                 ),
                 "PipelineParameters": [
                     {
@@ -427,12 +430,13 @@ no_metrics_warning = pytest.mark.filterwarnings("ignore:No application metrics t
             "PIPELINE_NAME 'not a name!' is not a SageMaker pipeline name or ARN",
         ),
         ({"TRIGGER_MODE": "batch"}, "TRIGGER_MODE must be one of object, marker (got 'batch')"),
-        ({"RAW_PREFIX": "raw"}, "RAW_PREFIX 'raw' must end with '/'"),
+        ({"CLEAN_PREFIX": "clean"}, "CLEAN_PREFIX 'clean' must end with '/'"),
         (
             {"CLEAN_PREFIX": "raw/clean/"},
-            "a write under the raw prefix would start the pipeline again",
+            "the routed prefix 'raw/' and CLEAN_PREFIX 'raw/clean/' overlap: each must be a folder of its "
+            "own (a write under a routed prefix would start a pipeline again",
         ),
-        ({"RAW_PREFIX": "data/../raw/"}, "RAW_PREFIX 'data/../raw/' must not contain empty, '.' or '..'"),
+        ({"CLEAN_PREFIX": "data/../c/"}, "CLEAN_PREFIX 'data/../c/' must not contain empty, '.' or '..'"),
         ({"MARKER_NAME": "a/_SUCCESS"}, "MARKER_NAME 'a/_SUCCESS' must be a plain file name"),
         ({"SNAPSHOT_PREFIX": "raw/snap/"}, "SNAPSHOT_PREFIX 'raw/snap/' overlap"),
         ({"SNAPSHOT_PREFIX": "clean/"}, "CLEAN_PREFIX 'clean/' and SNAPSHOT_PREFIX 'clean/' overlap"),
@@ -464,13 +468,13 @@ def test_a_bad_configuration_is_a_clear_error_and_starts_nothing(
 @no_metrics_warning
 def test_every_configuration_problem_is_reported_at_once(trigger: Any, event: Event) -> None:
     # Given three bad settings
-    trigger.configure(PIPELINE_NAME=None, RAW_PREFIX="raw", MARKER_NAME="..")
+    trigger.configure(PIPELINE_NAME=None, CLEAN_PREFIX="clean", MARKER_NAME="..")
 
     # Then one error names all three, so one redeploy fixes them
     with pytest.raises(ConfigError) as error:
         trigger.invoke(event("s3-put.json"))
 
-    assert all(name in str(error.value) for name in ("PIPELINE_NAME", "RAW_PREFIX", "MARKER_NAME"))
+    assert all(name in str(error.value) for name in ("PIPELINE_NAME", "CLEAN_PREFIX", "MARKER_NAME"))
 
 
 @no_metrics_warning

@@ -20,6 +20,8 @@ import pytest
 from trigger.events import ObjectEvent, normalise
 from trigger.routing import upload_id
 
+from contract import ledger
+
 BUCKET = "example-data-bucket"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 DISPLAY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}")
@@ -47,7 +49,7 @@ OBJECT_MODE: dict[str, Expected] = {
     "s3-put-unicode.json": Expected(["raw/données/été 2000 \u2013 ü.csv"], []),
     "s3-put-sam-encoded.json": Expected(["raw/my data+v2/données été.csv"], []),
     "s3-put-outside-raw.json": Expected(
-        [], [("uploads/coil2000/Caravan.csv", "outside the raw prefix 'raw/'")]
+        [], [("uploads/coil2000/Caravan.csv", "outside the routed prefixes ('raw/')")]
     ),
     "s3-put-folder.json": Expected([], [("raw/folder/", "folder placeholder")]),
     "s3-put-marker.json": Expected([], [("raw/batch/_SUCCESS", "marker object '_SUCCESS': object mode")]),
@@ -63,7 +65,7 @@ OBJECT_MODE: dict[str, Expected] = {
     "s3-multi-record.json": Expected(
         ["raw/coil2000/train.csv", "raw/coil2000/test.csv"],
         [
-            ("clean/coil2000/train.csv/full_data.csv", "outside the raw prefix"),
+            ("clean/coil2000/train.csv/full_data.csv", "outside the routed prefixes"),
             ("raw/coil2000/", "folder placeholder"),
         ],
     ),
@@ -144,7 +146,13 @@ def check_replay(trigger: Any, event: dict[str, Any], expected: Expected, *, mar
         ]
         assert re.fullmatch(r"[0-9a-f]{64}", call["ClientRequestToken"])
         assert DISPLAY_NAME.fullmatch(call["PipelineExecutionDisplayName"])
-        assert started["inputDataUrl"] in call["PipelineExecutionDescription"]
+        recorded = ledger.read(call["PipelineExecutionDescription"])  # the ledger: this upload, its output
+        assert recorded is not None
+        assert (recorded.bucket, recorded.key, recorded.output) == (
+            BUCKET,
+            started["key"],
+            started["outputDataUrl"],
+        )
 
     # And the emulator holds exactly those executions, with those parameters
     executions = {e.arn: e for e in trigger.executions()}

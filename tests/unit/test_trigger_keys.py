@@ -17,6 +17,8 @@ from trigger.events import Action, ObjectEvent, normalise
 from trigger.request import build_request
 from trigger.routing import Dataset, route, upload_id
 
+from contract.routes import parse as parse_routes
+
 BUCKET = "example-data-bucket"
 DISPLAY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}")
 TRICKY_SEGMENTS = [
@@ -46,10 +48,26 @@ keys = st.one_of(
     st.lists(segments, min_size=1, max_size=6).map(lambda parts: "raw/" + "/".join(parts)),
     st.text(max_size=40),
 )
+ROUTE_SETS = [
+    [{"prefix": "raw/"}],
+    [{"prefix": "data/raw/"}],
+    [{"prefix": "in coming/"}],
+    # a dataset with a pattern and a pipeline of its own before the catch-all, and a second root
+    [
+        {
+            "prefix": "raw/a/",
+            "pattern": "(?P<part>[^/]+)/.*",
+            "pipeline": "other",
+            "parameters": {"P": "{part}"},
+        },
+        {"prefix": "raw/"},
+        {"prefix": "landing/", "mode": "marker"},
+    ],
+]
 configs = st.builds(
     Config,
     pipeline_name=st.just("p"),
-    raw_prefix=st.sampled_from(["raw/", "data/raw/", "in coming/"]),
+    routes=st.sampled_from([parse_routes({"routes": routes}) for routes in ROUTE_SETS]),
     clean_prefix=st.sampled_from(["clean/", "data/clean/"]),
     mode=st.sampled_from(list(TriggerMode)),
 )
@@ -60,11 +78,12 @@ def created(key: str) -> ObjectEvent:
 
 
 def keys_for(config: Config) -> st.SearchStrategy[str]:
-    """Keys of every sort, most of them under the configured raw prefix (where the checks matter)."""
+    """Keys of every sort, most of them under a routed prefix (where the checks matter)."""
+    prefix = st.sampled_from([route.prefix for route in config.routes.routes])
     parts = st.lists(segments, min_size=1, max_size=6)
-    under_raw = parts.map(lambda p: config.raw_prefix + "/".join(p))
-    marker = st.lists(segments, min_size=0, max_size=3).map(
-        lambda parts: config.raw_prefix + "/".join([*parts, config.marker_name])
+    under_raw = st.tuples(prefix, parts).map(lambda p: p[0] + "/".join(p[1]))
+    marker = st.tuples(prefix, st.lists(segments, min_size=0, max_size=3)).map(
+        lambda p: p[0] + "/".join([*p[1], config.marker_name])
     )
     return st.one_of(keys, under_raw, under_raw, marker)
 
@@ -97,15 +116,15 @@ def check_key(key: str, config: Config) -> None:
     assert outcome.input_url.startswith(snapshot_root)
     assert outcome.output_url.startswith(clean_root)
     assert outcome.output_url.endswith(f"/{upload_id(outcome.source)}/")
-    if outcome.source_folder is not None:  # marker mode copies that folder of the raw prefix
-        assert outcome.source_folder.startswith(config.raw_prefix)
+    if outcome.source_folder is not None:  # marker mode copies that folder of a routed prefix
+        assert config.routes.root(outcome.source_folder) is not None
         assert outcome.source_folder.endswith("/")
         assert outcome.snapshot_key.endswith("/")
     for url, root in ((outcome.input_url, snapshot_root), (outcome.output_url, clean_root)):
         parts = url.removeprefix(root).removesuffix("/").split("/")
         assert all(part not in {"", ".", ".."} for part in parts)
         assert len(url) <= 1024
-    request = build_request(outcome, config)
+    request = build_request(outcome)
     assert DISPLAY_NAME.fullmatch(request["PipelineExecutionDisplayName"])
     assert re.fullmatch(r"[0-9a-f]{64}", request["ClientRequestToken"])
     assert len(request["PipelineExecutionDescription"]) <= 3072

@@ -32,7 +32,8 @@ class Stubs:
     sagemaker: Stubber
     sqs: Stubber
 
-    def copy(self, key: str, version: str, snapshot: str, *, redelivered: bool = False) -> None:
+    def copy(self, key: str, version: str, snapshot: str, *, redelivered: bool = False, **extra: str) -> None:
+        """Expect the snapshot copy of ``key``'s version (``extra``: more parameters it must carry)."""
         if redelivered:  # a redelivery first looks for the snapshot an earlier attempt may have made
             self.s3.add_client_error(
                 "head_object", "404", "Not Found", 404, expected_params={"Bucket": BUCKET, "Key": snapshot}
@@ -45,6 +46,7 @@ class Stubs:
                 "Key": snapshot,
                 "CopySource": {"Bucket": BUCKET, "Key": key, "VersionId": version},
                 "TaggingDirective": "REPLACE",
+                **extra,
             },
         )
 
@@ -408,3 +410,19 @@ def test_an_object_too_large_for_any_invocation_goes_to_the_dead_letter_queue_sa
     stubs.done()
     (line,) = [r for r in caplog.records if r.getMessage() == "upload rejected"]
     assert "raise the trigger function's Timeout" in line.__dict__["reason"]
+
+
+def test_with_a_data_key_the_snapshot_is_encrypted_with_it(
+    stubs: Stubs, load_event: Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stack deployed with DataKmsKeyArn (a bucket encrypted with a customer managed key)
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    monkeypatch.setenv("DATA_KMS_KEY_ARN", key_arn)
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    snapshot, output = snapshot_of(TRAIN)
+    stubs.copy(TRAIN[0], TRAIN[1], snapshot, ServerSideEncryption="aws:kms", SSEKMSKeyId=key_arn)
+    stubs.start(snapshot, output)
+
+    # When it is delivered, Then the copy is written with that key and the run starts on it
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()

@@ -1,24 +1,34 @@
 """The trigger's settings: read from the environment once, validated into a frozen model.
 
 Every problem is reported at once, in one :class:`~trigger.errors.ConfigError` naming the variables,
-instead of a ``KeyError`` on the first invocation that happens to need a missing value.
+instead of a ``KeyError`` on the first invocation that happens to need a missing value. The routes
+(``routes.json``, compiled from ``routes.yaml`` by the build; ``ROUTES_FILE`` overrides it) are read
+here too, on first use, not at import: a cold start pays nothing for them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
+from pathlib import Path
 
-from contract.folders import CODE_PREFIX, overlaps
+from contract.folders import CODE_PREFIX, overlaps, prefix_problem
 from contract.names import PIPELINE_NAME_OR_ARN
+from contract.routes import Routes, RoutesError, loads
+from contract.routes import parse as parse_routes
 from trigger import backoff
 from trigger.errors import ConfigError
 
-DEFAULT_RAW_PREFIX = "raw/"
+# The build puts routes.json at the artifact's top, beside the trigger package (/var/task/routes.json).
+BUILT_ROUTES_FILE = Path(__file__).resolve().parent.parent / "routes.json"
+# What routes.yaml ships (tests/unit/test_trigger_config.py holds the two equal): the default of a
+# Config made in code, never a fallback for a missing routes file.
+SHIPPED_ROUTES = parse_routes({"routes": [{"prefix": "raw/"}]})
 DEFAULT_CLEAN_PREFIX = "clean/"
 DEFAULT_SNAPSHOT_PREFIX = "snapshot/"
 DEFAULT_MARKER_NAME = "_SUCCESS"
@@ -37,8 +47,8 @@ class TriggerMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    pipeline_name: str
-    raw_prefix: str = DEFAULT_RAW_PREFIX
+    pipeline_name: str  # the stack's own pipeline: the routes without a ``pipeline`` start it
+    routes: Routes = SHIPPED_ROUTES
     clean_prefix: str = DEFAULT_CLEAN_PREFIX
     snapshot_prefix: str = DEFAULT_SNAPSHOT_PREFIX
     mode: TriggerMode = TriggerMode.OBJECT
@@ -46,6 +56,9 @@ class Config:
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     backoff_base_seconds: int = backoff.DEFAULT_BASE_SECONDS
     backoff_cap_seconds: int = backoff.DEFAULT_CAP_SECONDS
+    # {pipeline as routed: {parameter: String|Integer|Float|Boolean}}, as the deploy found them
+    parameter_types: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    data_kms_key: str | None = None  # the snapshot copies are encrypted with it (SSE-KMS) when set
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -53,8 +66,9 @@ class Config:
             raise ConfigError("invalid trigger configuration: " + "; ".join(problems))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Config:
-        """The settings from environment variables; an empty variable counts as unset."""
+    def from_env(cls, environ: Mapping[str, str], routes: Routes | None = None) -> Config:
+        """The settings from environment variables; an empty variable counts as unset. ``routes``: these
+        instead of the routes file (an operator judging with a deployed function's environment)."""
 
         def get(name: str, default: str) -> str:
             return environ.get(name, "").strip() or default
@@ -74,7 +88,7 @@ class Config:
         }
         return cls(
             pipeline_name=get("PIPELINE_NAME", ""),
-            raw_prefix=get("RAW_PREFIX", DEFAULT_RAW_PREFIX),
+            routes=routes or _routes(get("ROUTES_FILE", str(BUILT_ROUTES_FILE))),
             clean_prefix=get("CLEAN_PREFIX", DEFAULT_CLEAN_PREFIX),
             snapshot_prefix=get("SNAPSHOT_PREFIX", DEFAULT_SNAPSHOT_PREFIX),
             mode=TriggerMode(mode),
@@ -82,6 +96,8 @@ class Config:
             metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE),
             backoff_base_seconds=waits["BACKOFF_BASE_SECONDS"],
             backoff_cap_seconds=waits["BACKOFF_CAP_SECONDS"],
+            parameter_types=_parameter_types(get("ROUTE_PARAMETER_TYPES", "{}")),
+            data_kms_key=get("DATA_KMS_KEY_ARN", "") or None,
         )
 
 
@@ -97,16 +113,13 @@ def _problems(config: Config) -> list[str]:
         problems.append("PIPELINE_NAME is required (the name of the SageMaker pipeline to start)")
     elif not PIPELINE_NAME_OR_ARN.fullmatch(config.pipeline_name):
         problems.append(f"PIPELINE_NAME {config.pipeline_name!r} is not a SageMaker pipeline name or ARN")
-    prefixes = {
-        "RAW_PREFIX": config.raw_prefix,
-        "CLEAN_PREFIX": config.clean_prefix,
-        "SNAPSHOT_PREFIX": config.snapshot_prefix,
-    }
+    prefixes = {"CLEAN_PREFIX": config.clean_prefix, "SNAPSHOT_PREFIX": config.snapshot_prefix}
     for name, prefix in prefixes.items():
-        problem = _prefix_problem(prefix)
+        problem = prefix_problem(prefix)
         if problem:
             problems.append(f"{name} {prefix!r} {problem}")
-    problems += overlaps([*prefixes.items(), ("the code folder", CODE_PREFIX)])
+    routed = [("the routed prefix", prefix) for prefix in config.routes.prefixes()]
+    problems += overlaps([*prefixes.items(), ("the code folder", CODE_PREFIX)], nested=routed)
     base, cap = config.backoff_base_seconds, config.backoff_cap_seconds
     if base < 1:
         problems.append(f"BACKOFF_BASE_SECONDS must be at least 1 (got {base})")
@@ -135,16 +148,32 @@ def _seconds(name: str, text: str) -> int:
         ) from None
 
 
-def _prefix_problem(prefix: str) -> str | None:
-    if not prefix.endswith("/"):
-        return "must end with '/' (for example 'raw/')"
-    if prefix.startswith("/"):
-        return "must not start with '/' (S3 keys have no leading slash)"
-    if _has_control(prefix):
-        return "must not contain control characters"
-    if any(part in {"", ".", ".."} for part in prefix[:-1].split("/")):
-        return "must not contain empty, '.' or '..' path segments"
-    return None
+def _routes(path: str) -> Routes:
+    try:
+        return loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(
+            f"invalid trigger configuration: cannot read the routes ({path}: {err.strerror}); the build "
+            "puts routes.json into the artifact, ROUTES_FILE names another"
+        ) from err
+    except RoutesError as err:
+        raise ConfigError(f"invalid trigger configuration: routes {path}: {err}") from err
+
+
+def _parameter_types(text: str) -> dict[str, dict[str, str]]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(types, dict) and all(isinstance(t, str) for t in types.values())
+        for types in value.values()
+    ):
+        raise ConfigError(
+            "invalid trigger configuration: ROUTE_PARAMETER_TYPES must be a JSON object "
+            '{"<pipeline>": {"<parameter>": "<type>"}} (the deploy writes it)'
+        )
+    return {str(p): {str(n): str(t) for n, t in types.items()} for p, types in value.items()}
 
 
 def _has_control(text: str) -> bool:

@@ -45,6 +45,7 @@ class ObjectEvent:
     sequencer: str | None = None
     size: int | None = None  # bytes, as the notification reports it
     event_time: str | None = None  # ISO 8601, when S3 finished the request
+    rerun: str | None = None  # `s3sm backfill --rerun`: a deliberate new run of the same version
 
     @property
     def identity(self) -> str | None:
@@ -52,12 +53,17 @@ class ObjectEvent:
 
         The version ID when the bucket is versioned; otherwise the eTag and the sequencer together (a
         re-upload of identical content has the same eTag but a new sequencer). S3 reports ``"null"``
-        for objects written while versioning was off or suspended: that is no identity.
+        for objects written while versioning was off or suspended: that is no identity. A backfill's
+        ``--rerun`` stamp is part of it, so a deliberate rerun is a new upload (token and folder).
         """
         if self.version_id and self.version_id != "null":
-            return f"versionId={self.version_id}"
-        fields = (("eTag", self.etag), ("sequencer", self.sequencer))
-        return ";".join(f"{name}={value}" for name, value in fields if value) or None
+            found = f"versionId={self.version_id}"
+        else:
+            fields = (("eTag", self.etag), ("sequencer", self.sequencer))
+            found = ";".join(f"{name}={value}" for name, value in fields if value)
+        if not found:
+            return None
+        return f"{found};rerun={self.rerun}" if self.rerun else found
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +177,12 @@ def _eventbridge(event: S3EventBridgeNotificationEvent, via: str) -> ObjectEvent
         sequencer = _optional(obj.get("sequencer"), "detail.object.sequencer")
         size = _size(obj.get("size"))
         event_time = _lenient(event.get("time"))
+        rerun = _optional(event.detail.get("rerun"), "detail.rerun")  # only `s3sm backfill --rerun` sets it
     except (_Malformed, KeyError, TypeError, AttributeError) as err:
         return Skip(key, f"malformed EventBridge S3 event: {_describe(err)}", unprocessable=True)
     action = _action(name, created="Object Created", removed="Object Deleted")
     return ObjectEvent(
-        f"{via}eventbridge", name, action, bucket, key, version_id, etag, sequencer, size, event_time
+        f"{via}eventbridge", name, action, bucket, key, version_id, etag, sequencer, size, event_time, rerun
     )
 
 

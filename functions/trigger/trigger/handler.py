@@ -110,7 +110,7 @@ class Run:
             self.skip(outcome)
             return
         source = outcome.source
-        request = build_request(outcome, self.config)
+        request = build_request(outcome)
         token = request["ClientRequestToken"]
         if token in self.tokens:
             self.skip(Skip(source.key, "duplicate of an earlier record in this event", source.bucket))
@@ -118,7 +118,14 @@ class Run:
         urls = {"inputDataUrl": outcome.input_url, "outputDataUrl": outcome.output_url}
         logger.append_keys(bucket=source.bucket, key=source.key)
         try:
-            refused = snapshot.take(s3_client(), outcome, retry=retry, budget=self.budget, then=START_SECONDS)
+            refused = snapshot.take(
+                s3_client(),
+                outcome,
+                retry=retry,
+                budget=self.budget,
+                then=START_SECONDS,
+                kms_key=self.config.data_kms_key,
+            )
             if refused is not None:
                 self.skip(refused)
                 return
@@ -127,7 +134,7 @@ class Run:
             try:
                 response = sagemaker_client().start_pipeline_execution(**request)
             except (ClientError, BotoCoreError) as err:
-                final = refusal(err, self.config.pipeline_name)
+                final = refusal(err, outcome.pipeline)
                 if final is not None:
                     raise Rejected(source.key, f"{final} (to the dead-letter queue, not retried)") from err
                 raise Transient(source.key, f"StartPipelineExecution failed, will retry: {err}") from err

@@ -1,4 +1,5 @@
-"""The StartPipelineExecution request for one dataset.
+"""The StartPipelineExecution request for one dataset: its routed pipeline and parameters, and its
+description recording the upload (:mod:`contract.ledger`: SageMaker itself is the ledger).
 
 ``ClientRequestToken`` is the SHA-256 (64 hex characters; the API takes 32-128) of the bucket, the key
 and the upload's identity (version ID, else eTag and sequencer): S3 delivering the same notification
@@ -16,13 +17,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from trigger.config import Config, TriggerMode
+from contract import ledger
 from trigger.routing import Dataset
 
 # Versions the token recipe: changing the recipe must change this string, never silently.
 TOKEN_SCHEME = "s3-sagemaker-trigger/1"  # noqa: S105 - an idempotency-token label, not a secret
 MAX_DISPLAY_NAME = 82  # pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}
-MAX_DESCRIPTION = 3072
 _SUFFIX_CHARS = 8
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 # StartPipelineExecution's answers that no wait will change: a permission the role lacks, a request
@@ -51,23 +51,30 @@ def display_name(dataset: Dataset) -> str:
     return f"{slug}-{suffix}" if slug else suffix
 
 
-def description(dataset: Dataset, mode: TriggerMode) -> str:
+def upload(dataset: Dataset) -> ledger.Upload:
+    """What the execution records of its upload (the marker, in marker mode)."""
     src = dataset.source
-    what = f"marker s3://{src.bucket}/{src.key}, " if mode is TriggerMode.MARKER else ""
-    text = f"s3-sagemaker-trigger: input {dataset.input_url} ({what}{src.identity}, via {src.source})"
-    return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 3] + "..."
+    version = src.version_id if src.version_id != "null" else None
+    return ledger.Upload(
+        src.bucket,
+        src.key,
+        version,
+        src.sequencer,
+        src.etag,
+        src.size,
+        src.event_time,
+        dataset.output_url,
+        src.rerun,
+    )
 
 
-def build_request(dataset: Dataset, config: Config) -> dict[str, Any]:
-    """The keyword arguments of ``start_pipeline_execution``: only the two data-location parameters."""
+def build_request(dataset: Dataset) -> dict[str, Any]:
+    """The keyword arguments of ``start_pipeline_execution``: the routed pipeline and its parameters."""
     return {
-        "PipelineName": config.pipeline_name,
+        "PipelineName": dataset.pipeline,
         "PipelineExecutionDisplayName": display_name(dataset),
-        "PipelineExecutionDescription": description(dataset, config.mode),
-        "PipelineParameters": [
-            {"Name": "InputDataUrl", "Value": dataset.input_url},
-            {"Name": "OutputDataUrl", "Value": dataset.output_url},
-        ],
+        "PipelineExecutionDescription": ledger.describe(upload(dataset)),
+        "PipelineParameters": [{"Name": name, "Value": value} for name, value in dataset.parameters.items()],
         "ClientRequestToken": idempotency_token(dataset),
     }
 

@@ -1,4 +1,11 @@
-"""Which object notifications are datasets, and where each dataset's data is read and written.
+"""Which object notifications are datasets, which pipeline each starts with which parameters, and where
+each dataset's data is read and written.
+
+The routes (``routes.yaml``, :mod:`contract.routes`) decide the pipeline and its parameters: the first
+route whose prefix and pattern match the key; a key no route matches is a skip. Paths are relative to
+the outermost routed prefix the key lies under (``<raw>``). A parameter value the pipeline would refuse
+(its type, as the deploy read it from the pipeline: ``Config.parameter_types``) is a skip saying why,
+never a failed execution.
 
 Every upload has an *upload id* (:func:`upload_id`): S3's ``sequencer``, which sorts in upload order
 for one key. For an accepted key ``<raw><rel>`` (``<dir>/<name>``), object mode snapshots the object to
@@ -21,11 +28,11 @@ from hashlib import sha256
 from urllib.parse import unquote
 
 from contract.names import BUCKET_NAME
+from contract.routes import value_problem
 from trigger.config import Config, TriggerMode
 from trigger.events import Action, ObjectEvent, Skip
 
 MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
-MAX_PARAMETER_CHARS = 1024  # a pipeline parameter value's limit (StartPipelineExecution)
 # The input URL also reaches the ETL as a processing job container argument (--input-url), and
 # CreateProcessingJob takes at most 256 characters per argument: a longer one fails the execution.
 MAX_ARGUMENT_CHARS = 256
@@ -42,6 +49,10 @@ class Dataset:
     output_url: str
     relative: str  # the dataset's path under the raw prefix: the object, or the marker's folder
     snapshot_key: str  # the snapshot object's key (object mode) or folder, ending in '/' (marker mode)
+    pipeline: str  # the routed pipeline (name or ARN)
+    parameters: dict[str, str]  # the StartPipelineExecution parameters, filled
+    route: int  # the route's number in routes.yaml (from 1)
+    mode: TriggerMode
     source_folder: str | None = None  # marker mode: the raw folder whose objects are snapshotted
 
 
@@ -79,11 +90,17 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
         return unprocessable(f"key longer than S3's {MAX_KEY_BYTES}-byte limit")
     if any(_is_control(c) for c in key):
         return unprocessable("key contains control characters")
-    if not key.startswith(config.raw_prefix):
-        return skip(f"outside the raw prefix {config.raw_prefix!r}")
     if key.endswith("/"):
         return skip("folder placeholder (the key ends with '/')")
-    relative = key.removeprefix(config.raw_prefix)
+    found = config.routes.first(key)
+    raw = config.routes.root(key)
+    if found is None or raw is None:
+        prefixes = ", ".join(repr(p) for p in config.routes.prefixes())
+        reason = "no route matches the key" if raw else f"outside the routed prefixes ({prefixes})"
+        return skip(f"{reason} (routes.yaml)")
+    rule, groups = found
+    mode = TriggerMode(rule.mode) if rule.mode else config.mode
+    relative = key.removeprefix(raw)
     parts = relative.split("/")
     problem = key_problem(relative)
     if problem:
@@ -96,7 +113,7 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
     uid = upload_id(item)
     is_marker = parts[-1] == config.marker_name
     source_folder: str | None = None
-    if config.mode is TriggerMode.OBJECT:
+    if mode is TriggerMode.OBJECT:
         if is_marker:
             return skip(f"marker object {config.marker_name!r}: object mode starts on data objects only")
         folder = "".join(f"{part}/" for part in parts[:-1])
@@ -105,9 +122,9 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
         if not is_marker:
             return skip(f"not the marker object {config.marker_name!r}: marker mode starts on markers only")
         if len(parts) < 2:
-            return skip(f"marker directly under the raw prefix {config.raw_prefix!r} names no folder")
+            return skip(f"marker directly under the routed prefix {raw!r} names no folder")
         relative = "/".join(parts[:-1])
-        source_folder = f"{config.raw_prefix}{relative}/"
+        source_folder = f"{raw}{relative}/"
         snapshot_key = f"{config.snapshot_prefix}{relative}/{uid}/"
     input_url = f"s3://{bucket}/{snapshot_key}"
     output_url = f"s3://{bucket}/{config.clean_prefix}{relative}/{uid}/"
@@ -117,11 +134,37 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
         return unprocessable(
             f"input URL longer than the {MAX_ARGUMENT_CHARS} characters a processing job argument holds"
         )
-    if len(output_url) > MAX_PARAMETER_CHARS:
-        return unprocessable(
-            f"output URL longer than the {MAX_PARAMETER_CHARS} characters a pipeline parameter holds"
-        )
-    return Dataset(item, input_url, output_url, relative, snapshot_key, source_folder)
+    pipeline = rule.pipeline or config.pipeline_name
+    values = {
+        "snapshot_url": input_url,
+        "output_url": output_url,
+        "bucket": bucket,
+        "key": key,
+        "version_id": item.version_id if item.version_id not in (None, "null") else "",
+        "size": "" if item.size is None else str(item.size),
+        **groups,
+    }
+    parameters = rule.fill(values)
+    types = config.parameter_types.get(pipeline, {})
+    for name, value in parameters.items():
+        problem = value_problem(types.get(name, "String"), value)
+        if problem:
+            kind = types.get(name, "String")
+            return unprocessable(
+                f"{rule.name}: parameter {name} ({kind} in pipeline {pipeline!r}): {problem}"
+            )
+    return Dataset(
+        item,
+        input_url,
+        output_url,
+        relative,
+        snapshot_key,
+        pipeline,
+        parameters,
+        rule.index,
+        mode,
+        source_folder,
+    )
 
 
 def key_problem(relative: str) -> str | None:

@@ -128,13 +128,20 @@ def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
 
 
 def take(
-    s3: Any, dataset: Dataset, *, retry: bool, budget: Budget | None = None, then: float = 0
+    s3: Any,
+    dataset: Dataset,
+    *,
+    retry: bool,
+    budget: Budget | None = None,
+    then: float = 0,
+    kms_key: str | None = None,
 ) -> Skip | None:
     """Make ``dataset``'s snapshot. None when it is in place; a Skip when it never can be.
 
     Raises Transient when it failed for a reason that passes, or when a copy would not fit in the
     ``budget`` with ``then`` seconds kept for what follows (the start). ``retry``: an earlier attempt
-    may have made (part of) it already, so each copy looks for its target first.
+    may have made (part of) it already, so each copy looks for its target first. ``kms_key``: the
+    snapshot is encrypted with this customer managed key (SSE-KMS) instead of the bucket's default.
     """
     src = dataset.source
     try:
@@ -175,7 +182,7 @@ def take(
                 budget.check(
                     src.key, copy_seconds(source.size) + then, f"the copy of s3://{src.bucket}/{source.key}"
                 )
-            _copy(s3, src.bucket, source, target, retry=retry)
+            _copy(s3, src.bucket, source, target, retry=retry, kms_key=kms_key)
     except (ClientError, BotoCoreError) as err:
         what = f"s3://{src.bucket}/{_failed_key(err, src.key)}"
         reason = classify(err, what)
@@ -189,24 +196,26 @@ def _failed_key(err: Exception, default: str) -> str:
     return str(getattr(err, "source_key", default))
 
 
-def _copy(s3: Any, bucket: str, source: Source, target: str, *, retry: bool) -> None:
+def _copy(s3: Any, bucket: str, source: Source, target: str, *, retry: bool, kms_key: str | None) -> None:
     copy_source: dict[str, str] = {"Bucket": bucket, "Key": source.key}
     if source.version_id:
         copy_source["VersionId"] = source.version_id
-    conditions = {} if source.version_id or not source.etag else {"CopySourceIfMatch": source.etag}
+    extra = {} if source.version_id or not source.etag else {"CopySourceIfMatch": source.etag}
+    if kms_key:
+        extra |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
     try:
         if source.size is not None and source.size > MAX_COPY_OBJECT_BYTES:
-            _managed_copy(s3, bucket, copy_source, target, conditions)
+            _managed_copy(s3, bucket, copy_source, target, extra)
         else:
             # TaggingDirective REPLACE: the snapshot carries no tags (no s3:GetObjectTagging needed).
             s3.copy_object(
-                Bucket=bucket, Key=target, CopySource=copy_source, TaggingDirective="REPLACE", **conditions
+                Bucket=bucket, Key=target, CopySource=copy_source, TaggingDirective="REPLACE", **extra
             )
     except ClientError as err:
         code = str(err.response.get("Error", {}).get("Code", ""))
         message = str(err.response.get("Error", {}).get("Message", ""))
         if code == "InvalidRequest" and "copy source is larger" in message:  # size unknown, over 5 GiB
-            _managed_copy(s3, bucket, copy_source, target, conditions)
+            _managed_copy(s3, bucket, copy_source, target, extra)
             return
         if (code in _GONE or code in _CHANGED) and not retry and _exists(s3, bucket, target):
             return  # an earlier attempt (a direct re-invocation) made it before the source changed
