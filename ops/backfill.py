@@ -354,9 +354,10 @@ def summary(outcome: Outcome, *, since: datetime | None, until: datetime | None)
     lines.append("  " + ", ".join(parts))
     if outcome.rerun:
         lines.append(
-            f"--rerun: objects that already ran {'would be' if outcome.dry_run else 'were'} sent again with "
-            f"detail.rerun = {outcome.rerun}: each gets a new token and a new output folder"
+            f"--rerun: objects that already ran {'would be' if outcome.dry_run else 'were'} sent again, "
+            f"with detail.rerun = {outcome.rerun}:"
         )
+        lines.append("  each gets a new token and a new output folder")
     if outcome.dry_run:
         lines.append("dry run: nothing was sent")
     else:

@@ -171,7 +171,7 @@ def test_a_backfill_enqueues_exactly_its_objects_and_a_second_run_starts_nothing
     assert sorted(e["detail"]["object"]["key"] for e in again) == ["raw/a.csv", "raw/b.csv", "raw/day1/c.csv"]
     assert len({e["detail"]["rerun"] for e in again}) == 1
     assert out.splitlines()[3].startswith(
-        "--rerun: objects that already ran were sent again with detail.rerun = "
+        "--rerun: objects that already ran were sent again, with detail.rerun = "
     )
 
 

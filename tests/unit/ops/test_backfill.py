@@ -226,10 +226,10 @@ def test_rerun_sends_what_already_ran_again_with_a_rerun_stamp_and_says_so(
         "  0 enqueued, 1 enqueued again, 0 already ran, 0 skipped (the trigger would skip them), "
         "0 match no route"
     )
-    assert lines[3] == (
-        "--rerun: objects that already ran were sent again with detail.rerun = 2026-12-01T12:00:00.000Z: "
-        "each gets a new token and a new output folder"
-    )
+    assert lines[3:5] == [
+        "--rerun: objects that already ran were sent again, with detail.rerun = 2026-12-01T12:00:00.000Z:",
+        "  each gets a new token and a new output folder",
+    ]
 
 
 def test_an_unversioned_bucket_is_listed_with_list_objects_v2_and_matched_by_etag(
