@@ -12,8 +12,9 @@ import pytest
 
 from contract.ledger import Upload, describe
 from ops import cli
-from ops.status import Collector, render
+from ops.status import Collector, Queues, render
 from ops.target import Target
+from ops.uploads import newest, recency, routed_pipelines, runs
 from tests.unit.ops.conftest import OUTPUTS, PIPELINE, PIPELINE_ARN, REGION, Stubs
 
 BUCKET = OUTPUTS["DataBucketName"]
@@ -108,8 +109,6 @@ def test_status_shows_the_uploaded_key_not_the_snapshot_and_marks_each_keys_newe
         stub_report(stubs, record.output, 100 + n, 0)
     # When status shows them
     executions = Collector(target, now=NOW).recent(20)
-    from ops.status import Queues
-
     lines = render(target, executions, Queues(0, 0, None, 0)).splitlines()
     # Then each row names the key that was uploaded (not snapshot/...), the newest of each key marked
     rows = {
@@ -234,3 +233,39 @@ def test_key_and_execution_together_are_refused(capsys: pytest.CaptureFixture[st
         cli.main(["status", "--key", KEY, "--execution", "abc"])
     assert exited.value.code == 2
     assert "--key or --execution (one of the two)" in capsys.readouterr().err
+
+
+def test_the_newest_of_uploads_landing_in_one_second_is_the_greater_sequencer_right_padded() -> None:
+    # Given two uploads of one key in the same second: S3 compares sequencers of different lengths
+    # after right-padding the shorter with zeros, so "0055AED6DCD90281E6" is later than "0055AED6DCD90281E5A0"
+    same = "2026-12-01T10:02:31Z"
+    earlier = recency(same, "0055AED6DCD90281E5A0", NOW)
+    later = recency(same, "0055AED6DCD90281E6", NOW - timedelta(minutes=1))
+    assert newest([earlier, later], lambda _: KEY, lambda rank: rank) == {1}
+    # And a rerun of one version (same event time and sequencer) is newer than the run before it
+    rerun = recency(same, "0055AED6DCD90281E6", NOW)
+    assert newest([later, rerun], lambda _: KEY, lambda rank: rank) == {1}
+
+
+def test_a_routed_pipeline_that_does_not_exist_is_noted_and_the_others_are_read(stubs: Stubs) -> None:
+    target = Target("prod", REGION, {**OUTPUTS, "RoutedPipelines": "claims-training"}, session=stubs)
+    record = upload(KEY, 1, "2026-11-30T10:02:31.000Z")
+    stubs["sagemaker"].add_response(
+        "list_pipeline_executions",
+        {
+            "PipelineExecutionSummaries": [
+                summary(f"{PIPELINE_ARN}/execution/f1rst0000001", "Executing", record, NOW)
+            ]
+        },
+        {"PipelineName": PIPELINE, **LEDGER_PAGE},
+    )
+    stubs["sagemaker"].add_client_error(
+        "list_pipeline_executions",
+        service_error_code="ResourceNotFound",
+        service_message="Pipeline 'claims-training' does not exist.",
+        expected_params={"PipelineName": "claims-training", **LEDGER_PAGE},
+    )
+    notes: list[str] = []
+    found = list(runs(target, routed_pipelines(target), note=notes.append))
+    assert [r.execution_id for r in found] == ["f1rst0000001"]
+    assert notes == ["note: routed pipeline claims-training does not exist: it has no executions"]
