@@ -1,7 +1,8 @@
-"""``s3sm``: status, retry and redrive, the same against a deployed stack and the local runtime.
+"""``s3sm``: status, retry, redrive and backfill, the same against a deployed stack and the local runtime.
 
 Exit status: 0 done; 1 done in part (an execution that was not failed, a retry SageMaker refused, dead
-letters waiting); 2 could not run (no such stack, a permission missing, no local runtime, bad input).
+letters waiting, uploads a backfill could not enqueue); 2 could not run (no such stack, a permission
+missing, no local runtime, bad input).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from ops import dlq
+from ops.backfill import Backfill, load_routes, parse_time, summary
 from ops.retry import Retrier, parse_since
-from ops.status import WIDTH, Collector, as_json, execution_arn, render, render_one
+from ops.status import WIDTH, Collector, as_json, execution_arn, key_json, render, render_key, render_one
 from ops.target import OpsError, Target, resolve
 from redrive.report import render as render_waiting
 
@@ -22,6 +26,8 @@ EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 
 
 def cmd_status(target: Target, args: argparse.Namespace) -> int:
+    if args.key:
+        return cmd_status_key(target, args)
     collector = Collector(target)
     if args.execution:
         execution = collector.execution(execution_arn(target, args.execution))
@@ -36,6 +42,32 @@ def cmd_status(target: Target, args: argparse.Namespace) -> int:
         as_json(target, executions, queues) if args.json else render(target, executions, queues, args.width)
     )
     return EXIT_OK
+
+
+def cmd_status_key(target: Target, args: argparse.Namespace) -> int:
+    key = args.key.removeprefix(f"s3://{target.outputs.get('DataBucketName')}/")
+    uploads = Collector(target).uploads(key)
+    print(key_json(target, key, uploads) if args.json else render_key(target, key, uploads, args.width))
+    return EXIT_OK
+
+
+def cmd_backfill(target: Target, args: argparse.Namespace) -> int:
+    routes = load_routes(args.routes)
+    since = parse_time("--since", args.since) if args.since else None
+    until = parse_time("--until", args.until) if args.until else None
+    if since and until and since > until:
+        raise OpsError(f"--since {args.since} is later than --until {args.until}")
+    rerun = (
+        datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if args.rerun else None
+    )
+    say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
+    backfill = Backfill(target, routes, since=since, until=until, rerun=rerun, say=say)
+    outcome = backfill.run(args.prefix, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(outcome.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(summary(outcome, since=since, until=until)))
+    return EXIT_PARTIAL if outcome.failed else EXIT_OK
 
 
 def cmd_retry(target: Target, args: argparse.Namespace) -> int:
@@ -92,10 +124,11 @@ def parser() -> argparse.ArgumentParser:
 
     top = argparse.ArgumentParser(
         prog=PROG,
-        description="Operate the S3 -> SageMaker Pipelines trigger: see runs and queues, retry, redrive.",
+        description="Operate the S3 -> SageMaker Pipelines trigger: see runs and queues, retry, redrive, "
+        "backfill.",
         epilog="Exit status: 0 done, 1 done in part, 2 could not run.",
     )
-    commands = top.add_subparsers(dest="command", required=True, metavar="{status,retry,redrive}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="{status,retry,redrive,backfill}")
 
     status = commands.add_parser(
         "status", parents=[common], help="recent executions, uploads waiting, dead letters",
@@ -108,6 +141,12 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--execution", metavar="ID|ARN", help="one execution, every field in full")
     status.add_argument(
         "--width", type=int, default=WIDTH, metavar="COLS", help=f"table width (default {WIDTH})"
+    )
+    status.add_argument(
+        "--key",
+        metavar="KEY",
+        help="every upload of KEY (in the stack's bucket) across the routed pipelines: when it landed, its "
+        "execution, status, output folder and rows; the newest marked",
     )
     status.set_defaults(func=cmd_status)
 
@@ -135,6 +174,42 @@ def parser() -> argparse.ArgumentParser:
     )
     redrive.add_argument("--rate", type=int, metavar="N", help="with --move: at most N messages per second")
     redrive.set_defaults(func=cmd_redrive)
+
+    backfill = commands.add_parser(
+        "backfill", parents=[common], help="run objects already in the bucket, through the upload queue",
+        description="Start runs for the objects already under PREFIX in the stack's bucket, through the "
+        "same queue, routes and idempotency token as a live upload: each object's latest version "
+        "(ListObjectVersions on a versioned bucket, ListObjectsV2 otherwise) is sent to the upload queue "
+        "as S3's 'Object Created' event (SendMessageBatch, 10 at a time), unless it matches no route, "
+        "the trigger would skip it, or it already ran (the executions' ledger says so): an object "
+        "version that ran starts nothing again.",
+    )  # fmt: skip
+    backfill.add_argument("prefix", metavar="PREFIX", help="the folder to backfill, e.g. raw/ or raw/claims/")
+    backfill.add_argument(
+        "--since", metavar="WHEN", help="objects last modified since WHEN: 30m, 6h, 2d ago or ISO 8601"
+    )
+    backfill.add_argument(
+        "--until", metavar="WHEN", help="objects last modified until WHEN: 30m, 6h, 2d ago or ISO 8601"
+    )
+    backfill.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list each object, its route, and whether it would start, already ran or matches no route; "
+        "send nothing",
+    )
+    backfill.add_argument(
+        "--rerun",
+        action="store_true",
+        help="start a new run even for an object version that already ran (a new token and output folder)",
+    )
+    backfill.add_argument(
+        "--routes",
+        type=Path,
+        metavar="PATH",
+        help="the routes the stack was deployed with (default: routes.yaml at the repository root, the file "
+        "`make build` compiles into the trigger)",
+    )
+    backfill.set_defaults(func=cmd_backfill)
     return top
 
 
@@ -153,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = top.parse_args(argv)
     if args.command == "retry" and bool(args.executions) == bool(args.failed_since):
         top.error("retry: name executions or give --failed-since WHEN (one of the two)")
+    if args.command == "status" and args.key and args.execution:
+        top.error("status: --key or --execution (one of the two)")
     for name in ("limit", "max", "rate", "width"):
         value = getattr(args, name, None)
         if value is not None and value < 1:

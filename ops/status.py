@@ -1,5 +1,9 @@
 """``s3sm status``: recent executions (upload, status, failed step and reason, output, rows, duration)
-and the queues (uploads waiting, the oldest one's age, dead letters)."""
+and the queues (uploads waiting, the oldest one's age, dead letters); ``--key``: every upload of one key.
+
+The upload shown is the one the execution's ledger entry names (:mod:`contract.ledger`: the key that
+was uploaded, not the snapshot the run read); an execution without one (started before the ledger, or
+by hand) shows its ``InputDataUrl`` as before."""
 
 from __future__ import annotations
 
@@ -12,12 +16,16 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contract.ledger import read
 from ops.target import Target, explain
 from ops.text import duration, shorten, table
+from ops.uploads import Run, newest, recency, routed_pipelines, runs
 
 WIDTH = 100
 REPORT_NAMES = "report*.json"  # the ETL writes report.json, or report-<host>.json per instance
 MISSING = {"NoSuchKey", "NoSuchBucket", "404"}
+NEWEST_MARK = "*"
+NEWEST_LEGEND = "newest upload of its key (event time, then S3 sequencer)"
 
 
 @dataclass
@@ -33,6 +41,32 @@ class Execution:
     seconds: float | None
     rows_written: int | None
     rows_rejected: int | None
+    key: str | None = None  # the uploaded key, from the execution's ledger entry (None: no entry)
+    bucket: str | None = None
+    version_id: str | None = None
+    landed: str | None = None  # when S3 finished the upload (the ledger's event time)
+    sequencer: str | None = None
+    newest: bool = False  # the newest upload of its key among those shown
+
+
+@dataclass
+class KeyUpload:
+    """One upload of a key (``s3sm status --key``): when it landed, the run, and what it wrote."""
+
+    key: str
+    bucket: str
+    version_id: str | None
+    landed: str | None
+    pipeline: str
+    execution_id: str
+    arn: str
+    status: str
+    started: str | None
+    output: str | None
+    rows_written: int | None
+    rows_rejected: int | None
+    rerun: str | None
+    newest: bool
 
 
 @dataclass
@@ -78,7 +112,47 @@ class Collector:
             SortOrder="Descending",
             MaxResults=limit,
         )["PipelineExecutionSummaries"]
-        return [self.execution(s["PipelineExecutionArn"]) for s in summaries]
+        executions = [self.execution(s["PipelineExecutionArn"]) for s in summaries]
+        for index in newest(
+            executions,
+            lambda e: (e.bucket, e.key) if e.key is not None else None,
+            lambda e: recency(e.landed, e.sequencer, e.started),
+        ):
+            executions[index].newest = True
+        return executions
+
+    def uploads(self, key: str) -> list[KeyUpload]:
+        """Every upload of ``key`` in the stack's bucket that a routed pipeline ran, newest first."""
+        bucket = self.target.outputs.get("DataBucketName")
+        found: list[Run] = [
+            run
+            for run in runs(self.target, routed_pipelines(self.target))
+            if run.upload.key == key and bucket in (None, run.upload.bucket)
+        ]
+        found.sort(key=lambda r: recency(r.upload.event_time, r.upload.sequencer, r.started), reverse=True)
+        shown = []
+        for index, run in enumerate(found):
+            ended = run.status in ("Succeeded", "Failed")
+            written, rejected = self.rows(run.upload.output) if ended else (None, None)
+            shown.append(
+                KeyUpload(
+                    key=run.upload.key,
+                    bucket=run.upload.bucket,
+                    version_id=run.upload.version_id,
+                    landed=run.upload.event_time,
+                    pipeline=run.pipeline,
+                    execution_id=run.execution_id,
+                    arn=run.arn,
+                    status=run.status,
+                    started=run.started.isoformat(timespec="seconds") if run.started else None,
+                    output=run.upload.output,
+                    rows_written=written,
+                    rows_rejected=rejected,
+                    rerun=run.upload.rerun,
+                    newest=index == 0,
+                )
+            )
+        return shown
 
     def execution(self, arn: str) -> Execution:
         doing = f"reading execution {arn}"
@@ -95,7 +169,8 @@ class Collector:
         created = described.get("CreationTime")
         ended = described.get("LastModifiedTime") if status != "Executing" else self.now
         seconds = (ended - created).total_seconds() if created and ended else None
-        output = values.get("OutputDataUrl")
+        upload = read(described.get("PipelineExecutionDescription"))
+        output = (upload.output if upload else None) or values.get("OutputDataUrl")
         written, rejected = self.rows(output) if status == "Succeeded" or failed else (None, None)
         return Execution(
             execution_id=arn.rsplit("/", 1)[-1],
@@ -109,6 +184,11 @@ class Collector:
             seconds=seconds,
             rows_written=written,
             rows_rejected=rejected,
+            key=upload.key if upload else None,
+            bucket=upload.bucket if upload else None,
+            version_id=upload.version_id if upload else None,
+            landed=upload.event_time if upload else None,
+            sequencer=upload.sequencer if upload else None,
         )
 
     def rows(self, output: str | None) -> tuple[int | None, int | None]:
@@ -196,7 +276,7 @@ def as_json(target: Target, executions: list[Execution], queues: Queues | None) 
     )
 
 
-def _rows(e: Execution) -> str:
+def _rows(e: Execution | KeyUpload) -> str:
     if e.rows_written is None:
         return "-"
     return f"{e.rows_written}/{e.rows_rejected}"
@@ -237,9 +317,15 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
             return "(default)"
         return url.removeprefix(f"s3://{bucket}/") if bucket else url
 
+    def upload(e: Execution) -> str:  # the uploaded key (from the ledger), else the run's input
+        if e.key is None:
+            return key(e.upload)
+        shown = e.key if e.bucket == bucket else f"s3://{e.bucket}/{e.key}"
+        return f"{NEWEST_MARK} {shown}" if e.newest else shown
+
     # One row per execution, then a line with what to look at: its failure, or where its output is.
     headers = ["EXECUTION", "STATUS", "TOOK", "ROWS OK/REJ", "UPLOAD"]
-    rows = [[e.execution_id, e.status, duration(e.seconds), _rows(e), key(e.upload)] for e in executions]
+    rows = [[e.execution_id, e.status, duration(e.seconds), _rows(e), upload(e)] for e in executions]
     body = table(headers, rows, width=width, shrink=[4, 0])
     lines.append("")
     lines.extend(body[:2])
@@ -253,8 +339,60 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
         elif execution.output and execution.status == "Succeeded":
             lines.append(shorten(f"  => {key(execution.output)}", width))
     lines.append("")
+    if any(e.newest for e in executions):
+        lines.append(shorten(f"{NEWEST_MARK} {NEWEST_LEGEND}; all its uploads: s3sm status --key KEY", width))
     lines.append(shorten("in full: s3sm status --json, or s3sm status --execution ID", width))
     return "\n".join(lines)
+
+
+def render_key(target: Target, key: str, uploads: list[KeyUpload], width: int = WIDTH) -> str:
+    """``status --key``: each upload of the key, newest first, the newest marked."""
+    bucket = target.outputs.get("DataBucketName", "?")
+    pipelines = ", ".join(routed_pipelines(target))
+    lines = [
+        shorten(f"stack {target.stack} ({target.where})", width),
+        shorten(f"key {key} in bucket {bucket}", width),
+        shorten(f"routed pipelines: {pipelines}", width),
+    ]
+    if not uploads:
+        lines.append("no run of this key in the ledger (an upload the trigger skipped is in its log only)")
+        return "\n".join(lines)
+    lines.append(f"{len(uploads)} upload{'s' if len(uploads) != 1 else ''}, newest first:")
+
+    def folder(url: str | None) -> str:
+        return (url or "-").removeprefix(f"s3://{bucket}/")
+
+    # One row per upload, then its output folder under it (as status shows a succeeded run's).
+    headers = ["", "LANDED", "EXECUTION", "PIPELINE", "STATUS", "ROWS OK/REJ"]
+    rows = [
+        [
+            NEWEST_MARK if u.newest else "",
+            u.landed or "-",
+            u.execution_id,
+            u.pipeline.rsplit("/", 1)[-1],
+            u.status + (" (rerun)" if u.rerun else ""),
+            _rows(u),
+        ]
+        for u in uploads
+    ]
+    body = table(headers, rows, width=width, shrink=[3, 2])
+    lines.append("")
+    lines.extend(body[:2])
+    for u, line in zip(uploads, body[2:], strict=True):
+        lines.append(line)
+        lines.append(shorten(f"  => {folder(u.output)}", width))
+    lines.append("")
+    lines.append(shorten(f"{NEWEST_MARK} {NEWEST_LEGEND}: its output is the key's current one", width))
+    lines.append(shorten("in full: s3sm status --key KEY --json, or s3sm status --execution ARN", width))
+    return "\n".join(lines)
+
+
+def key_json(target: Target, key: str, uploads: list[KeyUpload]) -> str:
+    return json.dumps(
+        {"stack": target.stack, "where": target.where, "key": key, "uploads": [asdict(u) for u in uploads]},
+        indent=2,
+        ensure_ascii=False,
+    )
 
 
 def render_one(execution: Execution) -> str:
@@ -264,4 +402,15 @@ def render_one(execution: Execution) -> str:
     return "\n".join(f"{name:<14} {'-' if value is None else value}" for name, value in fields.items())
 
 
-__all__ = ["Collector", "Execution", "Queues", "as_json", "execution_arn", "render", "render_one"]
+__all__ = [
+    "Collector",
+    "Execution",
+    "KeyUpload",
+    "Queues",
+    "as_json",
+    "execution_arn",
+    "key_json",
+    "render",
+    "render_key",
+    "render_one",
+]

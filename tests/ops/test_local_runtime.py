@@ -1,6 +1,6 @@
 """s3sm and the notifications through the local runtime: a failed run's status-change event goes through
 the template's own rule (pattern and input transformer) to the stand-in topic queue, word for word; status,
-retry and redrive work on the runtime as on a stack."""
+retry, redrive and backfill work on the runtime as on a stack."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from local.cli import runtime_state
 from local.notifications import DETAIL_TYPE, SOURCE
 from local.runtime import Runtime, StackRequest
 from ops import cli
-from tests.local.test_runtime_e2e import Recorder
+from tests.local.test_runtime_e2e import Recorder, finished
 
 pytestmark = pytest.mark.e2e
 STACK = "ops-local"
@@ -242,3 +242,35 @@ def test_redrive_reports_what_waits_in_the_dead_letter_queue_and_moves_nothing(
     code, _, err = s3sm(["redrive", "--move"], capsys)
     assert code == 2
     assert "moto does not implement StartMessageMoveTask" in err
+
+
+BACKFILLED = ("raw/backfill/partner-a/Caravan.csv", "raw/backfill/partner-b/Caravan.csv")
+
+
+def test_a_backfill_of_uploads_that_ran_live_starts_nothing_twice(
+    runtime: Runtime, recorder: Recorder, state: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two uploads the trigger ran as they arrived
+    data = generate(Path(runtime.scratch_dir or "/tmp") / "backfill", layout="named", rows=40, seed=7)
+    bucket = runtime.stacks[0].ref("DataBucket")
+    for key in BACKFILLED:
+        boto3.client("s3").put_object(
+            Bucket=bucket, Key=key, Body=(data.out_dir / "Caravan.csv").read_bytes()
+        )
+    ran = {finished(runtime, key)["PipelineExecutionArn"] for key in BACKFILLED}
+    # When their folder is backfilled
+    code, out, err = s3sm(["backfill", "raw/backfill/", "--local"], capsys)
+    assert (code, err) == (0, "")
+    assert (
+        out.splitlines()[0]
+        == "listed 2: enqueued 2 (1 SendMessageBatch), already ran 0, skipped 0, no route 0"
+    )
+    # Then the trigger reads both events, derives the tokens of the live uploads, and SageMaker answers
+    # with the executions that ran: nothing runs twice
+    deadline = time.monotonic() + 60
+    while {d["arn"] for d in recorder.of("execution-replayed")} < ran:
+        assert time.monotonic() < deadline, "the backfill's events did not reach the trigger within 60 s"
+        time.sleep(0.2)
+    assert {
+        finished(runtime, key)["PipelineExecutionArn"] for key in BACKFILLED
+    } == ran  # one execution per key

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from ops import cli
 from ops.target import Target
 
 REGION = "eu-west-1"
@@ -66,3 +67,10 @@ def stubs() -> Iterator[Stubs]:
 @pytest.fixture
 def target(stubs: Stubs) -> Target:
     return Target("prod", REGION, OUTPUTS, session=stubs)
+
+
+def s3sm(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``s3sm ARGV`` as the shell runs it: its exit status, stdout and stderr."""
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
