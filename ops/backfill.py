@@ -25,38 +25,25 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from trigger.config import Config, TriggerMode
+from trigger.config import Config
 from trigger.events import Skip, normalise
 from trigger.routing import route as trigger_route
 
-from contract.routes import Route, Routes, RoutesError, loads
+from contract.routes import Routes
 from ops.dlq import judge
 from ops.retry import parse_since
 from ops.target import OpsError, Target, explain
 from ops.uploads import Run, identities, identity, routed_pipelines, runs
-from pipeline.__main__ import compile_routes
 
 REASON = "s3sm backfill"  # detail.reason of the events it sends (S3's own say PutObject, CopyObject...)
 BATCH = 10  # SendMessageBatch's most entries
 ATTEMPTS = 3  # sends of an entry SQS failed on its own side (SenderFault false) before it is reported
 START, RERUN, RAN, SKIP, NO_ROUTE = "start", "rerun", "already ran", "skip", "no route"
-# The routes the stack was built with: `make build` compiles this file into the trigger (routes.json).
-ROUTES_FILE = Path(__file__).resolve().parent.parent / "routes.yaml"
-
-
-def load_routes(path: Path | None = None) -> Routes:
-    """The routes of a ``routes.yaml`` (default :data:`ROUTES_FILE`), checked as the build checks them."""
-    source = path or ROUTES_FILE
-    try:
-        return loads(compile_routes(source))
-    except RoutesError as exc:
-        raise OpsError(f"{source}: {exc}") from exc
 
 
 def parse_time(flag: str, text: str, now: datetime | None = None) -> datetime:
@@ -140,19 +127,13 @@ def message(
     }
 
 
-def trigger_skip(event: dict[str, Any], route: Route, stack: Config) -> str | None:
-    """Why the trigger would skip ``event`` under ``route`` (its own parser and rules), or None when it
-    would run it.
-
-    The one place the backfill asks the trigger. Today the trigger judges a key under one raw prefix
-    (``trigger.routing.route`` with a :class:`~trigger.config.Config`), so the route's prefix and mode
-    stand in for the stack's; once the trigger routes through ``contract.routes`` itself, this passes it
-    the routes instead."""
+def trigger_skip(event: dict[str, Any], stack: Config) -> str | None:
+    """Why the trigger would skip ``event`` (its own parser and rules, with the stack's settings and
+    routes), or None when it would run it: the one place the backfill asks the trigger."""
     (item,) = normalise(event)
     if isinstance(item, Skip):
         return item.reason
-    mode = TriggerMode(route.mode) if route.mode else stack.mode
-    outcome = trigger_route(item, replace(stack, raw_prefix=route.prefix, mode=mode))
+    outcome = trigger_route(item, stack)
     return outcome.reason if isinstance(outcome, Skip) else None
 
 
@@ -174,7 +155,7 @@ class Backfill:
         self.bucket = target.output("DataBucketName")
         self.s3 = target.client("s3")
         self.sqs = target.client("sqs")
-        self.stack = judge(target)
+        self.stack = judge(target, routes)
         self.pipelines = routed_pipelines(target, routes)
 
     def run(self, prefix: str, *, dry_run: bool) -> Outcome:
@@ -271,7 +252,7 @@ class Backfill:
             return
         route = found[0]
         item.route, item.pipeline = route.index, route.pipeline or self.target.output("PipelineName")
-        skip = trigger_skip(event, route, self.stack)
+        skip = trigger_skip(event, self.stack)
         if skip is not None:
             item.verdict, item.why = SKIP, skip
             return
@@ -379,11 +360,9 @@ def summary(outcome: Outcome, *, since: datetime | None, until: datetime | None)
 __all__ = [
     "BATCH",
     "REASON",
-    "ROUTES_FILE",
     "Backfill",
     "Item",
     "Outcome",
-    "load_routes",
     "message",
     "parse_time",
     "summary",

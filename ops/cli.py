@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ops import dlq
-from ops.backfill import Backfill, load_routes, parse_time, summary
+from ops.backfill import Backfill, parse_time, summary
 from ops.retry import Retrier, parse_since
 from ops.status import WIDTH, Collector, as_json, execution_arn, key_json, render, render_key, render_one
-from ops.target import OpsError, Target, resolve
+from ops.target import OpsError, Target, load_routes, resolve
 from redrive.report import render as render_waiting
 
 PROG = "s3sm"
@@ -92,7 +92,7 @@ def cmd_retry(target: Target, args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(target: Target, args: argparse.Namespace) -> int:
-    rows = dlq.report(target, max_messages=args.max)
+    rows = dlq.report(target, load_routes(args.routes), max_messages=args.max)
     moved = dlq.move(target, rate=args.rate) if args.move else None
     if args.json:
         shown: dict[str, object] = {"waiting": [row.as_dict() for row in rows], "move": moved}
@@ -104,6 +104,16 @@ def cmd_redrive(target: Target, args: argparse.Namespace) -> int:
         elif rows:
             print("nothing changed; `s3sm redrive --move` sends them back to the upload queue (SQS redrive)")
     return EXIT_PARTIAL if rows and not moved else EXIT_OK
+
+
+def add_routes(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--routes",
+        type=Path,
+        metavar="PATH",
+        help="the routes the stack was deployed with (default: routes.yaml at the repository root, the file "
+        "`make build` compiles into the trigger)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -173,6 +183,7 @@ def parser() -> argparse.ArgumentParser:
         "--move", action="store_true", help="then start the native redrive of the whole queue"
     )
     redrive.add_argument("--rate", type=int, metavar="N", help="with --move: at most N messages per second")
+    add_routes(redrive)
     redrive.set_defaults(func=cmd_redrive)
 
     backfill = commands.add_parser(
@@ -202,13 +213,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start a new run even for an object version that already ran (a new token and output folder)",
     )
-    backfill.add_argument(
-        "--routes",
-        type=Path,
-        metavar="PATH",
-        help="the routes the stack was deployed with (default: routes.yaml at the repository root, the file "
-        "`make build` compiles into the trigger)",
-    )
+    add_routes(backfill)
     backfill.set_defaults(func=cmd_backfill)
     return top
 

@@ -10,7 +10,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from trigger.config import Config, TriggerMode
 from trigger.errors import ConfigError
 
-from ops.target import OpsError, Target, explain, routes
+from contract.routes import Routes
+from ops.target import OpsError, Target, explain
 from redrive.report import ReportError, Row, waiting
 
 
@@ -20,10 +21,11 @@ def _prefix(target: Target, output: str) -> str | None:
     return url.split("/", 3)[3] if url and url.startswith("s3://") and url.count("/") >= 3 else None
 
 
-def judge(target: Target) -> Config:
-    """The trigger's settings as this stack has them: the report asks its rules about each message."""
+def judge(target: Target, routes: Routes) -> Config:
+    """The trigger's settings as this stack has them (with the ``routes`` it was built from): the
+    report and the backfill ask its rules about each message."""
     given: dict[str, Any] = {
-        "routes": routes(),
+        "routes": routes,
         "clean_prefix": _prefix(target, "CleanDataUrl"),
         "snapshot_prefix": _prefix(target, "SnapshotDataUrl"),
         "marker_name": target.outputs.get("MarkerName"),
@@ -37,11 +39,12 @@ def judge(target: Target) -> Config:
         raise OpsError(f"the stack's outputs do not make a trigger configuration: {exc}") from exc
 
 
-def report(target: Target, *, max_messages: int | None) -> list[Row]:
+def report(target: Target, routes: Routes, *, max_messages: int | None) -> list[Row]:
     """One row per message waiting in the stack's dead-letter queue: runnable, skip or unreadable, and why."""
     queue = target.output("TriggerDeadLetterQueueUrl")
+    config = judge(target, routes)
     try:
-        return waiting(queue, sqs=target.client("sqs"), max_messages=max_messages, config=judge(target))
+        return waiting(queue, sqs=target.client("sqs"), max_messages=max_messages, config=config)
     except ReportError as exc:
         raise OpsError(" ".join(str(exc).split())) from exc
 

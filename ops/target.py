@@ -25,7 +25,7 @@ from pipeline.__main__ import compile_routes
 
 CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=30)
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-ROUTES_YAML = Path("routes.yaml")
+ROUTES_YAML = Path(__file__).resolve().parent.parent / "routes.yaml"  # the repository's
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
 
 
@@ -61,9 +61,10 @@ class Target:
         return self.session.client(service, **kwargs)
 
 
-def routes(source: Path = ROUTES_YAML) -> Routes:
-    """The routes a stack was built from: the repository's routes.yaml (the deployed copy is inside the
-    trigger's code), checked as the build checks it."""
+def load_routes(path: Path | None = None) -> Routes:
+    """The routes a stack was built from (default :data:`ROUTES_YAML`, the file `make build` compiles
+    into the trigger: the deployed copy is inside its code), checked as the build checks them."""
+    source = path or ROUTES_YAML
     try:
         return loads(compile_routes(source))
     except RoutesError as exc:
@@ -147,8 +148,8 @@ __all__ = [
     "Target",
     "deployed_target",
     "explain",
+    "load_routes",
     "local_target",
     "resolve",
-    "routes",
     "running_runtime",
 ]

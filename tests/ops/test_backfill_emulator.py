@@ -5,24 +5,26 @@ went."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from trigger.config import Config
-from trigger.events import ObjectEvent, normalise
-from trigger.request import idempotency_token
-from trigger.routing import Dataset, route
+from trigger import config as trigger_config
+from trigger import handler
 
-from contract.ledger import Upload, describe, read
+from contract.ledger import read
 from local.emulator import Emulator
 from ops.target import Target
-from tests.trigger.conftest import ROLE_ARN, pipeline_definition
+from tests.conftest import routes_file
+from tests.trigger.conftest import ROLE_ARN, LambdaContext, pipeline_definition
 from tests.unit.ops.conftest import s3sm
 
 STACK = "backfill-local"
@@ -52,37 +54,19 @@ class Stack:
         return events
 
     def run_as_the_trigger(self, events: list[dict[str, Any]]) -> list[str]:
-        """Start each upload as the trigger does once it writes the ledger (the agreed design of issue 16):
-        its own parser, rules and token, and the upload in the execution's description. It stands in for
-        trigger.handler, which writes the ledger in the same change."""
-        sagemaker, arns = boto3.client("sagemaker"), []
-        for event in events:
-            (item,) = normalise(event)
-            assert isinstance(item, ObjectEvent)
-            dataset = route(item, Config(PIPELINE))
-            assert isinstance(dataset, Dataset)
-            upload = Upload(
-                item.bucket,
-                item.key,
-                item.version_id,
-                item.sequencer,
-                item.etag,
-                item.size,
-                item.event_time,
-                dataset.output_url,
-                event["detail"].get("rerun"),
-            )
-            arns.append(
-                sagemaker.start_pipeline_execution(
-                    PipelineName=PIPELINE,
-                    PipelineExecutionDescription=describe(upload),
-                    PipelineParameters=[
-                        {"Name": "InputDataUrl", "Value": dataset.input_url},
-                        {"Name": "OutputDataUrl", "Value": dataset.output_url},
-                    ],
-                    ClientRequestToken=idempotency_token(dataset),
-                )["PipelineExecutionArn"]
-            )
+        """Hand each event to the real trigger handler (as the upload queue would); the started ARNs.
+        Its log lines and metrics go to a buffer, not to the output the tests read."""
+        arns: list[str] = []
+        logs = io.StringIO()
+        stream = handler.logger.registered_handler
+        previous = stream.setStream(logs)  # type: ignore[attr-defined]
+        try:
+            with contextlib.redirect_stdout(logs):
+                for event in events:
+                    started = handler.lambda_handler(event, LambdaContext())["started"]
+                    arns += [s["executionArn"] for s in started]
+        finally:
+            stream.setStream(previous)  # type: ignore[attr-defined]
         return arns
 
     def executions(self) -> int:
@@ -91,7 +75,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(aws: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stack:
+def stack(aws: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """Given a local stack (versioned bucket, upload queue, pipeline) that s3sm finds as a running runtime."""
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
@@ -114,6 +98,12 @@ def stack(aws: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sta
     }
     (tmp_path / "runtime.json").write_text(json.dumps(state), encoding="utf-8")
     monkeypatch.setattr("ops.target.STATE_FILE", tmp_path / "runtime.json")
+    # The trigger as the stack configures it, run in this process on what the queue delivers
+    monkeypatch.setenv("PIPELINE_NAME", PIPELINE)
+    monkeypatch.setenv("ROUTES_FILE", routes_file())
+    caches = (trigger_config.settings, handler.sagemaker_client, handler.s3_client, handler.sqs_client)
+    for cached in caches:
+        cached.cache_clear()
     found = Stack(aws, queue)
     client = Target.client
 
@@ -126,7 +116,9 @@ def stack(aws: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sta
         return made
 
     monkeypatch.setattr(Target, "client", counting)
-    return found
+    yield found
+    for cached in caches:
+        cached.cache_clear()
 
 
 def test_a_backfill_enqueues_exactly_its_objects_and_a_second_run_starts_nothing(
@@ -173,6 +165,10 @@ def test_a_backfill_enqueues_exactly_its_objects_and_a_second_run_starts_nothing
     assert out.splitlines()[3].startswith(
         "--rerun: objects that already ran were sent again, with detail.rerun = "
     )
+    # And the trigger runs each of them again, as a new run with its own output folder
+    reruns = stack.run_as_the_trigger(again)
+    assert len(reruns) == 3
+    assert stack.executions() == 6
 
 
 def test_a_dry_run_lists_and_changes_nothing(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:

@@ -461,12 +461,13 @@ def test_a_stack_the_local_runtime_does_not_have_is_one_line(
 
 
 def test_redrive_reports_each_dead_letter_with_the_stacks_own_rules_and_releases_it(
-    stubs: Stubs, capsys: pytest.CaptureFixture[str]
+    stubs: Stubs, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    # Given a stack in marker mode under landing/, and two dead letters: an upload and a stray key
+    # Given a stack in marker mode built with routes under landing/, and two dead letters
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes:\n  - prefix: landing/\n", encoding="utf-8")
     outputs = {
         **OUTPUTS,
-        "RawDataUrl": f"s3://{BUCKET}/landing/",
         "CleanDataUrl": f"s3://{BUCKET}/clean/",
         "SnapshotDataUrl": f"s3://{BUCKET}/snapshot/",
         "TriggerMode": "marker",
@@ -516,7 +517,7 @@ def test_redrive_reports_each_dead_letter_with_the_stacks_own_rules_and_releases
         {"QueueUrl": DEAD_LETTERS, "Entries": releases},
     )
     # When redrive reports them
-    code = cli.cmd_redrive(stack, cli.parser().parse_args(["redrive", "--json"]))
+    code = cli.cmd_redrive(stack, cli.parser().parse_args(["redrive", "--json", "--routes", str(routes)]))
     # Then the marker is runnable and the data file a skip (marker mode), and nothing was moved
     shown = json.loads(capsys.readouterr().out)
     assert code == 1
