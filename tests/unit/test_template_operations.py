@@ -60,7 +60,9 @@ def test_the_key_lets_eventbridge_and_cloudwatch_encrypt_and_nothing_more(
     assert len(services) == 1
     (service,) = services
     assert sorted(service["Principal"]["Service"]) == ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
-    assert sorted(service["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    # exactly the actions the SNS guide names for AWS services publishing to an encrypted topic
+    # (review finding 9: kms:GenerateDataKey alone is not what it documents)
+    assert sorted(service["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
     # the only other statement keeps the key administrable by the account (IAM decides who)
     (admin,) = [s for s in statements if s is not service]
     assert admin["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
@@ -222,6 +224,32 @@ def test_the_dashboard_body_is_valid_json_with_every_metric_asked_for(
             for name in ("ExecutionsStarted", "RecordsSkipped", "StartFailures")
         },
     } <= metrics
+
+
+# The statistics CloudWatch offers for the SageMaker Pipelines metrics: no percentiles.
+PIPELINE_METRIC_STATISTICS = {"Average", "Sum", "Minimum", "Maximum", "SampleCount"}
+
+
+def test_the_dashboard_asks_only_for_statistics_the_pipeline_metrics_have(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given every pipeline metric the dashboard draws (review finding 6: ExecutionDuration as p50)
+    body, _ = _dashboard(resources)
+    asked = [
+        (
+            metric[1],
+            (metric[-1] if isinstance(metric[-1], dict) else {}).get(
+                "stat", widget["properties"].get("stat")
+            ),
+        )
+        for widget in body["widgets"]
+        for metric in widget["properties"]["metrics"]
+        if metric[0] == "AWS/Sagemaker/ModelBuildingPipeline"
+    ]
+    # Then each asks for a statistic the metric has, so no widget stays empty
+    assert ("ExecutionDuration", "Average") in asked
+    for name, stat in asked:
+        assert stat in PIPELINE_METRIC_STATISTICS, (name, stat)
 
 
 def test_the_dashboard_reads_the_trigger_metrics_where_powertools_writes_them(
