@@ -30,11 +30,17 @@ install, undone never: the patched behaviour is the real services'):
 8. ``RetryPipelineExecution`` is missing. Patched: a ``Failed`` execution goes back to ``Executing`` and
    the callbacks given to :func:`on_retry` (the runtime's runner) run it again; any other status answers
    ``ValidationException``; a ``ClientRequestToken`` already used for that execution changes nothing.
+9. EventBridge's input transformer parses every ``InputTemplate`` as JSON after filling its
+   placeholders, so a plain-text template (EventBridge's documented ``"<instance> is in state
+   <status>"`` form) fails, and a target queue receives the JSON encoding of what it produced.
+   EventBridge sends a plain-text template's result as that text. Patched: a template that is not JSON
+   is filled the same way and reaches an SQS target as its text; a JSON template is unchanged.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import threading
@@ -46,7 +52,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from jsonpath_ng.ext.parser import parse as jsonpath
 from moto.core.responses import ActionResult
+from moto.events import models as events_models
+from moto.events import utils as events_utils
 from moto.s3 import notifications as s3_notifications
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
@@ -154,6 +163,7 @@ def _install_fidelity() -> None:
             _patch_sagemaker()
             _patch_s3_events()
             _patch_sqs()
+            _patch_events()
             _patched = True
 
 
@@ -332,6 +342,37 @@ def _patch_sqs() -> None:
         "get_queue_attributes",
     ):
         setattr(backend_cls, name, serialised(getattr(backend_cls, name)))
+
+
+class _PlainText(str):
+    """What an input transformer made of a template that is not JSON: delivered as this text."""
+
+
+def _patch_events() -> None:
+    parser = events_utils.EventTemplateParser
+    original_parse = parser.parse
+    original_send = events_models.Rule._send_to_sqs_queue
+
+    def parse(input_template: str, input_paths_map: dict[str, Any], event: Any) -> Any:
+        try:
+            return original_parse(input_template, input_paths_map, event)
+        except json.JSONDecodeError:
+            text = input_template
+            for name, path in (input_paths_map or {}).items():
+                matches = jsonpath(path).find(event)
+                if matches:
+                    text = text.replace(f"<{name}>", parser._stringify(matches[0].value))
+            return _PlainText(text)
+
+    def send_to_sqs_queue(self: Any, resource_id: str, event: Any, group_id: str | None = None) -> None:
+        if not isinstance(event, _PlainText):
+            original_send(self, resource_id, event, group_id)
+            return
+        backend = sqs_models.sqs_backends[self.account_id][self.region_name]
+        backend.send_message(queue_name=resource_id, message_body=str(event), group_id=group_id)
+
+    setattr(parser, "parse", staticmethod(parse))  # noqa: B010
+    setattr(events_models.Rule, "_send_to_sqs_queue", send_to_sqs_queue)  # noqa: B010
 
 
 def _executing(backend: Any) -> int:

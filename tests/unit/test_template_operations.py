@@ -13,6 +13,8 @@ from cfnlint.decode import cfn_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
+# SageMaker's own example of that event, as its developer guide documents it
+DOCUMENTED_STATUS_EVENT = ROOT / "events" / "sagemaker-pipeline-execution-status.json"
 ALARMS = {"DeadLetterAlarm", "UploadBacklogAlarm", "TriggerErrorsAlarm"}
 
 
@@ -31,6 +33,19 @@ def resources(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _props(resources: dict[str, dict[str, Any]], logical_id: str) -> dict[str, Any]:
     props: dict[str, Any] = resources[logical_id]["Properties"]
     return props
+
+
+def _documented_status_event() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(DOCUMENTED_STATUS_EVENT.read_text(encoding="utf-8"))
+    return event
+
+
+def _at(event: dict[str, Any], path: str) -> Any:
+    """The value at an input path in dot notation (``$.detail.x``), as EventBridge reads it."""
+    value: Any = event
+    for part in path.removeprefix("$.").split("."):
+        value = value[part]
+    return value
 
 
 def _sub_text(node: Any) -> str:
@@ -125,6 +140,12 @@ def test_the_rule_matches_this_pipelines_failed_and_stopped_runs_and_succeeded_o
     assert sorted(without) == ["Failed", "Stopped"]
     assert template["Conditions"]["NotifySucceeded"] == {"Fn::Equals": [{"Ref": "NotifyOnSuccess"}, "true"]}
     assert template["Parameters"]["NotifyOnSuccess"]["Default"] == "false"
+    # and it filters on fields the event SageMaker documents has, with its source and detail type
+    documented = _documented_status_event()
+    assert documented["source"] in pattern["source"]
+    assert documented["detail-type"] in pattern["detail-type"]
+    assert set(pattern["detail"]) <= set(documented["detail"])
+    assert documented["detail"]["currentPipelineExecutionStatus"] in with_success
 
 
 def test_the_message_is_a_sentence_naming_the_execution_its_status_and_how_to_see_why(
@@ -139,10 +160,23 @@ def test_the_message_is_a_sentence_naming_the_execution_its_status_and_how_to_se
         "status": "$.detail.currentPipelineExecutionStatus",
     }
     text = _sub_text(transformer["InputTemplate"])
-    message = json.loads(text)  # a JSON string: SNS receives the sentence itself
-    assert message.startswith("Pipeline ${PipelineName}: execution <execution> is <status>.")
-    assert "s3sm status --stack ${AWS::StackName} --execution <execution>" in message
-    assert "https://${AWS::Region}.console.aws.amazon.com/sagemaker/" in message
+    # Plain text, not JSON (review finding 7): EventBridge sends such a template's result as it is,
+    # where a quoted JSON string would reach the mail in quotes
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    assert text.startswith("Pipeline ${PipelineName}: execution <execution> is <status>.")
+    assert "s3sm status --stack ${AWS::StackName} --execution <execution>" in text
+    assert "https://${AWS::Region}.console.aws.amazon.com/sagemaker/" in text
+    # Filled from the event SageMaker documents, each input path finds its value: the sentence names the
+    # execution and its status, with no quote around it
+    event = _documented_status_event()
+    message = text
+    for name, path in transformer["InputPathsMap"].items():
+        message = message.replace(f"<{name}>", _at(event, path))
+    execution = event["detail"]["pipelineExecutionArn"]
+    assert message.startswith(f"Pipeline ${{PipelineName}}: execution {execution} is Succeeded. See why: ")
+    assert "<" not in message
+    assert '"' not in message
 
 
 def test_the_alarms_watch_dead_letters_the_upload_backlog_and_trigger_errors(
