@@ -194,13 +194,6 @@ def test_the_alarms_watch_dead_letters_the_upload_backlog_and_trigger_errors(
         "GreaterThanThreshold",
         0,
     )
-    assert watched("UploadBacklogAlarm") == (
-        "AWS/SQS",
-        "ApproximateAgeOfOldestMessage",
-        {"Fn::GetAtt": ["UploadQueue", "QueueName"]},
-        "GreaterThanThreshold",
-        {"Ref": "UploadAgeAlarmSeconds"},
-    )
     assert template["Parameters"]["UploadAgeAlarmSeconds"]["Default"] == 3600
     assert watched("TriggerErrorsAlarm") == (
         "AWS/Lambda",
@@ -211,6 +204,45 @@ def test_the_alarms_watch_dead_letters_the_upload_backlog_and_trigger_errors(
     )
     for logical_id in ALARMS:  # no data (an idle stack) is not an alarm
         assert _props(resources, logical_id)["TreatMissingData"] == "notBreaching"
+
+
+def test_the_backlog_alarm_counts_every_upload_in_the_queue_for_the_whole_window(
+    resources: dict[str, dict[str, Any]], template: dict[str, Any]
+) -> None:
+    # Given the upload-backlog alarm (review finding 2: on ApproximateAgeOfOldestMessage, it was blind to
+    # every upload received three times or more, which is every upload waiting out a quota)
+    alarm = _props(resources, "UploadBacklogAlarm")
+    assert "MetricName" not in alarm
+    assert "ApproximateAgeOfOldestMessage" not in json.dumps(alarm)
+    metrics = {m["Id"]: m for m in alarm["Metrics"]}
+
+    # Then it returns one expression: the upload queue's visible plus not-visible messages, each minute
+    (returned,) = [m for m in metrics.values() if m.get("ReturnData", True)]
+    terms = re.findall(r"[a-z][A-Za-z0-9_]*", returned["Expression"])
+    assert returned["Expression"].replace(" ", "") == "+".join(terms)
+    counted = {metrics[term]["MetricStat"]["Metric"]["MetricName"] for term in terms}
+    assert counted == {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible"}
+    for term in terms:
+        stat = metrics[term]["MetricStat"]
+        assert stat["Metric"]["Namespace"] == "AWS/SQS"
+        assert stat["Metric"]["Dimensions"] == [
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": ["UploadQueue", "QueueName"]}}
+        ]
+        assert (stat["Period"], stat["Stat"]) == (60, "Maximum")
+    # And it alarms when every minute of UploadAgeAlarmSeconds held an upload, and tells when it clears
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert "DatapointsToAlarm" not in alarm  # all of the evaluated minutes
+    assert alarm["EvaluationPeriods"] == {
+        "Fn::FindInMap": ["UploadAgeAlarmWindow", {"Ref": "UploadAgeAlarmSeconds"}, "Minutes"]
+    }
+    assert alarm["OKActions"] == [{"Ref": "NotificationTopic"}]
+    # And every value UploadAgeAlarmSeconds allows is that many minutes, within CloudWatch's one day
+    parameter = template["Parameters"]["UploadAgeAlarmSeconds"]
+    window = template["Mappings"]["UploadAgeAlarmWindow"]
+    assert {str(s) for s in parameter["AllowedValues"]} == set(window)
+    assert parameter["Default"] in parameter["AllowedValues"]
+    for seconds, entry in window.items():
+        assert entry["Minutes"] * 60 == int(seconds) <= 86400, seconds
 
 
 def test_undelivered_notifications_are_kept_and_only_the_rule_may_send_them(
@@ -232,7 +264,6 @@ def _dashboard(resources: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], di
     body, variables = _props(resources, "OperationsDashboard")["DashboardBody"]["Fn::Sub"]
     values = {name: f"<{name}>" for name in variables}
     text = re.sub(r"\$\{([^}]+)\}", lambda m: values.get(m.group(1), f"<{m.group(1)}>"), str(body))
-    text = text.replace('"value": <UploadAgeAlarmSeconds>', '"value": 3600')
     parsed: dict[str, Any] = json.loads(text)
     return parsed, dict(variables)
 
@@ -241,7 +272,12 @@ def test_the_dashboard_body_is_valid_json_with_every_metric_asked_for(
     resources: dict[str, dict[str, Any]],
 ) -> None:
     body, _ = _dashboard(resources)
-    metrics = {(m[0], m[1], m[3]) for widget in body["widgets"] for m in widget["properties"]["metrics"]}
+    metrics = {
+        (m[0], m[1], m[3])
+        for widget in body["widgets"]
+        for m in widget["properties"]["metrics"]
+        if isinstance(m[0], str)  # not a metric math expression
+    }
     assert {
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "<UploadQueueName>"),
         ("AWS/SQS", "ApproximateAgeOfOldestMessage", "<UploadQueueName>"),
@@ -284,6 +320,19 @@ def test_the_dashboard_asks_only_for_statistics_the_pipeline_metrics_have(
     assert ("ExecutionDuration", "Average") in asked
     for name, stat in asked:
         assert stat in PIPELINE_METRIC_STATISTICS, (name, stat)
+
+
+def test_the_dashboard_shows_what_the_backlog_alarm_counts(resources: dict[str, dict[str, Any]]) -> None:
+    body, _ = _dashboard(resources)
+    alarm = {m["Id"]: m for m in _props(resources, "UploadBacklogAlarm")["Metrics"]}
+    (widget,) = [
+        w for w in body["widgets"] if any(isinstance(m[0], dict) for m in w["properties"]["metrics"])
+    ]
+    rows = widget["properties"]["metrics"]
+    (expression,) = [m[0] for m in rows if isinstance(m[0], dict)]
+    assert expression["expression"] == alarm["uploads"]["Expression"]
+    ids = {m[-1]["id"]: m[1] for m in rows if isinstance(m[0], str) and "id" in m[-1]}
+    assert ids == {k: v["MetricStat"]["Metric"]["MetricName"] for k, v in alarm.items() if "MetricStat" in v}
 
 
 def test_the_dashboard_reads_the_trigger_metrics_where_powertools_writes_them(
