@@ -6,7 +6,7 @@ to the SNS topic through its input transformer. Locally:
 
 - :meth:`Notifications.on_runner` is chained into the pipeline runner's notify callback and sends the same
   event (``PutEvents``, source ``aws.sagemaker``, the detail fields SageMaker's documented example has,
-  ``events/sagemaker-pipeline-execution-status.json``) on each transition it reports;
+  ``events/notifications/sagemaker-pipeline-execution-status.json``) on each transition it reports;
 - :meth:`Notifications.install` creates each rule of the template that targets a topic of the template, with
   its own event pattern and input transformer resolved for the local stack, pointed at an SQS queue standing
   in for the topic: moto's EventBridge delivers to SQS, but raises NotImplementedError for an SNS target;

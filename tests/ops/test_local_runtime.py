@@ -18,7 +18,7 @@ from local.cli import runtime_state
 from local.notifications import DETAIL_TYPE, SOURCE
 from local.runtime import Runtime, StackRequest
 from ops import cli
-from tests.conftest import ROOT
+from tests.conftest import DOCUMENTED_STATUS_EVENT
 from tests.local.test_runtime_e2e import Recorder
 
 pytestmark = pytest.mark.e2e
@@ -153,10 +153,8 @@ def test_the_runtime_sends_sagemakers_event_for_each_transition(
     assert mine[1]["source"] == "aws.sagemaker"
     assert mine[1]["detail-type"] == DETAIL_TYPE
     assert mine[1]["detail"]["pipelineArn"] == runtime.stacks[0].outputs["PipelineArn"]
-    # (the fields of the event SageMaker documents, events/sagemaker-pipeline-execution-status.json)
-    documented = json.loads(
-        (ROOT / "events" / "sagemaker-pipeline-execution-status.json").read_text(encoding="utf-8")
-    )
+    # (the fields of the event SageMaker documents)
+    documented = json.loads(DOCUMENTED_STATUS_EVENT.read_text(encoding="utf-8"))
     assert set(mine[1]["detail"]) == set(documented["detail"])
     # and without NotifyOnSuccess, the topic heard nothing of it
     assert runtime.notifications is not None

@@ -67,11 +67,15 @@ EXPECTED_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
                 "CreatePipeline",
                 "UpdatePipeline",
                 "DeletePipeline",
+                "DescribePipeline",  # a taken name: whose pipeline is it (its owner tag)
+                "ListPipelineExecutions",  # a Delete: which executions still run
                 "AddTags",
                 "DeleteTags",
                 "ListTags",
             )
         },
+        # a Delete stops them first: DeletePipeline refuses a pipeline with running executions
+        ("sagemaker:StopPipelineExecution", f"{PIPELINE_ARN}/execution/*"),
         ("s3:PutObject", "${DataBucket.Arn}/code/*"),
         ("iam:PassRole", "${SageMakerExecutionRole.Arn}"),
         ("logs:CreateLogStream", "${DeployLogGroup.Arn}"),

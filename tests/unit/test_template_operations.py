@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
+from tests.conftest import DOCUMENTED_STATUS_EVENT
+
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
-# SageMaker's own example of that event, as its developer guide documents it
-DOCUMENTED_STATUS_EVENT = ROOT / "events" / "sagemaker-pipeline-execution-status.json"
+
 ALARMS = {"DeadLetterAlarm", "UploadBacklogAlarm", "TriggerErrorsAlarm"}
 
 
