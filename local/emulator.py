@@ -30,11 +30,25 @@ install, undone never: the patched behaviour is the real services'):
 8. ``RetryPipelineExecution`` is missing. Patched: a ``Failed`` execution goes back to ``Executing`` and
    the callbacks given to :func:`on_retry` (the runtime's runner) run it again; any other status answers
    ``ValidationException``; a ``ClientRequestToken`` already used for that execution changes nothing.
+9. EventBridge's input transformer parses every ``InputTemplate`` as JSON after filling its
+   placeholders, so a plain-text template (EventBridge's documented ``"<instance> is in state
+   <status>"`` form) fails, and a target queue receives the JSON encoding of what it produced.
+   EventBridge sends a plain-text template's result as that text. Patched: a template that is not JSON
+   is filled the same way and reaches an SQS target as its text; a JSON template is unchanged.
+10. ``StopPipelineExecution`` answers HTTP 500 (NotImplemented), and ``DeletePipeline`` deletes a
+    pipeline whatever its executions do; SageMaker refuses to delete a pipeline with running executions
+    ("stop all running instances of the pipeline using the StopPipelineExecution API"). Patched: a stop
+    turns an ``Executing`` execution ``Stopping``, then ``Stopped`` once :meth:`Emulator.set_stop_seconds`
+    have passed (SageMaker first stops the running step; 0 by default), a ``Stopping`` one is answered
+    as before, any other status answers ``ValidationException``; ``DeletePipeline`` answers
+    ``ConflictException`` (one of its documented errors) while an execution is ``Executing`` or
+    ``Stopping``. The local runner does not stop a job it is running (nothing stops one locally).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import threading
@@ -46,11 +60,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from jsonpath_ng.ext.parser import parse as jsonpath
 from moto.core.responses import ActionResult
+from moto.events import models as events_models
+from moto.events import utils as events_utils
 from moto.s3 import notifications as s3_notifications
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
-from moto.sagemaker.exceptions import ResourceNotFound, SagemakerClientError, ValidationError
+from moto.sagemaker.exceptions import (
+    ConflictException,
+    ResourceNotFound,
+    SagemakerClientError,
+    ValidationError,
+)
 from moto.server import ThreadedMotoServer
 from moto.sqs import models as sqs_models
 
@@ -101,6 +123,7 @@ class _Account:
     most_executing: int = 0  # the most executions Executing right after a start
     # Told of every StartPipelineExecution answered: (execution ARN, whether it replayed a token).
     on_start: Callable[[str, bool], None] | None = None
+    stop_seconds: float = 0.0  # how long a stopped execution stays Stopping
 
 
 _account = _Account()
@@ -154,6 +177,7 @@ def _install_fidelity() -> None:
             _patch_sagemaker()
             _patch_s3_events()
             _patch_sqs()
+            _patch_events()
             _patched = True
 
 
@@ -169,6 +193,7 @@ def _patch_sagemaker() -> None:
     original_start = backend_cls.start_pipeline_execution
     original_describe = backend_cls.describe_pipeline_execution
     original_list = backend_cls.list_pipeline_executions
+    original_delete = backend_cls.delete_pipeline
     start_lock = threading.Lock()
 
     def start_pipeline_execution(
@@ -212,6 +237,7 @@ def _patch_sagemaker() -> None:
             return result
 
     def describe_pipeline_execution(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
+        _settle(_find_execution(self, pipeline_execution_arn))
         result: dict[str, Any] = original_describe(self, pipeline_execution_arn)
         reason = _find_execution(self, pipeline_execution_arn).pipeline_execution_failure_reason
         result.pop("FailureReason", None)
@@ -220,6 +246,8 @@ def _patch_sagemaker() -> None:
         return result
 
     def list_pipeline_executions(self: Any, pipeline_name: str) -> dict[str, Any]:
+        for execution in _pipeline_named(self.pipelines, pipeline_name).pipeline_executions.values():
+            _settle(execution)
         result: dict[str, Any] = original_list(self, pipeline_name)
         for summary in result["PipelineExecutionSummaries"]:
             if summary.get("PipelineExecutionFailureReason") in ("None", ""):
@@ -263,9 +291,46 @@ def _patch_sagemaker() -> None:
             self.sagemaker_backend.retry_pipeline_execution(arn, self._get_param("ClientRequestToken"))
         )
 
+    def stop_pipeline_execution(self: Any, pipeline_execution_arn: str) -> dict[str, str]:
+        with start_lock:
+            execution = _find_execution(self, pipeline_execution_arn)
+            status = _settle(execution)
+            if status == "Executing":
+                execution.pipeline_execution_status = "Stopping"
+                execution.stops_at = time.monotonic() + _account.stop_seconds
+                execution.last_modified_time = datetime.now(UTC)
+            elif status != "Stopping":
+                raise ValidationError(
+                    message=f"Pipeline execution {pipeline_execution_arn} is {status}; "
+                    "only an Executing one can be stopped"
+                )
+        return {"PipelineExecutionArn": pipeline_execution_arn}
+
+    def stop_response(self: Any) -> ActionResult:
+        arn = self._get_param("PipelineExecutionArn")
+        return ActionResult(self.sagemaker_backend.stop_pipeline_execution(arn))
+
+    def delete_pipeline(self: Any, pipeline_name: str) -> str:
+        with start_lock:
+            pipeline = _pipeline_named(self.pipelines, pipeline_name)
+            running = sorted(
+                arn
+                for arn, execution in pipeline.pipeline_executions.items()
+                if _settle(execution) in ("Executing", "Stopping")
+            )
+            if running:
+                raise ConflictException(
+                    f"Pipeline {pipeline_name} has running executions ({', '.join(running)}): stop them "
+                    "with StopPipelineExecution before deleting it"
+                )
+            arn: str = original_delete(self, pipeline_name)
+            return arn
+
     # Patching third-party classes is the point here; mypy cannot follow it.
     for name, patch in {
         "retry_pipeline_execution": retry_pipeline_execution,
+        "stop_pipeline_execution": stop_pipeline_execution,
+        "delete_pipeline": delete_pipeline,
         "start_pipeline_execution": start_pipeline_execution,
         "describe_pipeline_execution": describe_pipeline_execution,
         "list_pipeline_executions": list_pipeline_executions,
@@ -274,6 +339,7 @@ def _patch_sagemaker() -> None:
         setattr(backend_cls, name, patch)
     setattr(sm_responses.SageMakerResponse, "list_pipeline_execution_steps", list_steps_response)  # noqa: B010
     setattr(sm_responses.SageMakerResponse, "retry_pipeline_execution", retry_response)  # noqa: B010
+    setattr(sm_responses.SageMakerResponse, "stop_pipeline_execution", stop_response)  # noqa: B010
     # moto's models look the pipeline up by this module-level name (describe, update, delete, start).
     setattr(sm_models, "get_pipeline_from_name", _pipeline_named)  # noqa: B010
 
@@ -334,6 +400,37 @@ def _patch_sqs() -> None:
         setattr(backend_cls, name, serialised(getattr(backend_cls, name)))
 
 
+class _PlainText(str):
+    """What an input transformer made of a template that is not JSON: delivered as this text."""
+
+
+def _patch_events() -> None:
+    parser = events_utils.EventTemplateParser
+    original_parse = parser.parse
+    original_send = events_models.Rule._send_to_sqs_queue
+
+    def parse(input_template: str, input_paths_map: dict[str, Any], event: Any) -> Any:
+        try:
+            return original_parse(input_template, input_paths_map, event)
+        except json.JSONDecodeError:
+            text = input_template
+            for name, path in (input_paths_map or {}).items():
+                matches = jsonpath(path).find(event)
+                if matches:
+                    text = text.replace(f"<{name}>", parser._stringify(matches[0].value))
+            return _PlainText(text)
+
+    def send_to_sqs_queue(self: Any, resource_id: str, event: Any, group_id: str | None = None) -> None:
+        if not isinstance(event, _PlainText):
+            original_send(self, resource_id, event, group_id)
+            return
+        backend = sqs_models.sqs_backends[self.account_id][self.region_name]
+        backend.send_message(queue_name=resource_id, message_body=str(event), group_id=group_id)
+
+    setattr(parser, "parse", staticmethod(parse))  # noqa: B010
+    setattr(events_models.Rule, "_send_to_sqs_queue", send_to_sqs_queue)  # noqa: B010
+
+
 def _executing(backend: Any) -> int:
     """Executions of the account (this backend) in status Executing."""
     return sum(
@@ -342,6 +439,14 @@ def _executing(backend: Any) -> int:
         for execution in pipeline.pipeline_executions.values()
         if execution.pipeline_execution_status == "Executing"
     )
+
+
+def _settle(execution: Any) -> str:
+    """The execution's status, a stop that has run its course now ``Stopped``."""
+    if execution.pipeline_execution_status == "Stopping" and time.monotonic() >= execution.stops_at:
+        execution.pipeline_execution_status = "Stopped"
+        execution.last_modified_time = datetime.now(UTC)
+    return str(execution.pipeline_execution_status)
 
 
 def _find_execution(backend: Any, execution_arn: str) -> Any:
@@ -402,6 +507,10 @@ class Emulator:
         """
         _account.max_concurrent_executions = quotas.max_concurrent_executions if quotas else None
         _account.most_executing = 0
+
+    def set_stop_seconds(self, seconds: float) -> None:
+        """How long an execution stopped through the API stays ``Stopping`` (process-wide; 0 by default)."""
+        _account.stop_seconds = seconds
 
     def set_start_listener(self, listener: Callable[[str, bool], None] | None) -> None:
         """Call ``listener(execution_arn, replayed)`` for every start answered (process-wide)."""

@@ -5,12 +5,13 @@ On AWS, SageMaker sends an EventBridge event on every execution status change, a
 to the SNS topic through its input transformer. Locally:
 
 - :meth:`Notifications.on_runner` is chained into the pipeline runner's notify callback and sends the same
-  event (``PutEvents``, source ``aws.sagemaker``, the real detail shape) on each transition it reports;
+  event (``PutEvents``, source ``aws.sagemaker``, the detail fields SageMaker's documented example has,
+  ``events/notifications/sagemaker-pipeline-execution-status.json``) on each transition it reports;
 - :meth:`Notifications.install` creates each rule of the template that targets a topic of the template, with
   its own event pattern and input transformer resolved for the local stack, pointed at an SQS queue standing
   in for the topic: moto's EventBridge delivers to SQS, but raises NotImplementedError for an SNS target;
-- a poller reads the stand-in queues and reports each message, as the topic would send it, through the
-  runtime's notify (``make up`` prints it).
+- a poller reads the stand-in queues and reports each message, as the topic would send it (the text the
+  rule delivered, unchanged), through the runtime's notify (``make up`` prints it).
 
 What is hand-written here is only what moto lacks: SageMaker emitting the events, and an SNS target.
 """
@@ -47,18 +48,23 @@ def status_event(
     start: datetime | None,
     end: datetime | None = None,
     display_name: str | None = None,
+    description: str | None = None,
 ) -> dict[str, Any]:
-    """A PutEvents entry shaped as SageMaker's "Pipeline Execution Status Change" event."""
+    """A PutEvents entry shaped as SageMaker's "Pipeline Execution Status Change" event.
+
+    The detail has the fields of the event SageMaker documents, in its order; a value SageMaker would
+    not have yet (no end time while executing, no previous status at first) is left out.
+    """
     detail: dict[str, Any] = {
-        "pipelineArn": pipeline_arn,
-        "pipelineExecutionArn": execution_arn,
         "pipelineExecutionDisplayName": display_name or execution_arn.rsplit("/", 1)[-1],
         "currentPipelineExecutionStatus": current,
         "previousPipelineExecutionStatus": previous,
         "executionStartTime": _iso(start),
+        "executionEndTime": _iso(end),
+        "pipelineExecutionDescription": description,
+        "pipelineArn": pipeline_arn,
+        "pipelineExecutionArn": execution_arn,
     }
-    if end is not None:
-        detail["executionEndTime"] = _iso(end)
     return {
         "Source": SOURCE,
         "DetailType": DETAIL_TYPE,
@@ -173,6 +179,7 @@ class Notifications:
                 start=described.get("CreationTime"),
                 end=described.get("LastModifiedTime") if finished else None,
                 display_name=described.get("PipelineExecutionDisplayName"),
+                description=described.get("PipelineExecutionDescription"),
             )
             failed = self.events.put_events(Entries=[entry]).get("FailedEntryCount", 0)
         except (ClientError, BotoCoreError) as exc:
@@ -191,12 +198,11 @@ class Notifications:
                 QueueUrl=stand_in.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
             ).get("Messages", [])
             for message in messages:
-                body = json.loads(message["Body"])
                 item = {
                     "stack": stand_in.stack,
                     "topic": stand_in.topic,
                     "rule": stand_in.rule,
-                    "message": body,
+                    "message": message["Body"],  # what SNS would send on, as the rule delivered it
                 }
                 self.notify("topic-notification", item)
                 sent.append(item)
@@ -207,7 +213,7 @@ class Notifications:
         while not self._stop.wait(self.poll_wait):
             try:
                 self.drain()
-            except (ClientError, BotoCoreError, ValueError) as exc:
+            except (ClientError, BotoCoreError) as exc:
                 if self._stop.is_set():
                     break
                 self.notify("notification-error", {"error": str(exc)})

@@ -133,6 +133,11 @@ class StackDeployer:
         except TemplateError as exc:
             raise StackError(f"stack {stack_name}: {exc}") from exc
         resolver = Resolver(template, stack_name, values, region=self.region)
+        refused = resolver.rule_failures()
+        if refused:  # as CloudFormation does, before it creates anything
+            raise StackError(
+                f"stack {stack_name}: the template's rules refuse these parameters: {' '.join(refused)}"
+            )
         by_type: dict[str, list[str]] = {}
         for logical_id, resource in template.resources.items():
             if "Condition" in resource and not resolver.condition(str(resource["Condition"]), logical_id):

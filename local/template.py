@@ -86,6 +86,7 @@ class Template:
         self.resources: dict[str, dict[str, Any]] = dict(self.doc["Resources"])
         self.parameters: dict[str, dict[str, Any]] = dict(self.doc.get("Parameters") or {})
         self.conditions: dict[str, Any] = dict(self.doc.get("Conditions") or {})
+        self.rules: dict[str, Any] = dict(self.doc.get("Rules") or {})
         self.globals: dict[str, Any] = dict((self.doc.get("Globals") or {}).get("Function") or {})
 
     def resource(self, logical_id: str) -> dict[str, Any]:
@@ -242,6 +243,19 @@ class Resolver:
         if name not in self.template.conditions:
             raise TemplateError(f"{where}: unknown condition {name}")
         return bool(self.resolve(self.template.conditions[name], f"Conditions.{name}"))
+
+    def rule_failures(self) -> list[str]:
+        """The AssertDescription of each template rule assertion these parameters fail, as CloudFormation
+        checks them before it creates or updates a stack (a rule whose RuleCondition is false is skipped)."""
+        failures: list[str] = []
+        for name, rule in self.template.rules.items():
+            where = f"Rules.{name}"
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"], f"{where}.RuleCondition"):
+                continue
+            for index, assertion in enumerate(rule.get("Assertions") or []):
+                if not self.resolve(assertion["Assert"], f"{where}.Assertions[{index}]"):
+                    failures.append(str(assertion.get("AssertDescription") or f"{where} failed"))
+        return failures
 
     def _intrinsic(self, key: str, arg: Any, where: str) -> Any:
         here = f"{where}.{key}"

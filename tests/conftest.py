@@ -16,6 +16,9 @@ from pipeline.__main__ import compile_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
+# SageMaker's "Pipeline Execution Status Change" event exactly as its developer guide documents it: what
+# the template's PipelineStatusRule receives (no function's event, so not among the sample events above)
+DOCUMENTED_STATUS_EVENT = EVENTS / "notifications" / "sagemaker-pipeline-execution-status.json"
 
 
 @cache

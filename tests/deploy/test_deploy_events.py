@@ -8,13 +8,15 @@ import json
 import shutil
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from string import Template
 from typing import Any
 
 import pytest
-from deploy import handler
+from deploy import handler, resource
 from deploy.errors import DeployError, ResponseNotSent
+from deploy.properties import OWNER_TAG
 from deploy.resource import NOT_CREATED, PipelineResource
 
 from contract.artifact import bundle
@@ -23,6 +25,8 @@ from pipeline.pipeline import SKLEARN_FRAMEWORK_VERSION, render_template
 BUCKET = "example-data-bucket"
 PIPELINE = "s3-sagemaker-trigger"
 REGION = "us-east-1"
+STACK = "s3-sagemaker-trigger"  # the stack named in events/cfn-*.json
+OWNED = {OWNER_TAG: STACK}  # the tag the function adds: the pipeline belongs to this stack
 
 
 def _code_key(script: bytes) -> str:
@@ -55,6 +59,19 @@ def _tags(sagemaker: Any, arn: str) -> dict[str, str]:
     keys = [t["Key"] for t in tags]
     assert len(keys) == len(set(keys)), f"one value per tag key, got {tags}"
     return {t["Key"]: t["Value"] for t in tags}
+
+
+OTHER_ROLE = "arn:aws:iam::123456789012:role/other"
+
+
+def _someone_elses_pipeline(sagemaker: Any, tags: dict[str, str]) -> None:
+    """A pipeline of this stack's pipeline name, made outside it (an empty definition, another role)."""
+    sagemaker.create_pipeline(
+        PipelineName=PIPELINE,
+        PipelineDefinition='{"Version": "2020-12-01", "Steps": []}',
+        RoleArn=OTHER_ROLE,
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+    )
 
 
 def _default(definition: dict[str, Any], parameter: str) -> Any:
@@ -119,8 +136,11 @@ def test_create_uploads_the_etl_bundle_and_creates_the_filled_pipeline_with_its_
         f".dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:{SKLEARN_FRAMEWORK_VERSION}-cpu-py3"
     )
     assert described["RoleArn"] == properties["RoleArn"]
-    # And it carries the template's tags
-    assert _tags(sagemaker, described["PipelineArn"]) == {t["Key"]: t["Value"] for t in properties["Tags"]}
+    # And it carries the template's tags, and the tag naming the stack it belongs to
+    assert _tags(sagemaker, described["PipelineArn"]) == {
+        **{t["Key"]: t["Value"] for t in properties["Tags"]},
+        **OWNED,
+    }
 
 
 def test_the_response_is_a_plain_put_without_a_content_type(deploy: Any, bucket: str) -> None:
@@ -139,11 +159,7 @@ def test_create_of_a_name_already_taken_fails_and_its_rollback_leaves_that_pipel
     deploy: Any, bucket: str, sagemaker: Any
 ) -> None:
     # Given a pipeline of the same name that this stack did not create
-    sagemaker.create_pipeline(
-        PipelineName=PIPELINE,
-        PipelineDefinition='{"Version": "2020-12-01", "Steps": []}',
-        RoleArn="arn:aws:iam::123456789012:role/other",
-    )
+    _someone_elses_pipeline(sagemaker, tags={})
 
     # When CloudFormation sends the Create request
     answer = deploy.invoke(deploy.event("cfn-create.json"))
@@ -157,10 +173,57 @@ def test_create_of_a_name_already_taken_fails_and_its_rollback_leaves_that_pipel
     # And the rollback's Delete (for that physical ID) succeeds without touching the other pipeline
     rollback = deploy.invoke(deploy.event("cfn-delete.json", PhysicalResourceId=answer["PhysicalResourceId"]))
     assert rollback["Status"] == "SUCCESS", rollback["Reason"]
-    assert (
-        sagemaker.describe_pipeline(PipelineName=PIPELINE)["RoleArn"]
-        == "arn:aws:iam::123456789012:role/other"
+    assert sagemaker.describe_pipeline(PipelineName=PIPELINE)["RoleArn"] == OTHER_ROLE
+
+
+def test_a_create_adopts_the_pipeline_this_stack_retained_on_delete(
+    deploy: Any, created: dict[str, Any], sagemaker: Any, built_artifact: Path
+) -> None:
+    # Given the stack was deleted with RetainPipelineOnDelete=true: its pipeline is still there
+    arn = created["Data"]["PipelineArn"]
+    retained = deploy.invoke(deploy.event("cfn-delete.json", Properties={"RetainOnDelete": "true"}))
+    assert retained["Status"] == "SUCCESS", retained["Reason"]
+
+    # When a new stack of the same name is deployed (a new stack ID, a new request), with a change
+    create = deploy.load_event("cfn-create.json")
+    new_stack = create["StackId"].rsplit("/", 1)[0] + "/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+    event = deploy.event(
+        "cfn-create.json",
+        StackId=new_stack,
+        RequestId="1b2c3d4e-5f60-4718-92a3-b4c5d6e7f809",
+        Properties={"ProcessingInstanceType": "ml.c5.xlarge"},
     )
+    answer = deploy.invoke(event)
+
+    # Then it takes over that same pipeline (review finding 4: CreatePipeline refused the name), with the
+    # new definition and its tags
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert answer["PhysicalResourceId"] == PIPELINE
+    assert answer["Data"]["PipelineArn"] == arn
+    assert _default(_definition(sagemaker), "ProcessingInstanceType") == "ml.c5.xlarge"
+    assert _definition(sagemaker) == _expected_definition(built_artifact, event["ResourceProperties"])
+    assert _tags(sagemaker, arn) == {
+        **{t["Key"]: t["Value"] for t in event["ResourceProperties"]["Tags"]},
+        **OWNED,
+    }
+
+
+def test_a_create_refuses_a_pipeline_of_that_name_that_another_stack_owns(
+    deploy: Any, bucket: str, sagemaker: Any
+) -> None:
+    # Given a pipeline of that name, tagged as another stack's
+    _someone_elses_pipeline(sagemaker, tags={OWNER_TAG: "another-stack"})
+
+    # When this stack sends its Create
+    answer = deploy.invoke(deploy.event("cfn-create.json"))
+
+    # Then it fails, naming whose pipeline it is and what to do, and leaves that pipeline as it was
+    assert answer["Status"] == "FAILED"
+    assert answer["PhysicalResourceId"].startswith(NOT_CREATED)
+    assert f"does not belong to stack {STACK} (its {OWNER_TAG} tag is 'another-stack')" in answer["Reason"]
+    assert "Choose another PipelineName or delete that pipeline" in answer["Reason"]
+    assert _definition(sagemaker)["Steps"] == []
+    assert sagemaker.describe_pipeline(PipelineName=PIPELINE)["RoleArn"] == OTHER_ROLE
 
 
 # -- Update -----------------------------------------------------------------------------------------
@@ -185,6 +248,7 @@ def test_update_changes_the_definition_and_reconciles_the_tags(
     assert _tags(sagemaker, answer["Data"]["PipelineArn"]) == {
         "project": "s3-sagemaker-trigger",
         "owner": "data-team",
+        **OWNED,
     }
 
 
@@ -199,7 +263,10 @@ def test_update_with_a_changed_tag_value_keeps_one_value_per_key(
 
     # Then the tag has the new value, once
     assert answer["Status"] == "SUCCESS", answer["Reason"]
-    assert _tags(sagemaker, answer["Data"]["PipelineArn"]) == {t["Key"]: t["Value"] for t in tags}
+    assert _tags(sagemaker, answer["Data"]["PipelineArn"]) == {
+        **{t["Key"]: t["Value"] for t in tags},
+        **OWNED,
+    }
 
 
 def test_a_changed_etl_module_is_uploaded_to_a_new_key_and_the_pipeline_points_at_it(
@@ -252,7 +319,8 @@ def test_a_no_change_update_is_harmless(
     assert len(versions) == 1
     assert _definition(sagemaker) == definition_before
     assert _tags(sagemaker, answer["Data"]["PipelineArn"]) == {
-        t["Key"]: t["Value"] for t in create["ResourceProperties"]["Tags"]
+        **{t["Key"]: t["Value"] for t in create["ResourceProperties"]["Tags"]},
+        **OWNED,
     }
 
 
@@ -294,6 +362,82 @@ def test_delete_removes_the_pipeline(deploy: Any, created: dict[str, Any], sagem
     # Then it answers SUCCESS and the pipeline is gone
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     assert answer["PhysicalResourceId"] == PIPELINE
+    assert sagemaker.list_pipelines()["PipelineSummaries"] == []
+
+
+@pytest.fixture
+def stops(deploy: Any, aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The executions the function asks SageMaker to stop; a stop takes 0.3 s, a poll 0.05 s."""
+    monkeypatch.setattr(resource, "STOP_POLL_SECONDS", 0.05)
+    aws.set_stop_seconds(0.3)
+    stopped: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        stopped.append(params["PipelineExecutionArn"])
+
+    handler.pipeline_resource().sagemaker.meta.events.register(
+        "provide-client-params.sagemaker.StopPipelineExecution", record
+    )
+    try:
+        yield stopped
+    finally:
+        aws.set_stop_seconds(0.0)
+
+
+def _start(sagemaker: Any) -> str:
+    arn: str = sagemaker.start_pipeline_execution(PipelineName=PIPELINE)["PipelineExecutionArn"]
+    return arn
+
+
+def test_delete_stops_the_running_executions_and_waits_for_them_before_deleting(
+    deploy: Any, created: dict[str, Any], sagemaker: Any, aws: Any, stops: list[str]
+) -> None:
+    # Given two executions running (a quota retry can keep one running for days) and one that ended
+    running = sorted([_start(sagemaker), _start(sagemaker)])
+    ended = _start(sagemaker)
+    aws.record_execution(ended, "Succeeded")
+
+    # When CloudFormation sends the Delete request (review finding 3: DeletePipeline refuses a pipeline
+    # with running executions)
+    answer = deploy.invoke(deploy.event("cfn-delete.json"))
+
+    # Then it stopped exactly the running ones, waited until they had stopped, and deleted the pipeline
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert sorted(stops) == running
+    assert sagemaker.list_pipelines()["PipelineSummaries"] == []
+
+
+def test_a_delete_whose_executions_do_not_stop_in_time_fails_naming_them_and_a_later_delete_finishes(
+    deploy: Any, created: dict[str, Any], sagemaker: Any, aws: Any, stops: list[str]
+) -> None:
+    # Given an execution whose stop takes longer than the function has left
+    execution = _start(sagemaker)
+    aws.set_stop_seconds(3600)
+    remaining_ms = int((handler.TIMEOUT_MARGIN_SECONDS + handler.WORK_MARGIN_SECONDS + 0.3) * 1000)
+
+    # When CloudFormation sends the Delete request
+    answer = deploy.invoke(deploy.event("cfn-delete.json"), remaining_ms=remaining_ms)
+
+    # Then it answers FAILED itself (not the watchdog), naming the execution still stopping and what to do
+    assert answer["Status"] == "FAILED"
+    assert (
+        f"DeletePipeline {PIPELINE}: 1 execution(s) still running after StopPipelineExecution"
+        in answer["Reason"]
+    )
+    assert execution in answer["Reason"]
+    assert "Delete again once they have stopped" in answer["Reason"]
+    assert answer["PhysicalResourceId"] == PIPELINE
+    assert stops == [execution]
+    assert sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution)[
+        "PipelineExecutionStatus"
+    ] == ("Stopping")
+
+    # When the execution has stopped and the stack is deleted again
+    aws.record_execution(execution, "Stopped")
+    retried = deploy.invoke(deploy.event("cfn-delete.json"))
+
+    # Then the pipeline is deleted
+    assert retried["Status"] == "SUCCESS", retried["Reason"]
     assert sagemaker.list_pipelines()["PipelineSummaries"] == []
 
 
@@ -416,6 +560,7 @@ def test_a_missing_artifact_fails_with_a_hint_to_build(deploy: Any, bucket: str,
         ({"PipelineName": "bad_name"}, "PipelineName 'bad_name' is not a valid pipeline name"),
         ({"RetainOnDelete": "maybe"}, "RetainOnDelete must be 'true' or 'false'"),
         ({"Tags": [{"Key": "aws:x", "Value": "y"}]}, "the 'aws:' prefix is reserved"),
+        ({"Tags": [{"Key": OWNER_TAG, "Value": "y"}]}, f"{OWNER_TAG!r} is set by the deploy function"),
         ({"Colour": "blue"}, "unknown properties: Colour"),
     ],
 )

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.exceptions import ReadTimeoutError
 from deploy import handler
+from deploy.properties import OWNER_TAG
+from deploy.resource import NOT_CREATED
 
 BUCKET = "example-data-bucket"
 PIPELINE = "s3-sagemaker-trigger"
@@ -77,7 +80,10 @@ def test_a_create_that_fails_after_the_upload_answers_failed_and_its_retry_conve
     assert [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]] == [PIPELINE]
     arn = sagemaker.describe_pipeline(PipelineName=PIPELINE)["PipelineArn"]
     tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
-    assert tags == {t["Key"]: t["Value"] for t in event["ResourceProperties"]["Tags"]}
+    assert tags == {
+        **{t["Key"]: t["Value"] for t in event["ResourceProperties"]["Tags"]},
+        OWNER_TAG: "s3-sagemaker-trigger",
+    }
     versions = s3.list_object_versions(Bucket=bucket, Prefix="code/").get("Versions", [])
     assert len(versions) == 1
 
@@ -110,3 +116,34 @@ def test_an_update_that_fails_midway_leaves_the_pipeline_runnable_and_its_retry_
     definition = json.loads(sagemaker.describe_pipeline(PipelineName=PIPELINE)["PipelineDefinition"])
     instance_type = next(p for p in definition["Parameters"] if p["Name"] == "ProcessingInstanceType")
     assert instance_type["DefaultValue"] == "ml.c5.2xlarge"
+
+
+def test_a_create_whose_answer_was_lost_after_it_succeeded_is_adopted_by_the_next_deploy(
+    deploy: Any, bucket: str, sagemaker: Any
+) -> None:
+    # Given SageMaker creates the pipeline, but its answer never reaches the function (a read timeout)
+    def lost(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="https://api.sagemaker.us-east-1.amazonaws.com/")
+
+    events = handler.pipeline_resource().sagemaker.meta.events
+    events.register("after-call.sagemaker.CreatePipeline", lost)
+
+    # When CloudFormation sends the Create request
+    answer = deploy.invoke(deploy.event("cfn-create.json"))
+
+    # Then the Create fails, and its rollback deletes nothing, although the pipeline exists
+    assert answer["Status"] == "FAILED"
+    assert "CreatePipeline s3-sagemaker-trigger failed" in answer["Reason"]
+    rollback = deploy.invoke(deploy.event("cfn-delete.json", PhysicalResourceId=answer["PhysicalResourceId"]))
+    assert answer["PhysicalResourceId"].startswith(NOT_CREATED)
+    assert rollback["Status"] == "SUCCESS", rollback["Reason"]
+    arn = sagemaker.describe_pipeline(PipelineName=PIPELINE)["PipelineArn"]
+
+    # When the stack is deployed again (a new Create request; review finding 4: the name was refused)
+    events.unregister("after-call.sagemaker.CreatePipeline", lost)
+    retried = deploy.invoke(deploy.event("cfn-create.json", RequestId="2c3d4e5f-6071-4829-a3b4-c5d6e7f8091a"))
+
+    # Then it adopts the pipeline its first attempt created: it carries this stack's owner tag
+    assert retried["Status"] == "SUCCESS", retried["Reason"]
+    assert retried["Data"]["PipelineArn"] == arn
+    assert [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]] == [PIPELINE]

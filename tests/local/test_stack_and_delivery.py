@@ -70,6 +70,14 @@ def test_a_custom_resource_that_fails_stops_the_deploy_with_cloudformations_reas
         deployer.deploy("broken", {"ProcessingInstanceType": "m5.large"})
 
 
+def test_parameters_the_templates_rules_refuse_are_refused_before_anything_is_created(
+    deployer: StackDeployer,
+) -> None:
+    with pytest.raises(StackError, match="must equal TriggerMaximumConcurrency"):
+        deployer.deploy("throttled", {"TriggerReservedConcurrency": "3", "TriggerMaximumConcurrency": "5"})
+    assert not [b for b in boto3.client("s3").list_buckets()["Buckets"] if "throttled" in b["Name"]]
+
+
 def test_an_unknown_parameter_is_refused(deployer: StackDeployer) -> None:
     with pytest.raises(StackError, match="unknown template parameter"):
         deployer.deploy("typo", {"TriggerMood": "object"})

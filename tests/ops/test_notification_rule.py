@@ -1,8 +1,10 @@
 """The template's own PipelineStatusRule, created in moto by local/notifications.py, against SageMaker's
-status-change events: which statuses reach the topic (NotifyOnSuccess), and nothing of another pipeline."""
+status-change event exactly as SageMaker documents it (tests.conftest.DOCUMENTED_STATUS_EVENT):
+which statuses reach the topic (NotifyOnSuccess), as plain text, and nothing of another pipeline."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +15,11 @@ import pytest
 from local.emulator import Emulator
 from local.notifications import Notifications, status_event
 from local.template import Resolver, Resource, Template
-from tests.conftest import ROOT
+from tests.conftest import DOCUMENTED_STATUS_EVENT, ROOT
 
 PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/s3-sagemaker-trigger"
 OTHER_PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/someone-elses"
+DOCUMENTED = json.loads(DOCUMENTED_STATUS_EVENT.read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -39,18 +42,30 @@ def notifications(aws: Emulator, **parameters: str) -> Notifications:
     return found
 
 
-def send(pipeline_arn: str, status: str, previous: str = "Executing") -> str:
+def documented_entry(
+    pipeline_arn: str, status: str, previous: str, source: str | None = None
+) -> dict[str, Any]:
+    """SageMaker's documented event as a PutEvents entry, for an execution of ``pipeline_arn``."""
     execution = f"{pipeline_arn}/execution/x{status.lower()}1"
-    entry = status_event(
-        pipeline_arn=pipeline_arn,
-        execution_arn=execution,
-        current=status,
-        previous=previous,
-        start=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
-        end=datetime(2026, 12, 1, 9, 1, tzinfo=UTC),
-    )
+    detail = {
+        **DOCUMENTED["detail"],
+        "pipelineArn": pipeline_arn,
+        "pipelineExecutionArn": execution,
+        "currentPipelineExecutionStatus": status,
+        "previousPipelineExecutionStatus": previous,
+    }
+    return {
+        "Source": source or DOCUMENTED["source"],
+        "DetailType": DOCUMENTED["detail-type"],
+        "Detail": json.dumps(detail),
+        "Resources": [pipeline_arn, execution],
+    }
+
+
+def send(pipeline_arn: str, status: str, previous: str = "Executing") -> str:
+    entry = documented_entry(pipeline_arn, status, previous)
     assert boto3.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
-    return execution
+    return str(entry["Resources"][1])
 
 
 def delivered(found: Notifications) -> list[Any]:
@@ -64,6 +79,7 @@ def test_failed_and_stopped_runs_are_published_and_succeeded_ones_are_not_by_def
     send(PIPELINE_ARN, "Executing", previous="")
     messages = delivered(found)
     assert [m.split(" is ")[1].split(".")[0] for m in messages] == ["Failed", "Stopped"]
+    # the topic receives the sentence itself, as plain text: no quotes around it (review finding 7)
     assert messages[0] == (
         f"Pipeline s3-sagemaker-trigger: execution {failed} is Failed. "
         f"See why: s3sm status --stack rule-test --execution {failed} "
@@ -89,9 +105,26 @@ def test_another_pipelines_runs_are_not_this_stacks_business(aws: Emulator) -> N
 @pytest.mark.parametrize("source", ["aws.sagemaker.fake", "custom.app"])
 def test_an_event_from_another_source_is_not_published(aws: Emulator, source: str) -> None:
     found = notifications(aws)
-    entry = status_event(
-        pipeline_arn=PIPELINE_ARN, execution_arn=f"{PIPELINE_ARN}/execution/x", current="Failed",
-        previous="Executing", start=None,
-    )  # fmt: skip
-    boto3.client("events").put_events(Entries=[{**entry, "Source": source}])
+    entry = documented_entry(PIPELINE_ARN, "Failed", "Executing", source=source)
+    boto3.client("events").put_events(Entries=[entry])
     assert delivered(found) == []
+
+
+def test_the_local_runtime_sends_the_status_event_sagemaker_documents() -> None:
+    # Given a finished execution, as the local runtime reports it
+    entry = status_event(
+        pipeline_arn=PIPELINE_ARN,
+        execution_arn=f"{PIPELINE_ARN}/execution/x1",
+        current="Failed",
+        previous="Executing",
+        start=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+        end=datetime(2026, 12, 1, 9, 1, tzinfo=UTC),
+        display_name="execution-x1",
+        description="Cleans s3://b/snapshot/x.csv",
+    )
+    # Then it is SageMaker's documented event: source, detail type, and the same detail fields
+    assert entry["Source"] == DOCUMENTED["source"]
+    assert entry["DetailType"] == DOCUMENTED["detail-type"]
+    detail = json.loads(entry["Detail"])
+    assert list(detail) == list(DOCUMENTED["detail"])
+    assert detail["executionEndTime"] == "2026-12-01T09:01:00Z"

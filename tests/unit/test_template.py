@@ -18,6 +18,7 @@ from cfnlint.decode import cfn_yaml
 from deploy.properties import PipelineProperties
 from trigger import backoff
 
+from local.template import Resolver, Template
 from pipeline.pipeline import image_uris_by_region, render_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,11 +67,15 @@ EXPECTED_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
                 "CreatePipeline",
                 "UpdatePipeline",
                 "DeletePipeline",
+                "DescribePipeline",  # a taken name: whose pipeline is it (its owner tag)
+                "ListPipelineExecutions",  # a Delete: which executions still run
                 "AddTags",
                 "DeleteTags",
                 "ListTags",
             )
         },
+        # a Delete stops them first: DeletePipeline refuses a pipeline with running executions
+        ("sagemaker:StopPipelineExecution", f"{PIPELINE_ARN}/execution/*"),
         ("s3:PutObject", "${DataBucket.Arn}/code/*"),
         ("iam:PassRole", "${SageMakerExecutionRole.Arn}"),
         ("logs:CreateLogStream", "${DeployLogGroup.Arn}"),
@@ -364,6 +369,46 @@ def test_the_prefixes_cannot_be_the_same_folder(template: dict[str, Any]) -> Non
     assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "RawPrefix"}, "code/"]}]} in asserted
     for other in ({"Ref": "RawPrefix"}, {"Ref": "CleanPrefix"}, "code/"):
         assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "SnapshotPrefix"}, other]}]} in asserted, other
+
+
+def _rule_failures(parameters: dict[str, str]) -> list[str]:
+    """What the template's Rules refuse for these parameters, evaluated as CloudFormation does."""
+    template = Template(TEMPLATE)
+    return Resolver(template, "rules", template.parameter_values(parameters)).rule_failures()
+
+
+@pytest.mark.parametrize(
+    ("reserved", "maximum", "refused"),
+    [
+        ("0", "5", False),  # no reservation: nothing to check
+        ("5", "5", False),
+        ("2", "2", False),
+        ("3", "5", True),  # below the mapping's concurrency: Lambda throttles batches
+        ("1", "2", True),
+        ("10", "5", True),  # above it: concurrency reserved that the trigger never uses
+    ],
+)
+def test_a_reserved_concurrency_that_throttles_the_upload_queue_is_refused(
+    reserved: str, maximum: str, refused: bool
+) -> None:
+    # Given the trigger's reserved concurrency and its event source mapping's maximum concurrency
+    # (review finding 5: a reservation below the maximum was accepted)
+    parameters = {"TriggerReservedConcurrency": reserved, "TriggerMaximumConcurrency": maximum}
+
+    # When CloudFormation checks the template's rules
+    failures = _rule_failures(parameters)
+
+    # Then only a reservation equal to the maximum (or none) passes, and a refusal says why
+    if refused:
+        (failure,) = failures
+        assert "TriggerReservedConcurrency, when set (not 0), must equal TriggerMaximumConcurrency" in failure
+        assert "throttles" in failure
+    else:
+        assert failures == []
+
+
+def test_the_defaults_pass_every_template_rule() -> None:
+    assert _rule_failures({}) == []
 
 
 def test_snapshots_expire_after_outliving_every_retry(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +39,11 @@ CLIENT_CONFIG = BotocoreConfig(
 
 # The watchdog answers FAILED this long before Lambda's timeout (room for the answer's own retries).
 TIMEOUT_MARGIN_SECONDS = 30.0
+# Waiting work (a Delete waiting for executions to stop) gives up this long before the watchdog would
+# answer, so the answer is its own, naming what still runs (room for the calls that follow the wait).
+WORK_MARGIN_SECONDS = 30.0
+# Lambda's longest timeout: the time left when the context does not say.
+LAMBDA_MAX_SECONDS = 900.0
 
 logger = Logger()
 
@@ -72,8 +78,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
     )
     responder = Responder(request.response_url)
     watchdog = _start_watchdog(request, context, responder)
+    deadline = time.monotonic() + _seconds_left(context) - TIMEOUT_MARGIN_SECONDS - WORK_MARGIN_SECONDS
     try:
-        outcome = _handle(request)
+        outcome = _handle(request, deadline)
     except DeployError as exc:
         logger.exception("request failed")
         answer = _failed(request, str(exc), context)
@@ -97,10 +104,9 @@ def _start_watchdog(
     Calls are bounded (timeouts, retries), but a slow enough AWS API could still outlast the
     function; without this CloudFormation would wait an hour for the response.
     """
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
+    if getattr(context, "get_remaining_time_in_millis", None) is None:
         return None
-    delay = max(remaining() / 1000 - TIMEOUT_MARGIN_SECONDS, 0.0)
+    delay = max(_seconds_left(context) - TIMEOUT_MARGIN_SECONDS, 0.0)
 
     def expire() -> None:
         reason = (
@@ -119,7 +125,13 @@ def _start_watchdog(
     return timer
 
 
-def _handle(request: CloudFormationCustomResourceEvent) -> Outcome:
+def _seconds_left(context: LambdaContext) -> float:
+    """The invocation's time left (Lambda's longest timeout when the context does not say)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000 if remaining is not None else LAMBDA_MAX_SECONDS
+
+
+def _handle(request: CloudFormationCustomResourceEvent, deadline: float) -> Outcome:
     kind = request.get("RequestType")
     operation = {"Create": "create", "Update": "update", "Delete": "delete"}.get(str(kind))
     if operation is None:
@@ -130,6 +142,7 @@ def _handle(request: CloudFormationCustomResourceEvent) -> Outcome:
         stack_id=request.stack_id,
         physical_resource_id=request.physical_resource_id,
         properties=dict(request.resource_properties),
+        deadline=deadline,
     )
     outcome: Outcome = getattr(resource, operation)(call)
     return outcome

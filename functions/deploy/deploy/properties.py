@@ -34,6 +34,9 @@ _KNOWN = frozenset(
     }
 )
 _TRUE, _FALSE = "true", "false"
+# The deploy function's own tag on the pipeline: the name of the stack it belongs to. A Create that
+# finds the pipeline's name taken adopts that pipeline only when this tag names its stack.
+OWNER_TAG = "s3-sagemaker-trigger:stack"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +96,6 @@ class PipelineProperties:
         """Whether a Delete request keeps the pipeline. Lenient on purpose: nothing may block a delete."""
         return _text(properties.get("RetainOnDelete")).lower() == _TRUE
 
-    def tag_list(self) -> list[dict[str, str]]:
-        return [{"Key": k, "Value": v} for k, v in self.tags]
-
 
 def _text(value: Any) -> str:
     if value is None:
@@ -132,6 +132,8 @@ def _tags(value: Any, problems: list[str]) -> tuple[tuple[str, str], ...]:
         key, tag_value = _text(item["Key"]), "" if raw_value is None else str(raw_value)
         if key.lower().startswith("aws:"):
             problems.append(f"Tags[{index}]: the 'aws:' prefix is reserved ({key!r})")
+        elif key == OWNER_TAG:
+            problems.append(f"Tags[{index}]: {OWNER_TAG!r} is set by the deploy function (the owning stack)")
         elif key in tags:
             problems.append(f"Tags[{index}]: duplicate Key {key!r}")
         tags[key] = tag_value
