@@ -50,9 +50,8 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
     if kind == "stack":
         stack = d["stack"]
         mode = stack.parameters.get("TriggerMode", "?")
-        pipelines = ", ".join(
-            str((r.get("Data") or {}).get("PipelineName", "?")) for r in stack.custom_resources.values()
-        )
+        routed = (stack.custom_resources.get("Routes") or {}).get("Data") or {}
+        pipelines = str(routed.get("PipelineNames", "?")).replace(",", ", ")  # the pipelines its routes start
         bucket = stack.ref("DataBucket") if "DataBucket" in stack.resolver.created else "?"
         return (
             "deploy",
