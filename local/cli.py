@@ -62,7 +62,7 @@ def runtime_state(runtime: Runtime) -> dict[str, Any]:
     """What runtime.json says about a running runtime (``s3sm`` finds it there)."""
     stacks = []
     for stack in runtime.stacks:
-        pipelines = [str((r.get("Data") or {}).get("PipelineName")) for r in stack.custom_resources.values()]
+        pipelines = stack.pipeline_names()
         stacks.append(
             {
                 "name": stack.name,

@@ -50,8 +50,7 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
     if kind == "stack":
         stack = d["stack"]
         mode = stack.parameters.get("TriggerMode", "?")
-        routed = (stack.custom_resources.get("Routes") or {}).get("Data") or {}
-        pipelines = str(routed.get("PipelineNames", "?")).replace(",", ", ")  # the pipelines its routes start
+        pipelines = ", ".join(stack.pipeline_names()) or "?"
         bucket = stack.ref("DataBucket") if "DataBucket" in stack.resolver.created else "?"
         return (
             "deploy",

@@ -282,7 +282,7 @@ class Runtime:
 
     def _executing(self) -> bool:
         for stack in self.stacks:
-            for name in _pipeline_names(stack):
+            for name in stack.pipeline_names():
                 summaries = self._sagemaker.list_pipeline_executions(PipelineName=name)[
                     "PipelineExecutionSummaries"
                 ]
@@ -324,15 +324,6 @@ def scaled_environment(environment: Mapping[str, str], time_scale: float) -> dic
             continue  # not a number: the function's own config check reports it
         scaled[name] = str(max(1, round(seconds * time_scale)))
     return scaled
-
-
-def _pipeline_names(stack: DeployedStack) -> list[str]:
-    names = []
-    for response in stack.custom_resources.values():
-        data = response.get("Data") or {}
-        if "PipelineName" in data:
-            names.append(str(data["PipelineName"]))
-    return names
 
 
 def _warm(function: FunctionProcess) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,14 @@ class DeployedStack:
 
     def attribute(self, logical_id: str, name: str) -> str:
         return self.resolver.created[logical_id].attributes[name]
+
+    def pipeline_names(self) -> list[str]:
+        """The pipelines the stack's routes start (names or ARNs as routed), else those its resources made."""
+        routed = (self.custom_resources.get("Routes") or {}).get("Data") or {}
+        if routed.get("PipelineNames"):
+            return str(routed["PipelineNames"]).split(",")
+        found = ((r.get("Data") or {}).get("PipelineName") for r in self.custom_resources.values())
+        return [str(name) for name in found if name]
 
 
 def _stringify(value: Any) -> Any:
@@ -175,6 +184,9 @@ class StackDeployer:
                 stack.custom_resources[logical_id] = self._custom_resource(resolver, logical_id, function_ids)
             for logical_id in by_type.get("AWS::Events::Rule", []):
                 self._rule(resolver, logical_id)
+        else:  # left out: each answers every attribute with "" (a function's environment may name one)
+            for logical_id in (i for kind, ids in by_type.items() if _is_custom(kind) for i in ids):
+                resolver.created[logical_id] = Resource(ref="", attributes=defaultdict(str))
 
         for logical_id in function_ids:
             try:
