@@ -35,6 +35,8 @@ from typing import Any
 from contract.folders import prefix_problem
 from contract.names import PIPELINE_NAME_OR_ARN
 
+FILE = "routes.json"  # what the build writes next to each function's package (python -m pipeline routes)
+FILE_VARIABLE = "ROUTES_FILE"  # a path to a JSON file of the same structure, read instead (tests, local runs)
 FIELDS = ("prefix", "pattern", "pipeline", "parameters", "mode")
 MODES = ("object", "marker")
 PLACEHOLDERS = ("snapshot_url", "output_url", "bucket", "key", "version_id", "size")
@@ -301,6 +303,8 @@ def _always_wins(earlier: Route, later: Route) -> bool:
 __all__ = [
     "DEFAULT_PARAMETERS",
     "FIELDS",
+    "FILE",
+    "FILE_VARIABLE",
     "MODES",
     "OWN_PIPELINE",
     "PLACEHOLDERS",

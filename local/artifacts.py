@@ -2,10 +2,14 @@
 
 Most functions run straight from their source folder (the ``CodeUri``). The deploy function cannot:
 ``sam build`` adds generated files next to its package (see ``deploy.artifact``): ``pipeline.json``
-and ``image_uris.json`` rendered by ``python -m pipeline render``, and copies of the ``etl`` and
-``contract`` packages. :func:`code_dir` builds the same layout under ``.local-runtime/build/`` from the
-current sources. Rendering imports the SageMaker SDK (10-20 s here), so the result is cached under a
-hash of everything it depends on, and a source change rebuilds it.
+and ``image_uris.json`` rendered by ``python -m pipeline render``, ``routes.json``, and copies of the
+``etl`` and ``contract`` packages. :func:`code_dir` builds the same layout under
+``.local-runtime/build/`` from the current sources. Rendering imports the SageMaker SDK (10-20 s
+here), so the result is cached under a hash of everything it depends on, and a source change rebuilds it.
+
+Functions run from source have no ``routes.json`` next to their package: :func:`routes_environment`
+compiles ``routes.yaml`` as the build does (``python -m pipeline routes``) and names the result in
+``ROUTES_FILE``, which both functions read instead.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from contract.routes import FILE as ROUTES_JSON
+from contract.routes import FILE_VARIABLE, RoutesError
 from local.process import ROOT, STATE_DIR, child_environment
 from local.template import FunctionSpec, Template
 
@@ -166,6 +172,7 @@ def _local_build(logical_id: str, code_uri: Path, root: Path) -> Path:
             (staging / package).mkdir()
             for module in sorted((root / package).glob("*.py")):
                 shutil.copyfile(module, staging / package / module.name)
+        shutil.copyfile(compiled_routes(root / "routes.yaml"), staging / ROUTES_JSON)
         rendered = _render(staging / "etl", root)
         for name in (DEFINITION_FILE, IMAGE_URIS_FILE):
             shutil.copyfile(rendered / name, staging / name)
@@ -178,6 +185,28 @@ def _local_build(logical_id: str, code_uri: Path, root: Path) -> Path:
     return target
 
 
+def routes_environment(source: Path = ROOT / "routes.yaml") -> dict[str, str]:
+    """``ROUTES_FILE`` naming ``source`` compiled to JSON; BuildError if it is invalid."""
+    return {FILE_VARIABLE: str(compiled_routes(source))}
+
+
+def compiled_routes(source: Path) -> Path:
+    """``source`` compiled to routes.json as the build does (cached by content); BuildError if invalid."""
+    from pipeline.__main__ import compile_routes  # imports the YAML parser: the dev environment's
+
+    try:
+        text = compile_routes(source)
+    except RoutesError as exc:
+        raise BuildError(f"{source}: {exc}") from exc
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    target = BUILD_DIR / f"routes-{_digest([(source.name, text.encode())], sdk=False)}.json"
+    if not target.is_file():
+        staging = target.with_name(f".{target.name}.{threading.get_ident()}")
+        staging.write_text(text, encoding="utf-8")
+        staging.replace(target)  # atomic: a concurrent reader sees all of it or nothing
+    return target
+
+
 __all__ = [
     "BuildError",
     "code_dir",
@@ -185,5 +214,6 @@ __all__ = [
     "needs_rendered_pipeline",
     "prepare",
     "render_cached",
+    "routes_environment",
     "sam_build_dir",
 ]

@@ -62,7 +62,7 @@ def runtime_state(runtime: Runtime) -> dict[str, Any]:
     """What runtime.json says about a running runtime (``s3sm`` finds it there)."""
     stacks = []
     for stack in runtime.stacks:
-        pipelines = [str((r.get("Data") or {}).get("PipelineName")) for r in stack.custom_resources.values()]
+        pipelines = stack.pipeline_names()
         stacks.append(
             {
                 "name": stack.name,
@@ -95,7 +95,7 @@ def _clear_state() -> None:
 def _instructions(runtime: Runtime) -> str:
     stack = runtime.stacks[0]
     bucket = stack.ref("DataBucket")
-    raw = stack.parameters.get("RawPrefix", "raw/")
+    raw = stack.attribute("Routes", "UploadPrefixes").split(",")[0].removesuffix("*")  # the first routed
     endpoint = runtime.endpoint_url
     region = runtime.emulator.region
     creds = " ".join(f"{k}={v}" for k, v in CREDENTIALS.items())

@@ -50,9 +50,7 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
     if kind == "stack":
         stack = d["stack"]
         mode = stack.parameters.get("TriggerMode", "?")
-        pipelines = ", ".join(
-            str((r.get("Data") or {}).get("PipelineName", "?")) for r in stack.custom_resources.values()
-        )
+        pipelines = ", ".join(stack.pipeline_names()) or "?"
         bucket = stack.ref("DataBucket") if "DataBucket" in stack.resolver.created else "?"
         return (
             "deploy",

@@ -57,12 +57,19 @@ class DeliveryStats:
 
 
 def s3_keys(body: str) -> list[str]:
-    """The object keys an S3 notification in a message body names (decoded), for progress lines."""
+    """The object keys a message body names (decoded), for progress lines: an S3 notification's records,
+    or an EventBridge S3 event's ``detail.object.key`` (not encoded)."""
     try:
         event = json.loads(body)
     except json.JSONDecodeError:
         return []
-    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(event, dict):
+        return []
+    detail = event.get("detail")
+    if event.get("source") == "aws.s3" and isinstance(detail, dict):
+        key = (detail.get("object") or {}).get("key")
+        return [key] if isinstance(key, str) else []
+    records = event.get("Records")
     keys = []
     for record in records if isinstance(records, list) else []:
         key = ((record.get("s3") or {}).get("object") or {}).get("key") if isinstance(record, dict) else None

@@ -43,6 +43,14 @@ install, undone never: the patched behaviour is the real services'):
     as before, any other status answers ``ValidationException``; ``DeletePipeline`` answers
     ``ConflictException`` (one of its documented errors) while an execution is ``Executing`` or
     ``Stopping``. The local runner does not stop a job it is running (nothing stops one locally).
+11. S3's events to EventBridge (a bucket's ``EventBridgeConfiguration``) differ from S3's: ``etag`` is
+    spelled ``eTag``, ``sequencer`` and the event ``id`` are constants, ``reason`` is ``ObjectCreated``
+    instead of the API (``PutObject``, ``CopyObject``, ...), and the rules of every bus get them, not only
+    the default bus's (where S3 sends them). Patched to send S3's shape
+    (with the sequencer of item 5) to the default bus's enabled rules. Input transformers are not
+    applied to them (moto's own choice; the upload rule has none).
+12. ``GetBucketNotificationConfiguration`` leaves out ``EventBridgeConfiguration`` although
+    ``PutBucketNotificationConfiguration`` stores it. Patched to answer it, as S3 does.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ import os
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,6 +74,7 @@ from moto.core.responses import ActionResult
 from moto.events import models as events_models
 from moto.events import utils as events_utils
 from moto.s3 import notifications as s3_notifications
+from moto.s3 import responses as s3_responses
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import (
@@ -344,22 +354,81 @@ def _patch_sagemaker() -> None:
     setattr(sm_models, "get_pipeline_from_name", _pipeline_named)  # noqa: B010
 
 
+# S3's EventBridge "reason" for each ObjectCreated event (the API that created the object).
+_CREATED_REASONS = {
+    "s3:ObjectCreated:Put": "PutObject",
+    "s3:ObjectCreated:Post": "POST Object",
+    "s3:ObjectCreated:Copy": "CopyObject",
+    "s3:ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
+}
+
+
 def _patch_s3_events() -> None:
     original = s3_notifications._get_s3_event
     sequence = itertools.count(1)
     sequence_lock = threading.Lock()
 
+    def next_sequencer() -> str:
+        with sequence_lock:
+            return f"{next(sequence):016X}"
+
     def get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
         event: dict[str, Any] = original(event_name, bucket, key, notification_id)
-        with sequence_lock:
-            sequencer = f"{next(sequence):016X}"
         obj = event["Records"][0]["s3"]["object"]
-        obj["sequencer"] = sequencer
+        obj["sequencer"] = next_sequencer()
         if key.version_id not in (None, "null"):
             obj["versionId"] = key.version_id
         return event
 
+    def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        from moto.events.models import events_backends
+
+        obj: dict[str, Any] = {"key": key.name, "size": key.size, "etag": key.etag.replace('"', "")}
+        if key.version_id is not None:
+            obj["version-id"] = key.version_id
+        obj["sequencer"] = next_sequencer()
+        event: Any = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": s3_notifications._detail_type(event_name),
+            "source": "aws.s3",
+            "account": account_id,
+            "time": time.time(),  # moto writes it as ISO 8601 when it delivers to SQS
+            "region": bucket.region_name,
+            "resources": [bucket.arn],
+            "detail": {
+                "version": "0",
+                "bucket": {"name": bucket.name},
+                "object": obj,
+                "request-id": uuid.uuid4().hex[:16].upper(),
+                "requester": account_id,
+                "source-ip-address": "127.0.0.1",
+                "reason": _CREATED_REASONS.get(event_name, event_name.split(":")[1]),
+            },
+        }
+        default_bus = events_backends[account_id][bucket.region_name].event_buses.get("default")
+        for rule in list(default_bus.rules.values()) if default_bus else []:
+            if rule.state == "ENABLED":
+                rule.send_to_targets(event, transform_input=False)
+
     setattr(s3_notifications, "_get_s3_event", get_s3_event)  # noqa: B010
+    setattr(s3_notifications, "_send_event_bridge_message", send_event_bridge_message)  # noqa: B010
+
+    original_get_notification = s3_responses.S3Response.get_bucket_notification
+
+    def get_bucket_notification(self: Any) -> Any:
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if config is None or config.event_bridge is None:
+            return original_get_notification(self)
+        serialized = self.serialized
+
+        def with_eventbridge(result: ActionResult) -> Any:
+            return serialized(ActionResult({**dict(result.result), "EventBridgeConfiguration": {}}))  # type: ignore[call-overload]
+
+        self.serialized = with_eventbridge  # this request's response object only
+        return original_get_notification(self)
+
+    setattr(s3_responses.S3Response, "get_bucket_notification", get_bucket_notification)  # noqa: B010
 
 
 def _patch_sqs() -> None:

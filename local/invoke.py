@@ -204,6 +204,13 @@ class LocalInvoke:
     def __exit__(self, *exc: object) -> None:
         self._exit.close()
 
+    def _routes_env(self) -> dict[str, str]:
+        """ROUTES_FILE for functions run from source (a sam build artifact has its routes.json)."""
+        try:
+            return artifacts.routes_environment(self.template.root / "routes.yaml")
+        except artifacts.BuildError as exc:
+            raise InvokeError(str(exc)) from exc
+
     def _stack_for(self, params: dict[str, str], custom_resources: bool, err: TextIO) -> DeployedStack:
         key = (tuple(sorted(params.items())), custom_resources)
         if self._stack is not None and self._deployed == key:
@@ -219,6 +226,7 @@ class LocalInvoke:
             responses=self._responses,
             on_log=lambda fid, line: deploy_log.append(f"{fid}: {line}"),  # shown if the deploy fails
             prefer_build=self.prefer_build,
+            function_env=self._routes_env(),
         )
         started = time.monotonic()
         try:
@@ -270,7 +278,7 @@ class LocalInvoke:
             spec,
             aws_env=self._emulator.environ(),
             code_dir=code_dir,
-            env_overrides=overrides,
+            env_overrides={**self._routes_env(), **overrides},
             on_log=lambda fid, line: print(line, file=err),
         ) as process:
             request_id = str(uuid.uuid4())

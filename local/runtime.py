@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 from trigger import backoff
 
+from local import artifacts
 from local.artifacts import BuildError
 from local.cfn_response import ResponseServer
 from local.delivery import Delivery
@@ -79,8 +80,10 @@ class Runtime:
         log_dir: Path | None = None,
         notify: Notify | None = None,
         on_log: LogSink | None = None,
+        routes: Path = ROOT / "routes.yaml",
     ) -> None:
         self.template_path = template
+        self.routes = routes  # compiled for both functions, as the build does (artifacts.routes_environment)
         self.requests = list(stacks)
         self._own_emulator = emulator is None
         self.emulator = emulator or Emulator(port=port)
@@ -139,9 +142,19 @@ class Runtime:
         self.notify("emulator", {"endpoint": self.emulator.endpoint_url})
         self.notify("quotas", {"quotas": self.quotas, "time_scale": self.time_scale})
 
+        try:
+            function_env = artifacts.routes_environment(self.routes)
+        except BuildError as exc:
+            raise RuntimeStartError(str(exc)) from exc
         self._responses = ResponseServer().start()
         self._exit.callback(self._responses.stop)
-        deployer = StackDeployer(template, aws_env=aws_env, responses=self._responses, on_log=self.on_log)
+        deployer = StackDeployer(
+            template,
+            aws_env=aws_env,
+            responses=self._responses,
+            on_log=self.on_log,
+            function_env=function_env,
+        )
         s3, sqs, sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
         self._sqs, self._sagemaker = sqs, sagemaker
 
@@ -181,7 +194,7 @@ class Runtime:
             self.notify("stack", {"stack": stack, "seconds": time.monotonic() - started})
             for mapping in stack.event_sources:
                 spec = stack.functions[mapping.function_id]
-                overrides = scaled_environment(spec.environment, self.time_scale)
+                overrides = {**function_env, **scaled_environment(spec.environment, self.time_scale)}
                 functions = [
                     FunctionProcess(spec, aws_env=aws_env, env_overrides=overrides, on_log=self.on_log)
                     for _ in range(mapping.source.maximum_concurrency)
@@ -269,7 +282,7 @@ class Runtime:
 
     def _executing(self) -> bool:
         for stack in self.stacks:
-            for name in _pipeline_names(stack):
+            for name in stack.pipeline_names():
                 summaries = self._sagemaker.list_pipeline_executions(PipelineName=name)[
                     "PipelineExecutionSummaries"
                 ]
@@ -311,15 +324,6 @@ def scaled_environment(environment: Mapping[str, str], time_scale: float) -> dic
             continue  # not a number: the function's own config check reports it
         scaled[name] = str(max(1, round(seconds * time_scale)))
     return scaled
-
-
-def _pipeline_names(stack: DeployedStack) -> list[str]:
-    names = []
-    for response in stack.custom_resources.values():
-        data = response.get("Data") or {}
-        if "PipelineName" in data:
-            names.append(str(data["PipelineName"]))
-    return names
 
 
 def _warm(function: FunctionProcess) -> None:

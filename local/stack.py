@@ -8,23 +8,29 @@ What is created, and how it differs from ``sam deploy``:
   a queue gets its ``VisibilityTimeout``, ``MessageRetentionPeriod``, ``DelaySeconds``,
   ``ReceiveMessageWaitTimeSeconds`` and ``RedrivePolicy`` (moto moves a message to the dead-letter
   queue after ``maxReceiveCount`` receives, as SQS does);
-- each bucket's ``NotificationConfiguration.QueueConfigurations`` (moto delivers S3 notifications to
-  SQS with the key filters, natively); a ``LambdaConfigurations`` entry is refused (moto cannot invoke
-  Lambda without Docker);
+- each bucket's ``NotificationConfiguration``: ``EventBridgeConfiguration`` (S3 sends its events to the
+  default EventBridge bus) or ``QueueConfigurations`` (moto delivers to SQS with the key filters,
+  natively); a ``LambdaConfigurations`` entry is refused (moto cannot invoke Lambda without Docker);
+- each ``AWS::Events::Rule`` whose targets are queues of the template, once the custom resources are
+  made (its pattern may be one's attribute): moto matches the pattern and delivers to SQS, so S3 ->
+  EventBridge -> queue works as on AWS (rules that target a topic: :mod:`local.notifications`);
 - every ``AWS::IAM::Role`` (so the role ARNs are real in the emulator); functions get names and ARNs
   but no Lambda resource: moto cannot run one without Docker. Their SQS event source mappings are
   listed in :attr:`DeployedStack.event_sources`, for :mod:`local.delivery` to poll;
-- each custom resource (``Custom::*``) by running its ``ServiceToken`` function's real handler on a
-  Create event whose ``ResponseURL`` is answered by :class:`local.cfn_response.ResponseServer`; a
-  response other than SUCCESS stops the deploy with CloudFormation's Reason.
+- each custom resource (``Custom::*``), after those it refers to, by running its ``ServiceToken``
+  function's real handler on a Create event whose ``ResponseURL`` is answered by
+  :class:`local.cfn_response.ResponseServer`; a response other than SUCCESS stops the deploy with
+  CloudFormation's Reason. Its Data become its GetAtt attributes, as CloudFormation makes them.
 
-Bucket policies, log groups, permissions and the like change nothing locally and are skipped.
+A resource whose ``Condition`` is false is not created. Bucket policies, IAM policies, log groups,
+permissions and the like change nothing locally and are skipped.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +41,7 @@ from local import artifacts
 from local.cfn_response import ResponseServer
 from local.functions import FunctionProcess, LogSink
 from local.template import (
+    SUB_VARIABLE,
     FunctionSpec,
     Resolver,
     Resource,
@@ -89,6 +96,14 @@ class DeployedStack:
     def attribute(self, logical_id: str, name: str) -> str:
         return self.resolver.created[logical_id].attributes[name]
 
+    def pipeline_names(self) -> list[str]:
+        """The pipelines the stack's routes start (names or ARNs as routed), else those its resources made."""
+        routed = (self.custom_resources.get("Routes") or {}).get("Data") or {}
+        if routed.get("PipelineNames"):
+            return str(routed["PipelineNames"]).split(",")
+        found = ((r.get("Data") or {}).get("PipelineName") for r in self.custom_resources.values())
+        return [str(name) for name in found if name]
+
 
 def _stringify(value: Any) -> Any:
     """CloudFormation passes every scalar of ResourceProperties as a string."""
@@ -112,8 +127,11 @@ class StackDeployer:
         responses: ResponseServer,
         on_log: LogSink | None = None,
         prefer_build: bool = False,
+        function_env: Mapping[str, str] | None = None,
     ) -> None:
         self.template = template
+        # Set for every function the deploy runs (the local routes file: local.artifacts.routes_environment).
+        self.function_env = dict(function_env or {})
         self.aws_env = dict(aws_env)
         self.responses = responses
         self.on_log = on_log
@@ -122,6 +140,7 @@ class StackDeployer:
         self.s3 = boto3.client("s3")
         self.sqs = boto3.client("sqs")
         self.iam = boto3.client("iam")
+        self.events = boto3.client("events")
 
     def deploy(
         self, stack_name: str, parameters: Mapping[str, str] | None = None, *, custom_resources: bool = True
@@ -158,20 +177,21 @@ class StackDeployer:
         for logical_id in function_ids:
             self._function_name(resolver, logical_id)
         for kind, ids in by_type.items():  # whatever else: a name, so that !Ref resolves
-            if kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
+            if _is_custom(kind):
                 continue
             for logical_id in ids:
                 resolver.created.setdefault(logical_id, Resource(ref=generated_name(stack_name, logical_id)))
 
         stack = DeployedStack(stack_name, values, resolver, {}, [])
-        for kind, ids in by_type.items():
-            if not custom_resources:
-                break
-            if kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
-                for logical_id in ids:
-                    stack.custom_resources[logical_id] = self._custom_resource(
-                        resolver, logical_id, function_ids
-                    )
+        if custom_resources:
+            customs = [i for kind, ids in by_type.items() if _is_custom(kind) for i in ids]
+            for logical_id in _in_dependency_order(template, customs):
+                stack.custom_resources[logical_id] = self._custom_resource(resolver, logical_id, function_ids)
+            for logical_id in by_type.get("AWS::Events::Rule", []):
+                self._rule(resolver, logical_id)
+        else:  # left out: each answers every attribute with "" (a function's environment may name one)
+            for logical_id in (i for kind, ids in by_type.items() if _is_custom(kind) for i in ids):
+                resolver.created[logical_id] = Resource(ref="", attributes=defaultdict(str))
 
         for logical_id in function_ids:
             try:
@@ -274,6 +294,37 @@ class StackDeployer:
                 Bucket=resolver.created[logical_id].ref, NotificationConfiguration=notification
             )
 
+    def _rule(self, resolver: Resolver, logical_id: str) -> None:
+        """The rule on the default bus with its targets that are queues of this stack (others: skipped)."""
+        props = self.template.properties(logical_id)
+        where = f"Resources.{logical_id}.Properties"
+        queues = [
+            t
+            for t in props.get("Targets") or []
+            if any(points_at(t.get("Arn"), q) for q in self.template.resources if self._is_queue(resolver, q))
+        ]
+        if not queues:
+            return  # a rule for a topic: local.notifications installs it
+        try:
+            pattern = resolver.resolve(props["EventPattern"], f"{where}.EventPattern")
+            targets = [
+                {
+                    "Id": resolver.resolve_str(t["Id"], f"{where}.Targets"),
+                    "Arn": resolver.resolve_str(t["Arn"], where),
+                }
+                for t in queues
+            ]
+        except (KeyError, TemplateError) as exc:
+            raise StackError(f"{where}: the local runtime cannot create this rule: {exc}") from exc
+        name = generated_name(resolver.stack_name, logical_id)
+        text = pattern if isinstance(pattern, str) else json.dumps(pattern)  # a JSON string or object
+        arn = self.events.put_rule(Name=name, EventPattern=text, State="ENABLED")["RuleArn"]
+        self.events.put_targets(Rule=name, Targets=targets)
+        resolver.created[logical_id] = Resource(ref=name, attributes={"Arn": arn})
+
+    def _is_queue(self, resolver: Resolver, logical_id: str) -> bool:
+        return self.template.resource_type(logical_id) == "AWS::SQS::Queue" and logical_id in resolver.created
+
     def _role(self, resolver: Resolver, logical_id: str) -> None:
         props = self.template.properties(logical_id)
         where = f"Resources.{logical_id}.Properties"
@@ -345,7 +396,9 @@ class StackDeployer:
     def run_custom_resource(self, spec: FunctionSpec, event: dict[str, Any]) -> dict[str, Any]:
         """Invoke the provider with ``event`` and return the SUCCESS response it sent to ResponseURL."""
         code_dir = artifacts.code_dir(spec, prefer_build=self.prefer_build)
-        with FunctionProcess(spec, aws_env=self.aws_env, code_dir=code_dir, on_log=self.on_log) as function:
+        with FunctionProcess(
+            spec, aws_env=self.aws_env, code_dir=code_dir, env_overrides=self.function_env, on_log=self.on_log
+        ) as function:
             invocation = function.invoke(event)
         what = f"{event['LogicalResourceId']} ({event['ResourceType']}, {event['RequestType']})"
         response = self.responses.wait(event["ResponseURL"], timeout=RESPONSE_GRACE)
@@ -366,6 +419,48 @@ class StackDeployer:
             except TemplateError:
                 continue  # an output naming something not emulated (a log group ARN, say): not needed
         return outputs
+
+
+def _is_custom(kind: str) -> bool:
+    return kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource"
+
+
+def _references(node: Any) -> set[str]:
+    """The logical IDs a template value names (Ref, GetAtt, ${X} and ${X.Attr} in Sub)."""
+    if isinstance(node, dict):
+        if set(node) == {"Ref"}:
+            return {str(node["Ref"]).split(".")[0]}
+        if set(node) == {"Fn::GetAtt"}:
+            arg = node["Fn::GetAtt"]
+            return {str(arg.split(".")[0] if isinstance(arg, str) else arg[0])}
+        if set(node) == {"Fn::Sub"}:
+            text = node["Fn::Sub"][0] if isinstance(node["Fn::Sub"], list) else node["Fn::Sub"]
+            found = {m.split(".")[0] for m in SUB_VARIABLE.findall(str(text))}
+            return found | _references(node["Fn::Sub"][1:] if isinstance(node["Fn::Sub"], list) else [])
+        return set().union(*(_references(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_references(v) for v in node)) if node else set()
+    return set()
+
+
+def _in_dependency_order(template: Template, logical_ids: list[str]) -> list[str]:
+    """The custom resources, each after those it names (DependsOn, Ref, GetAtt), as CloudFormation does."""
+    resources = {i: template.resource(i) for i in logical_ids}
+    needs = {}
+    for logical_id, resource in resources.items():
+        depends = resource.get("DependsOn") or []
+        named = _references(resource.get("Properties") or {}) | set(
+            [depends] if isinstance(depends, str) else depends
+        )
+        needs[logical_id] = {n for n in named if n in resources and n != logical_id}
+    ordered: list[str] = []
+    while needs:
+        ready = [i for i, n in needs.items() if n <= set(ordered)]
+        if not ready:
+            raise StackError(f"custom resources that need each other: {', '.join(sorted(needs))}")
+        ordered.append(ready[0])
+        del needs[ready[0]]
+    return ordered
 
 
 __all__ = ["DeployedStack", "EventSource", "StackDeployer", "StackError"]

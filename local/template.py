@@ -26,7 +26,7 @@ DEFAULT_SQS_BATCH_SIZE = 10
 # Without ScalingConfig Lambda scales an SQS mapping up to 1,000 invocations; locally a few are enough.
 DEFAULT_SQS_CONCURRENCY = 5
 
-_SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
+SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")  # ${Name} or ${Resource.Attribute} in a !Sub
 _NO_VALUE = object()  # AWS::NoValue: the key it sits under disappears
 
 
@@ -311,7 +311,7 @@ class Resolver:
             value = self.ref(name, where)
             return "" if value is _NO_VALUE else str(value)
 
-        return _SUB_VAR.sub(replace, text).replace("${!", "${")
+        return SUB_VARIABLE.sub(replace, text).replace("${!", "${")
 
     # -- functions ------------------------------------------------------------------------------
 
@@ -401,6 +401,7 @@ def points_at(target: Any, logical_id: str) -> bool:
 
 
 __all__ = [
+    "SUB_VARIABLE",
     "FunctionSpec",
     "Resolver",
     "Resource",

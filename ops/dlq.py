@@ -60,7 +60,11 @@ def move(target: Target, *, rate: int | None) -> dict[str, Any]:
     queue = target.output("TriggerDeadLetterQueueUrl")
     try:
         arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        request: dict[str, Any] = {"SourceArn": arn}
+        # Back to the upload queue by name: an upload EventBridge could not deliver has no source queue.
+        destination = sqs.get_queue_attributes(
+            QueueUrl=target.output("UploadQueueUrl"), AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        request: dict[str, Any] = {"SourceArn": arn, "DestinationArn": destination}
         if rate is not None:
             request["MaxNumberOfMessagesPerSecond"] = rate
         handle = sqs.start_message_move_task(**request)["TaskHandle"]

@@ -21,6 +21,7 @@ from deploy import handler
 from deploy import response as cfn_response
 
 from local.emulator import Emulator
+from pipeline.__main__ import compile_routes
 from pipeline.pipeline import render_image_uris, render_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,13 +31,14 @@ EVENTS = ROOT / "events"
 
 @pytest.fixture(scope="session")
 def built_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What `sam build` lays out next to the deploy package: pipeline.json, image_uris.json, etl/."""
+    """What `sam build` puts next to the deploy package: pipeline.json, image_uris.json, etl/, routes.json."""
     directory = tmp_path_factory.mktemp("deploy-artifact")
     (directory / "etl").mkdir()
     for module in ETL_PACKAGE.glob("*.py"):
         shutil.copyfile(module, directory / "etl" / module.name)
     (directory / "pipeline.json").write_text(render_template(directory / "etl"), encoding="utf-8")
     (directory / "image_uris.json").write_text(render_image_uris(), encoding="utf-8")
+    (directory / "routes.json").write_text(compile_routes(ROOT / "routes.yaml"), encoding="utf-8")
     return directory
 
 
@@ -109,6 +111,7 @@ class Deploy:
         """Point the function at another build artifact (read on the next invocation)."""
         self.monkeypatch.setenv(handler.ARTIFACT_DIR_VARIABLE, str(directory))
         handler.pipeline_resource.cache_clear()
+        handler.route_provider.cache_clear()
 
     def event(self, name: str, **changes: Any) -> dict[str, Any]:
         """events/<name>.json, answering to the local CloudFormation; `Properties=` merges into them."""
@@ -149,6 +152,16 @@ def deploy(
     fixture.use_artifact(built_artifact)
     yield fixture
     handler.pipeline_resource.cache_clear()  # its clients point at this emulator
+    handler.route_provider.cache_clear()
+
+
+@pytest.fixture
+def data_bucket(s3: Any) -> str:
+    """The versioned bucket the sample events name (events/cfn-*.json's DataBucket)."""
+    bucket = "example-data-bucket"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return bucket
 
 
 @pytest.fixture

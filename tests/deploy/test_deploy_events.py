@@ -469,7 +469,7 @@ def test_delete_of_a_pipeline_already_gone_succeeds(deploy: Any, bucket: str, sa
 def test_delete_succeeds_even_with_properties_a_create_would_reject(deploy: Any, bucket: str) -> None:
     # Given a resource whose properties are invalid (its Create failed with them)
     event = deploy.event(
-        "cfn-delete.json", PhysicalResourceId=f"{NOT_CREATED}x", Properties={"RawPrefix": "/"}
+        "cfn-delete.json", PhysicalResourceId=f"{NOT_CREATED}x", Properties={"CleanPrefix": "/"}
     )
 
     # When CloudFormation sends the Delete request
@@ -549,10 +549,10 @@ def test_a_missing_artifact_fails_with_a_hint_to_build(deploy: Any, bucket: str,
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"CleanPrefix": "raw/clean/"}, "RawPrefix 'raw/' and CleanPrefix 'raw/clean/' overlap"),
-        ({"RawPrefix": "code/"}, "RawPrefix 'code/' and the code folder 'code/' overlap"),
-        ({"RawPrefix": "raw"}, "RawPrefix 'raw' must be a folder"),
-        ({"SnapshotPrefix": "raw/snap/"}, "RawPrefix 'raw/' and SnapshotPrefix 'raw/snap/' overlap"),
+        # (the routed prefixes, from routes.yaml, against these: the Routes resource, test_deploy_routes.py)
+        ({"RawPrefix": "raw/"}, "unknown properties: RawPrefix"),
+        ({"CleanPrefix": "code/c/"}, "CleanPrefix 'code/c/' and the code folder 'code/' overlap"),
+        ({"CleanPrefix": "clean"}, "CleanPrefix 'clean' must be a folder"),
         ({"CleanPrefix": "snapshot/c/"}, "CleanPrefix 'snapshot/c/' and SnapshotPrefix 'snapshot/' overlap"),
         ({"SnapshotPrefix": "code/s/"}, "SnapshotPrefix 'code/s/' and the code folder 'code/' overlap"),
         ({"SnapshotPrefix": None}, "missing properties: SnapshotPrefix"),

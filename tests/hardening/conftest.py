@@ -1,13 +1,14 @@
 """Hardening fixtures: the real trigger on the upload queue's path in the emulator, with injected faults.
 
-``stack`` gives the data bucket (versioned) notifying the upload queue (S3 -> SQS, as the template
-wires it), the queue's redrive policy to the dead-letter queue with the template's own
-``maxReceiveCount``, the trigger configured from events/env.json, and its pipeline. Uploads are real
-objects (``stack.upload``); ``stack.deliver()`` does what the event source mapping does: receives
-batches of up to 10, invokes the handler, deletes what it did not report as failed; SQS redelivers the
-rest when the visibility the trigger set runs out, and moves a message to the dead-letter queue after
-``maxReceiveCount`` receives. ``deliver`` waits out each visibility at once (time is not what these
-tests are about; the waits the trigger chose are recorded in ``stack.postponed``).
+``stack`` gives the data bucket (versioned) delivering to the upload queue (S3 -> an EventBridge rule on
+the routed prefixes of routes.yaml -> SQS, as the template wires it), the queue's redrive policy to the
+dead-letter queue with the template's own ``maxReceiveCount``, the trigger configured from
+events/env.json, and its pipeline. Uploads are real objects (``stack.upload``); ``stack.deliver()`` does
+what the event source mapping does: receives batches of up to 10, invokes the handler, deletes what it
+did not report as failed; SQS redelivers the rest when the visibility the trigger set runs out, and
+moves a message to the dead-letter queue after ``maxReceiveCount`` receives. ``deliver`` waits out each
+visibility at once (time is not what these tests are about; the waits the trigger chose are recorded in
+``stack.postponed``).
 
 Faults the emulator cannot produce on cue are injected in front of it by ``before-send`` hooks on the
 trigger's own clients (``stack.rule`` for StartPipelineExecution, ``stack.s3_rule`` for CopyObject),
@@ -44,6 +45,7 @@ from trigger.errors import UnsupportedEvent
 from trigger.events import ObjectEvent, normalise
 from trigger.routing import Dataset, route
 
+from contract.routes import event_pattern, loads
 from local.emulator import Emulator
 from tests.conftest import routes_file
 from tests.trigger.conftest import LambdaContext
@@ -414,17 +416,12 @@ def stack(aws: Emulator, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_notification_configuration(
-        Bucket=BUCKET,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "raw/"}]}},  # routes.yaml
-                }
-            ]
-        },
+        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
+    events = boto3.client("events")
+    routes = loads(Path(routes_file()).read_text(encoding="utf-8"))
+    events.put_rule(Name="upload-rule", EventPattern=json.dumps(event_pattern(routes, BUCKET)))
+    events.put_targets(Rule="upload-rule", Targets=[{"Id": "upload-queue", "Arn": queue_arn}])
     logs = io.StringIO()
     stream_handler = handler.logger.registered_handler
     previous = stream_handler.setStream(logs)  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from local import artifacts
 from local.cfn_response import ResponseServer
 from local.emulator import Emulator
 from local.runtime import Runtime, RuntimeStartError, StackRequest
@@ -27,9 +28,19 @@ def deployer(aws: Emulator) -> Iterator[StackDeployer]:
         yield StackDeployer(Template(ROOT / "template.yaml"), aws_env=aws.environ(), responses=responses)
 
 
-def test_the_stack_takes_its_names_and_settings_from_the_template(deployer: StackDeployer) -> None:
-    # When the stack is deployed with a different raw prefix and pipeline name
-    stack = deployer.deploy("named", {"RawPrefix": "landing/coil/", "PipelineName": "named-etl"})
+def test_the_stack_takes_its_names_and_settings_from_the_template(aws: Emulator, tmp_path: Path) -> None:
+    # Given routes that send uploads under landing/coil/ to the stack's own pipeline
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes:\n  - prefix: landing/coil/\n", encoding="utf-8")
+    with ResponseServer() as responses:
+        deployer = StackDeployer(
+            Template(ROOT / "template.yaml"),
+            aws_env=aws.environ(),
+            responses=responses,
+            function_env=artifacts.routes_environment(routes),
+        )
+        # When the stack is deployed with a different pipeline name
+        stack = deployer.deploy("named", {"PipelineName": "named-etl"})
 
     # Then the pipeline exists under that name, created by the deploy function with the template's tags
     sagemaker = boto3.client("sagemaker")
@@ -38,27 +49,50 @@ def test_the_stack_takes_its_names_and_settings_from_the_template(deployer: Stac
     assert definition["Steps"][0]["Name"] == "CleanData"
     tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=described["PipelineArn"])["Tags"]}
     assert tags["stack"] == "named"
-    # and the bucket notifies the trigger's queue for ObjectCreated under that prefix only
+    # and the bucket sends its events to EventBridge, where the upload rule takes the routed prefix only
     bucket = stack.ref("DataBucket")
     config = boto3.client("s3").get_bucket_notification_configuration(Bucket=bucket)
-    [queue] = config["QueueConfigurations"]
-    assert queue["Events"] == ["s3:ObjectCreated:*"]
-    [rule] = queue["Filter"]["Key"]["FilterRules"]
-    assert (rule["Name"].lower(), rule["Value"]) == ("prefix", "landing/coil/")
-    # and the trigger gets the template's environment and its queue through an event source mapping
+    assert "EventBridgeConfiguration" in config
+    assert "QueueConfigurations" not in config
+    rule = boto3.client("events").describe_rule(Name=stack.ref("UploadRule"))
+    assert json.loads(rule["EventPattern"])["detail"] == {
+        "bucket": {"name": [bucket]},
+        "object": {"key": [{"prefix": "landing/coil/"}]},
+    }
+    # and the trigger gets the template's environment (the routes' parameter types included) and its
+    # queue, the rule's target, through an event source mapping
     trigger = stack.functions["TriggerFunction"]
     assert trigger.environment["PIPELINE_NAME"] == "named-etl"
-    assert trigger.environment["RAW_PREFIX"] == "landing/coil/"
+    assert json.loads(trigger.environment["ROUTE_PARAMETER_TYPES"]) == {
+        "named-etl": {"InputDataUrl": "String", "OutputDataUrl": "String"}
+    }
     [mapping] = stack.event_sources
     assert mapping.function_id == "TriggerFunction"
-    assert mapping.queue_arn == queue["QueueArn"]
+    [target] = boto3.client("events").list_targets_by_rule(Rule=stack.ref("UploadRule"))["Targets"]
+    assert mapping.queue_arn == target["Arn"]
     assert mapping.source.report_batch_item_failures
     # and the queue's redrive policy sends what keeps failing to the dead-letter queue
     attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["All"])
     redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == stack.attribute("TriggerDeadLetterQueue", "Arn")
     assert stack.outputs["PipelineName"] == "named-etl"
+    assert stack.outputs["UploadUrls"] == f"s3://{bucket}/landing/coil/"
     assert boto3.client("s3").get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+
+    # When objects are uploaded under the routed prefix and elsewhere
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="landing/coil/part 1.csv", Body=b"a,b\n")
+    s3.put_object(Bucket=bucket, Key="clean/out.csv", Body=b"a,b\n")
+    # Then only the routed upload waits in the queue, as S3's EventBridge event (its key not encoded)
+    received = boto3.client("sqs").receive_message(
+        QueueUrl=mapping.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+    )
+    [message] = received["Messages"]
+    event = json.loads(message["Body"])
+    assert (event["source"], event["detail-type"]) == ("aws.s3", "Object Created")
+    assert event["detail"]["object"]["key"] == "landing/coil/part 1.csv"
+    assert event["detail"]["object"]["etag"]
+    assert event["detail"]["object"]["version-id"]
 
 
 def test_a_custom_resource_that_fails_stops_the_deploy_with_cloudformations_reason(

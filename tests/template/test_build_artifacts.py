@@ -33,6 +33,7 @@ IMPORTS = {
         "import deploy.handler as h; from pathlib import Path; from deploy.artifact import Artifact; "
         "a = Artifact.load(Path(h.__file__).parent.parent); assert a.image_uri('us-east-1'); "
         "assert a.code_key.endswith('/etl.pyz'); "
+        "from deploy.routing import load; assert load(Path(h.__file__).parent.parent).routes; "
         "assert callable(h.lambda_handler)"
     ),
 }
@@ -155,3 +156,12 @@ def test_the_artifact_ships_bytecode_of_the_runtimes_python_that_is_never_rechec
     # And the handler's own package and the contract are among them
     for package in ("contract", logical_id.removesuffix("Function").lower()):
         assert (artifact / package / "__pycache__").is_dir(), package
+
+
+@pytest.mark.parametrize("logical_id", sorted(IMPORTS))
+def test_both_functions_carry_routes_yaml_compiled_as_the_build_compiles_it(logical_id: str) -> None:
+    from pipeline.__main__ import compile_routes
+
+    # (the functions read this JSON: no YAML parser at run time)
+    shipped = (_artifact(logical_id) / "routes.json").read_text(encoding="utf-8")
+    assert shipped == compile_routes(ROOT / "routes.yaml")

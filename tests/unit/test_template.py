@@ -2,7 +2,9 @@
 
 The template is read with cfn-lint's decoder (it understands !Ref, !Sub, !GetAtt). Intrinsic values are
 compared in a canonical text form: ``!Ref X`` -> ``${X}``, ``!GetAtt X.Arn`` -> ``${X.Arn}``, ``!Sub``
--> its string (with its variables substituted), ``!FindInMap [M, K, A]`` -> ``${M[K].A}``.
+-> its string (with its variables substituted), ``!FindInMap [M, K, A]`` -> ``${M[K].A}``, ``!If [C, A, B]``
+-> ``${If(C,A,B)}``, ``!Split [",", X]`` -> ``${Split(X)}``. A statement under ``!If [C, S, NoValue]`` counts
+with its actions marked ``(if C)``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ TEMPLATE = ROOT / "template.yaml"
 SQS_MAX_RETENTION = 14 * 86400  # SQS's longest MessageRetentionPeriod
 
 PIPELINE_ARN = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:pipeline/${PipelineName}"
+# The data bucket: the stack's own, or the existing one named by ExistingBucketName.
+BUCKET = "${If(CreateBucket,${DataBucket},${ExistingBucketName})}"
+BUCKET_ARN = f"arn:${{AWS::Partition}}:s3:::{BUCKET}"
+# What the Routes custom resource derives from routes.yaml (deploy/routing.py).
+ROUTED_PIPELINES = "${Split(${Routes.PipelineArns})}"
+ROUTED_OBJECTS = "${Split(${Routes.UploadObjectArns})}"
+DATA_KEY = "${DataKmsKeyArn}"
+EXISTING_BUCKET_ARN = "arn:${AWS::Partition}:s3:::${ExistingBucketName}"
 PROCESSING_LOGS = (
     "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/ProcessingJobs"
 )
@@ -42,21 +52,24 @@ EXECUTION_ROLE_PATH_ARNS = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${
 # Actions IAM only accepts with Resource "*" (no resource-level permissions).
 NO_RESOURCE_LEVEL = {"ecr:GetAuthorizationToken"}
 
-# Every permission each role has, as (action, resource): the whole of it, nothing more.
+# Every permission each role has (its inline policies and the AWS::IAM::Policy resources attached to
+# it), as (action, resource): the whole of it, nothing more.
 EXPECTED_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
     "TriggerFunctionRole": {
-        ("sagemaker:StartPipelineExecution", PIPELINE_ARN),
+        ("sagemaker:StartPipelineExecution", ROUTED_PIPELINES),
         *{
             (f"sqs:{action}", "${UploadQueue.Arn}")
             for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes", "ChangeMessageVisibility")
         },
-        ("s3:GetObject", "${DataBucket.Arn}/${RawPrefix}*"),
-        ("s3:GetObjectVersion", "${DataBucket.Arn}/${RawPrefix}*"),
-        ("s3:ListBucket", "${DataBucket.Arn}"),
-        ("s3:ListBucketVersions", "${DataBucket.Arn}"),
-        ("s3:PutObject", "${DataBucket.Arn}/${SnapshotPrefix}*"),
-        ("s3:GetObject", "${DataBucket.Arn}/${SnapshotPrefix}*"),
-        ("s3:AbortMultipartUpload", "${DataBucket.Arn}/${SnapshotPrefix}*"),
+        ("s3:GetObject", ROUTED_OBJECTS),
+        ("s3:GetObjectVersion", ROUTED_OBJECTS),
+        ("s3:ListBucket", BUCKET_ARN),
+        ("s3:ListBucketVersions", BUCKET_ARN),
+        ("s3:PutObject", f"{BUCKET_ARN}/${{SnapshotPrefix}}*"),
+        ("s3:GetObject", f"{BUCKET_ARN}/${{SnapshotPrefix}}*"),
+        ("s3:AbortMultipartUpload", f"{BUCKET_ARN}/${{SnapshotPrefix}}*"),
+        ("kms:Decrypt (if UseDataKmsKey)", DATA_KEY),
+        ("kms:GenerateDataKey (if UseDataKmsKey)", DATA_KEY),
         ("logs:CreateLogStream", "${TriggerLogGroup.Arn}"),
         ("logs:PutLogEvents", "${TriggerLogGroup.Arn}"),
     },
@@ -76,18 +89,24 @@ EXPECTED_PERMISSIONS: dict[str, set[tuple[str, str]]] = {
         },
         # a Delete stops them first: DeletePipeline refuses a pipeline with running executions
         ("sagemaker:StopPipelineExecution", f"{PIPELINE_ARN}/execution/*"),
-        ("s3:PutObject", "${DataBucket.Arn}/code/*"),
+        ("sagemaker:DescribePipeline", ROUTED_PIPELINES),
+        ("s3:PutObject", f"{BUCKET_ARN}/code/*"),
+        ("kms:GenerateDataKey (if UseDataKmsKey)", DATA_KEY),
+        ("s3:GetBucketNotification (if UseExistingBucket)", EXISTING_BUCKET_ARN),
+        ("s3:PutBucketNotification (if UseExistingBucket)", EXISTING_BUCKET_ARN),
         ("iam:PassRole", "${SageMakerExecutionRole.Arn}"),
         ("logs:CreateLogStream", "${DeployLogGroup.Arn}"),
         ("logs:PutLogEvents", "${DeployLogGroup.Arn}"),
     },
     "SageMakerExecutionRole": {
-        ("s3:ListBucket", "${DataBucket.Arn}"),
-        ("s3:GetBucketLocation", "${DataBucket.Arn}"),
-        ("s3:GetObject", "${DataBucket.Arn}/${SnapshotPrefix}*"),
-        ("s3:GetObject", "${DataBucket.Arn}/code/*"),
-        ("s3:PutObject", "${DataBucket.Arn}/${CleanPrefix}*"),
-        ("s3:AbortMultipartUpload", "${DataBucket.Arn}/${CleanPrefix}*"),
+        ("s3:ListBucket", BUCKET_ARN),
+        ("s3:GetBucketLocation", BUCKET_ARN),
+        ("s3:GetObject", f"{BUCKET_ARN}/${{SnapshotPrefix}}*"),
+        ("s3:GetObject", f"{BUCKET_ARN}/code/*"),
+        ("s3:PutObject", f"{BUCKET_ARN}/${{CleanPrefix}}*"),
+        ("s3:AbortMultipartUpload", f"{BUCKET_ARN}/${{CleanPrefix}}*"),
+        ("kms:Decrypt (if UseDataKmsKey)", DATA_KEY),
+        ("kms:GenerateDataKey (if UseDataKmsKey)", DATA_KEY),
         *{
             (f"logs:{action}", resource)
             for action in ("CreateLogGroup", "CreateLogStream", "PutLogEvents", "DescribeLogStreams")
@@ -144,11 +163,29 @@ def _shape(node: Any) -> str:
         if key == "Fn::FindInMap":
             mapping, top, second = arg
             return f"${{{mapping}[{_shape(top)}].{second}}}"
+        if key == "Fn::If":
+            condition, if_true, if_false = arg
+            return f"${{If({condition},{_shape(if_true)},{_shape(if_false)})}}"
+        if key == "Fn::Split":
+            separator, value = arg
+            assert separator == ","
+            return f"${{Split({_shape(value)})}}"
     raise AssertionError(f"unexpected value in a policy: {node!r}")
 
 
 def _listed(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
+
+
+def _unconditional(statements: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each statement with the condition it is under ("" for none): ``!If [C, S, !Ref AWS::NoValue]``."""
+    for statement in statements:
+        if set(statement) == {"Fn::If"}:
+            condition, if_true, if_false = statement["Fn::If"]
+            assert if_false == {"Ref": "AWS::NoValue"}, statement
+            yield condition, if_true
+        else:
+            yield "", statement
 
 
 def _statements(resources: dict[str, dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -158,7 +195,7 @@ def _statements(resources: dict[str, dict[str, Any]]) -> Iterator[tuple[str, dic
         kind = resource["Type"]
         if kind == "AWS::IAM::Role":
             for policy in props.get("Policies", []):
-                for statement in policy["PolicyDocument"]["Statement"]:
+                for _, statement in _unconditional(policy["PolicyDocument"]["Statement"]):
                     yield logical_id, statement
         elif kind in (
             "AWS::IAM::Policy",
@@ -166,28 +203,39 @@ def _statements(resources: dict[str, dict[str, Any]]) -> Iterator[tuple[str, dic
             "AWS::S3::BucketPolicy",
             "AWS::SQS::QueuePolicy",
         ):
-            for statement in props["PolicyDocument"]["Statement"]:
+            for _, statement in _unconditional(props["PolicyDocument"]["Statement"]):
                 yield logical_id, statement
         elif kind == "AWS::Serverless::Function":
             assert "Policies" not in props, f"{logical_id}: use its explicit role, not SAM policy templates"
 
 
-def _permissions(role: dict[str, Any]) -> set[tuple[str, str]]:
+def _documents(resources: dict[str, dict[str, Any]], role_id: str) -> list[dict[str, Any]]:
+    """The role's inline policy documents and those of the AWS::IAM::Policy resources attached to it."""
+    role = resources[role_id]
+    documents = [policy["PolicyDocument"] for policy in role["Properties"]["Policies"]]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in resource["Properties"]["Roles"]:
+            documents.append(resource["Properties"]["PolicyDocument"])
+    return documents
+
+
+def _permissions(resources: dict[str, dict[str, Any]], role_id: str) -> set[tuple[str, str]]:
     granted: set[tuple[str, str]] = set()
-    for policy in role["Properties"]["Policies"]:
-        for statement in policy["PolicyDocument"]["Statement"]:
+    for document in _documents(resources, role_id):
+        for condition, statement in _unconditional(document["Statement"]):
             assert statement["Effect"] == "Allow"
+            marker = f" (if {condition})" if condition else ""
             for action in _listed(statement["Action"]):
                 for resource in _listed(statement["Resource"]):
-                    granted.add((action, _shape(resource)))
+                    granted.add((action + marker, _shape(resource)))
     return granted
 
 
-def _statement(role: dict[str, Any], action: str) -> dict[str, Any]:
+def _statement(resources: dict[str, dict[str, Any]], role_id: str, action: str) -> dict[str, Any]:
     matching: list[dict[str, Any]] = [
         s
-        for policy in role["Properties"]["Policies"]
-        for s in policy["PolicyDocument"]["Statement"]
+        for document in _documents(resources, role_id)
+        for _, s in _unconditional(document["Statement"])
         if action in _listed(s["Action"])
     ]
     (found,) = matching
@@ -220,7 +268,7 @@ def test_no_role_has_managed_policies(resources: dict[str, dict[str, Any]]) -> N
 
 @pytest.mark.parametrize("role_id", sorted(EXPECTED_PERMISSIONS))
 def test_each_role_has_exactly_its_permissions(resources: dict[str, dict[str, Any]], role_id: str) -> None:
-    assert _permissions(resources[role_id]) == EXPECTED_PERMISSIONS[role_id]
+    assert _permissions(resources, role_id) == EXPECTED_PERMISSIONS[role_id]
 
 
 def test_the_only_roles_are_the_three_known_ones(resources: dict[str, dict[str, Any]]) -> None:
@@ -254,7 +302,7 @@ def test_each_role_trusts_only_its_service(resources: dict[str, dict[str, Any]],
 def test_the_deploy_function_may_pass_the_execution_role_to_sagemaker_only(
     resources: dict[str, dict[str, Any]],
 ) -> None:
-    statement = _statement(resources["DeployFunctionRole"], "iam:PassRole")
+    statement = _statement(resources, "DeployFunctionRole", "iam:PassRole")
     assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
 
 
@@ -265,13 +313,13 @@ def test_the_pipeline_role_may_run_the_pipelines_processing_step(
     pipeline_role = _shape(resources["Pipeline"]["Properties"]["RoleArn"])
     assert pipeline_role == "${SageMakerExecutionRole.Arn}"
     role = resources["SageMakerExecutionRole"]
-    granted = _permissions(role)
+    granted = _permissions(resources, "SageMakerExecutionRole")
     # Then SageMaker Pipelines may create, tag, watch and stop the step's processing job under it
     for action in ("CreateProcessingJob", "DescribeProcessingJob", "StopProcessingJob", "AddTags"):
         assert (f"sagemaker:{action}", PIPELINE_PROCESSING_JOBS) in granted, action
     # And may pass the role (to itself as the job's role) to SageMaker only; its ARN is under that path
     assert ("iam:PassRole", EXECUTION_ROLE_PATH_ARNS) in granted
-    statement = _statement(role, "iam:PassRole")
+    statement = _statement(resources, "SageMakerExecutionRole", "iam:PassRole")
     assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     assert _shape(role["Properties"]["Path"]) == "/${AWS::StackName}/"
     assert EXECUTION_ROLE_PATH_ARNS.endswith(f"role{_shape(role['Properties']['Path'])}*")
@@ -283,32 +331,55 @@ def test_the_pipeline_role_may_run_the_pipelines_processing_step(
 
 
 def test_the_execution_role_lists_only_snapshots_and_code(resources: dict[str, dict[str, Any]]) -> None:
-    statement = _statement(resources["SageMakerExecutionRole"], "s3:ListBucket")
+    statement = _statement(resources, "SageMakerExecutionRole", "s3:ListBucket")
     prefixes = [_shape(p) for p in statement["Condition"]["StringLike"]["s3:prefix"]]
     assert prefixes == ["${SnapshotPrefix}*", "code/*"]
 
 
-def test_the_trigger_lists_only_the_raw_prefix(resources: dict[str, dict[str, Any]]) -> None:
-    # Marker mode lists the marker's folder; the listing is confined to the raw prefix
-    statement = _statement(resources["TriggerFunctionRole"], "s3:ListBucketVersions")
+def test_the_trigger_lists_only_the_routed_prefixes(resources: dict[str, dict[str, Any]]) -> None:
+    # Marker mode lists the marker's folder; the listing is confined to the routed prefixes
+    statement = _statement(resources, "TriggerFunctionRole", "s3:ListBucketVersions")
     assert set(_listed(statement["Action"])) == {"s3:ListBucket", "s3:ListBucketVersions"}
     assert {k: _shape(v) for k, v in statement["Condition"]["StringLike"].items()} == {
-        "s3:prefix": "${RawPrefix}*"
+        "s3:prefix": "${Split(${Routes.UploadPrefixes})}"
     }
 
 
-def test_only_s3_of_this_account_may_send_to_the_upload_queue(resources: dict[str, dict[str, Any]]) -> None:
+def test_the_routes_permissions_are_in_place_before_the_trigger_polls(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    # Given the policies derived from the routes (attached to the roles after the roles exist)
+    policy = resources["TriggerRoutedPipelinesPolicy"]
+    assert policy["Properties"]["Roles"] == [{"Ref": "TriggerFunctionRole"}]
+    assert resources["DeployRoutedPipelinesPolicy"]["Properties"]["Roles"] == [{"Ref": "DeployFunctionRole"}]
+    # Then the trigger (whose event source mapping polls as soon as it exists) waits for its policy
+    assert resources["TriggerFunction"]["DependsOn"] == "TriggerRoutedPipelinesPolicy"
+    # And the routes check describes the pipelines only once it may, after the stack's own pipeline
+    check = resources["RoutesCheck"]
+    assert check["DependsOn"] == "DeployRoutedPipelinesPolicy"
+    assert _shape(check["Properties"]["PipelineName"]) == "${Pipeline.PipelineName}"
+
+
+def test_only_this_stacks_upload_rule_may_send_to_the_upload_queue(
+    resources: dict[str, dict[str, Any]],
+) -> None:
     policy = resources["UploadQueuePolicy"]["Properties"]
     assert [_shape(q) for q in policy["Queues"]] == ["${UploadQueue}"]
     (statement,) = policy["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
-    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
     assert _shape(statement["Resource"]) == "${UploadQueue.Arn}"
-    assert _shape(statement["Condition"]["StringEquals"]["aws:SourceAccount"]) == "${AWS::AccountId}"
-    assert _shape(statement["Condition"]["ArnLike"]["aws:SourceArn"]) == "arn:${AWS::Partition}:s3:::*"
-    # And the bucket's notification waits for the policy (S3 checks it may send when it is set)
-    assert resources["DataBucket"]["DependsOn"] == "UploadQueuePolicy"
+    assert {k: _shape(v) for k, v in statement["Condition"]["ArnEquals"].items()} == {
+        "aws:SourceArn": "${UploadRule.Arn}"
+    }
+    # And what the rule could not deliver waits in the dead-letter queue, sent by that rule only
+    (target,) = resources["UploadRule"]["Properties"]["Targets"]
+    assert _shape(target["DeadLetterConfig"]["Arn"]) == "${TriggerDeadLetterQueue.Arn}"
+    (dead,) = resources["TriggerDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert dead["Principal"] == {"Service": "events.amazonaws.com"}
+    assert _shape(dead["Resource"]) == "${TriggerDeadLetterQueue.Arn}"
+    assert _shape(dead["Condition"]["ArnEquals"]["aws:SourceArn"]) == "${UploadRule.Arn}"
 
 
 def test_pipeline_names_are_lowercase_as_in_pipeline_arns(template: dict[str, Any]) -> None:
@@ -323,9 +394,14 @@ def test_pipeline_names_are_lowercase_as_in_pipeline_arns(template: dict[str, An
 
 
 def test_the_bucket_is_encrypted_versioned_private_and_tls_only(resources: dict[str, dict[str, Any]]) -> None:
+    assert resources["DataBucket"]["Condition"] == "CreateBucket"
     bucket = resources["DataBucket"]["Properties"]
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    # (SSE-KMS with the data key when DataKmsKeyArn is set, else SSE-S3)
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": {"Fn::If": ["UseDataKmsKey", "aws:kms", "AES256"]},
+        "KMSMasterKeyID": {"Fn::If": ["UseDataKmsKey", {"Ref": "DataKmsKeyArn"}, {"Ref": "AWS::NoValue"}]},
+    }
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert bucket["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,
@@ -333,6 +409,8 @@ def test_the_bucket_is_encrypted_versioned_private_and_tls_only(resources: dict[
         "IgnorePublicAcls": True,
         "RestrictPublicBuckets": True,
     }
+    # And the bucket policy is the created bucket's only: an existing bucket's policy is never changed
+    assert resources["DataBucketPolicy"]["Condition"] == "CreateBucket"
     policy = resources["DataBucketPolicy"]["Properties"]
     assert _shape(policy["Bucket"]) == "${DataBucket}"
     deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
@@ -344,18 +422,29 @@ def test_the_bucket_is_encrypted_versioned_private_and_tls_only(resources: dict[
     )
 
 
-def test_only_created_objects_under_the_raw_prefix_reach_the_upload_queue(
+def test_uploads_reach_the_upload_queue_through_eventbridge_for_either_bucket(
     resources: dict[str, dict[str, Any]],
 ) -> None:
-    # Given the data bucket's notifications
+    # Given the created bucket's notifications: S3's events go to EventBridge, nothing else
     notifications = resources["DataBucket"]["Properties"]["NotificationConfiguration"]
-    # Then there is one: ObjectCreated, to the upload queue, filtered on RawPrefix only (not the
-    # snapshot prefix, not clean/, not code/), and no function is notified by S3 directly
-    assert set(notifications) == {"QueueConfigurations"}
-    (queue,) = notifications["QueueConfigurations"]
-    assert queue["Event"] == "s3:ObjectCreated:*"
-    assert _shape(queue["Queue"]) == "${UploadQueue.Arn}"
-    assert queue["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": {"Ref": "RawPrefix"}}]}}
+    assert notifications == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    # And an existing bucket gets the same setting from the deploy function (nothing else of it changes)
+    switch = resources["BucketEventBridge"]
+    assert (switch["Type"], switch["Condition"]) == ("Custom::BucketEventBridge", "UseExistingBucket")
+    assert _shape(switch["Properties"]["BucketName"]) == "${ExistingBucketName}"
+    assert _shape(switch["Properties"]["ServiceToken"]) == "${DeployFunction.Arn}"
+    # Then one rule, the routes' pattern (created objects under the routed prefixes of that bucket:
+    # contract.routes.event_pattern, through the Routes resource), delivers them to the upload queue
+    rule = resources["UploadRule"]["Properties"]
+    assert _shape(rule["EventPattern"]) == "${Routes.EventPattern}"
+    assert rule["State"] == "ENABLED"
+    assert "EventBusName" not in rule  # the default bus, where S3 sends its events
+    (target,) = rule["Targets"]
+    assert _shape(target["Arn"]) == "${UploadQueue.Arn}"
+    assert "InputTransformer" not in target  # the event as S3 sent it
+    assert "Input" not in target
+    assert _shape(resources["Routes"]["Properties"]["DataBucket"]) == BUCKET
+    # And no function is notified by S3 directly
     for name, resource in resources.items():
         if resource["Type"] == "AWS::Serverless::Function":
             events = (resource["Properties"].get("Events") or {}).values()
@@ -363,11 +452,11 @@ def test_only_created_objects_under_the_raw_prefix_reach_the_upload_queue(
 
 
 def test_the_prefixes_cannot_be_the_same_folder(template: dict[str, Any]) -> None:
+    # (the routed prefixes against these: the Routes resource, tests/deploy)
     assertions = template["Rules"]["SeparateFolders"]["Assertions"]
     asserted = [a["Assert"] for a in assertions]
-    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "RawPrefix"}, {"Ref": "CleanPrefix"}]}]} in asserted
-    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "RawPrefix"}, "code/"]}]} in asserted
-    for other in ({"Ref": "RawPrefix"}, {"Ref": "CleanPrefix"}, "code/"):
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "CleanPrefix"}, "code/"]}]} in asserted
+    for other in ({"Ref": "CleanPrefix"}, "code/"):
         assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "SnapshotPrefix"}, other]}]} in asserted, other
 
 
@@ -518,11 +607,12 @@ def test_the_trigger_environment_follows_the_contract(
     variables = {k: _shape(v) for k, v in props["Environment"]["Variables"].items()}
     assert variables == {
         "PIPELINE_NAME": "${PipelineName}",
-        "RAW_PREFIX": "${RawPrefix}",
         "CLEAN_PREFIX": "${CleanPrefix}",
         "SNAPSHOT_PREFIX": "${SnapshotPrefix}",
         "TRIGGER_MODE": "${TriggerMode}",
         "MARKER_NAME": "${MarkerName}",
+        "ROUTE_PARAMETER_TYPES": "${RoutesCheck.ParameterTypes}",
+        "DATA_KMS_KEY_ARN": "${DataKmsKeyArn}",
         "POWERTOOLS_SERVICE_NAME": "s3-sagemaker-trigger",
         "POWERTOOLS_METRICS_NAMESPACE": "S3SageMakerTrigger",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -550,7 +640,7 @@ def test_the_pipeline_resource_updates_exactly_when_the_artifact_changes(
 def test_the_deploy_function_accepts_the_templates_properties(resources: dict[str, dict[str, Any]]) -> None:
     # Given the Pipeline resource's properties resolved with the parameters' defaults
     stand_ins = {
-        "${DataBucket}": "stack-databucket-1a2b3c4d5e6f",
+        BUCKET: "stack-databucket-1a2b3c4d5e6f",
         "${SageMakerExecutionRole.Arn}": "arn:aws:iam::123456789012:role/stack-SageMakerExecutionRole-1A2B",
         "${AWS::StackName}": "stack",
     }
@@ -572,7 +662,7 @@ def test_the_deploy_function_accepts_the_templates_properties(resources: dict[st
     # When the deploy function validates them, Then they pass as they are
     parsed = PipelineProperties.parse(properties)
     assert parsed.pipeline_name == "s3-sagemaker-trigger"
-    assert (parsed.raw_prefix, parsed.clean_prefix, parsed.snapshot_prefix) == ("raw/", "clean/", "snapshot/")
+    assert (parsed.clean_prefix, parsed.snapshot_prefix) == ("clean/", "snapshot/")
     assert parsed.retain_on_delete is False
     assert dict(parsed.tags) == {"project": "s3-sagemaker-trigger", "stack": "stack"}
 
@@ -599,7 +689,8 @@ def test_every_parameter_has_a_default_it_accepts(template: dict[str, Any]) -> N
         if "MinValue" in spec:
             assert spec["MinValue"] <= default <= spec["MaxValue"], name
     defaults = {name: spec["Default"] for name, spec in template["Parameters"].items()}
-    assert defaults["RawPrefix"] == "raw/"
+    # The stack creates its bucket and uses SSE-S3 unless told otherwise
+    assert (defaults["ExistingBucketName"], defaults["DataKmsKeyArn"]) == ("", "")
     assert defaults["CleanPrefix"] == "clean/"
     assert defaults["SnapshotPrefix"] == "snapshot/"
     assert defaults["TriggerMode"] == "object"
@@ -612,7 +703,9 @@ def test_every_parameter_has_a_default_it_accepts(template: dict[str, Any]) -> N
 
 def test_the_outputs_name_the_bucket_the_pipeline_and_the_dead_letter_queue(template: dict[str, Any]) -> None:
     outputs = {name: _shape(spec["Value"]) for name, spec in template["Outputs"].items()}
-    assert outputs["DataBucketName"] == "${DataBucket}"
+    assert outputs["DataBucketName"] == BUCKET
+    assert outputs["UploadUrls"] == "${Routes.UploadUrls}"
+    assert outputs["RoutedPipelines"] == "${Routes.PipelineNames}"
     assert outputs["PipelineName"] == "${Pipeline.PipelineName}"
     assert outputs["PipelineArn"] == "${Pipeline.PipelineArn}"
     assert outputs["TriggerDeadLetterQueueUrl"] == "${TriggerDeadLetterQueue}"
@@ -632,6 +725,9 @@ def test_the_contract_logical_ids_exist(resources: dict[str, dict[str, Any]]) ->
             "TriggerDeadLetterQueue",
             "UploadQueue",
             "SageMakerExecutionRole",
+            "Routes",
+            "RoutesCheck",
+            "UploadRule",
         }
     } == {
         "DataBucket": "AWS::S3::Bucket",
@@ -641,6 +737,9 @@ def test_the_contract_logical_ids_exist(resources: dict[str, dict[str, Any]]) ->
         "TriggerDeadLetterQueue": "AWS::SQS::Queue",
         "UploadQueue": "AWS::SQS::Queue",
         "SageMakerExecutionRole": "AWS::IAM::Role",
+        "Routes": "Custom::Routes",
+        "RoutesCheck": "Custom::RoutesCheck",
+        "UploadRule": "AWS::Events::Rule",
     }
 
 

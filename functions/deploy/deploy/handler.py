@@ -1,4 +1,6 @@
-"""Lambda entry point of the ``Custom::SageMakerPipeline`` resource.
+"""Lambda entry point of the stack's custom resources: ``Custom::SageMakerPipeline`` (deploy.resource),
+``Custom::Routes`` and ``Custom::RoutesCheck`` (deploy.routing), ``Custom::BucketEventBridge``
+(deploy.bucket_events), chosen by the request's ResourceType.
 
 Every request is answered: SUCCESS, or FAILED with a Reason naming what went wrong (the AWS error, the
 bad property, the stale artifact). An unexpected error is logged with its traceback and answered
@@ -22,7 +24,12 @@ from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomRes
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config as BotocoreConfig
 
+from contract import routes as contract_routes
+from contract.routes import Routes
+from deploy import routing
 from deploy.artifact import Artifact
+from deploy.bucket_events import RESOURCE_TYPE as BUCKET_EVENTBRIDGE_TYPE
+from deploy.bucket_events import BucketEventBridgeResource
 from deploy.errors import DeployError, ResponseNotSent
 from deploy.resource import NOT_CREATED, Outcome, PipelineResource, Request
 from deploy.response import CfnResponse, Responder
@@ -48,6 +55,13 @@ LAMBDA_MAX_SECONDS = 900.0
 logger = Logger()
 
 
+PIPELINE_TYPE = "Custom::SageMakerPipeline"
+
+
+def _artifact_dir() -> Path:
+    return Path(os.environ.get(ARTIFACT_DIR_VARIABLE) or Path(__file__).resolve().parent.parent)
+
+
 @cache
 def pipeline_resource() -> PipelineResource:
     """Clients and artifact, made on first use and kept for the execution environment's life.
@@ -55,12 +69,38 @@ def pipeline_resource() -> PipelineResource:
     Not at import: a broken artifact must become a FAILED answer, not an import error that leaves
     CloudFormation waiting. Endpoints come from the standard AWS settings (``AWS_ENDPOINT_URL`` too).
     """
-    directory = Path(os.environ.get(ARTIFACT_DIR_VARIABLE) or Path(__file__).resolve().parent.parent)
     session = boto3.session.Session()
     return PipelineResource(
         s3=session.client("s3", config=CLIENT_CONFIG),
         sagemaker=session.client("sagemaker", config=CLIENT_CONFIG),
-        artifact=Artifact.load(directory),
+        artifact=Artifact.load(_artifact_dir()),
+    )
+
+
+def provider(resource_type: str) -> Any:
+    """The operations (create, update, delete) of ``resource_type``, made on first use and kept."""
+    return pipeline_resource() if resource_type == PIPELINE_TYPE else route_provider(resource_type)
+
+
+@cache
+def route_provider(resource_type: str) -> Any:
+    """The routes' resources and the bucket setting; the routes are read on first need (not on Delete)."""
+    session = boto3.session.Session()
+    if resource_type == BUCKET_EVENTBRIDGE_TYPE:
+        return BucketEventBridgeResource(session.client("s3", config=CLIENT_CONFIG))
+    directory, override = _artifact_dir(), os.environ.get(contract_routes.FILE_VARIABLE, "")
+
+    @cache
+    def routes() -> Routes:
+        return routing.load(directory, override)
+
+    if resource_type == routing.ROUTES_TYPE:
+        return routing.RoutesResource(routes)
+    if resource_type == routing.CHECK_TYPE:
+        return routing.RoutesCheckResource(routes, session.client("sagemaker", config=CLIENT_CONFIG))
+    raise DeployError(
+        f"unknown ResourceType {resource_type!r} (this function serves {PIPELINE_TYPE}, "
+        f"{routing.ROUTES_TYPE}, {routing.CHECK_TYPE} and {BUCKET_EVENTBRIDGE_TYPE})"
     )
 
 
@@ -136,7 +176,7 @@ def _handle(request: CloudFormationCustomResourceEvent, deadline: float) -> Outc
     operation = {"Create": "create", "Update": "update", "Delete": "delete"}.get(str(kind))
     if operation is None:
         raise DeployError(f"unknown RequestType {kind!r} (expected Create, Update or Delete)")
-    resource = pipeline_resource()
+    resource = provider(str(request.get("ResourceType", "")))
     call = Request(
         request_id=request.request_id,
         stack_id=request.stack_id,

@@ -25,7 +25,6 @@ _KNOWN = frozenset(
         "PipelineName",
         "DataBucket",
         "RoleArn",
-        "RawPrefix",
         "CleanPrefix",
         "SnapshotPrefix",
         "ProcessingInstanceType",
@@ -44,7 +43,6 @@ class PipelineProperties:
     pipeline_name: str
     data_bucket: str
     role_arn: str
-    raw_prefix: str
     clean_prefix: str
     snapshot_prefix: str  # what each run reads (the default InputDataUrl lies under it)
     processing_instance_type: str
@@ -78,10 +76,10 @@ class PipelineProperties:
             problems.append(
                 f"ProcessingInstanceType {instance_type!r} is not an instance type like ml.m5.xlarge"
             )
-        raw = _text(properties.get("RawPrefix"))
+        # The routed prefixes (routes.yaml) are checked against these by the Routes resource.
         clean = _text(properties.get("CleanPrefix"))
         snapshot = _text(properties.get("SnapshotPrefix"))
-        problems += _prefix_problems({"RawPrefix": raw, "CleanPrefix": clean, "SnapshotPrefix": snapshot})
+        problems += _prefix_problems({"CleanPrefix": clean, "SnapshotPrefix": snapshot})
         tags = _tags(properties.get("Tags", []), problems)
         retain = _text(properties.get("RetainOnDelete", _FALSE)).lower()
         if retain not in (_TRUE, _FALSE):
@@ -89,7 +87,7 @@ class PipelineProperties:
 
         if problems:
             raise DeployError("invalid Pipeline properties: " + "; ".join(problems))
-        return cls(name, bucket, role, raw, clean, snapshot, instance_type, tags, retain == _TRUE)
+        return cls(name, bucket, role, clean, snapshot, instance_type, tags, retain == _TRUE)
 
     @staticmethod
     def retains(properties: Mapping[str, Any]) -> bool:
@@ -111,7 +109,7 @@ def _prefix_problems(prefixes: Mapping[str, str]) -> list[str]:
         if not prefix:
             continue
         if not prefix.endswith("/") or prefix.startswith("/") or "//" in prefix:
-            problems.append(f"{name} {prefix!r} must be a folder like 'raw/' (ends with '/', no leading '/')")
+            problems.append(f"{name} {prefix!r} must be a folder like 'out/' (ends with '/', no leading '/')")
         if any(c in prefix for c in "*?$"):
             problems.append(f"{name} {prefix!r} must not contain '*', '?' or '$' (IAM wildcards)")
     return problems + overlaps([*prefixes.items(), ("the code folder", CODE_PREFIX)])

@@ -340,7 +340,7 @@ def _tags(props: PipelineProperties, request: Request) -> dict[str, str]:
 
 def _description(props: PipelineProperties, request: Request) -> str:
     text = (
-        f"Cleans data uploaded under s3://{props.data_bucket}/{props.raw_prefix} into "
+        f"Cleans the uploads routed to it (routes.yaml) from s3://{props.data_bucket}/ into "
         f"s3://{props.data_bucket}/{props.clean_prefix}. Managed by CloudFormation stack {request.stack_id}."
     )
     return text[:3072]  # PipelineDescription's limit

@@ -283,6 +283,7 @@ def test_redrive_move_starts_sqs_native_redrive_of_the_dead_letter_queue(
     stubs: Stubs, target: Target
 ) -> None:
     arn = f"arn:aws:sqs:{REGION}:111122223333:prod-TriggerDeadLetterQueue-XyZ789"
+    uploads = f"arn:aws:sqs:{REGION}:111122223333:prod-UploadQueue-AbC123"
     sqs = stubs["sqs"]
     sqs.add_response(
         "get_queue_attributes",
@@ -290,9 +291,16 @@ def test_redrive_move_starts_sqs_native_redrive_of_the_dead_letter_queue(
         {"QueueUrl": DEAD_LETTERS, "AttributeNames": ["QueueArn"]},
     )
     sqs.add_response(
+        "get_queue_attributes",
+        {"Attributes": {"QueueArn": uploads}},
+        {"QueueUrl": UPLOAD_QUEUE, "AttributeNames": ["QueueArn"]},
+    )
+    # Then the messages go back to the upload queue, named: an upload EventBridge could not deliver
+    # has no source queue SQS could return it to
+    sqs.add_response(
         "start_message_move_task",
         {"TaskHandle": "handle-1"},
-        {"SourceArn": arn, "MaxNumberOfMessagesPerSecond": 5},
+        {"SourceArn": arn, "DestinationArn": uploads, "MaxNumberOfMessagesPerSecond": 5},
     )
     from ops import dlq
 
