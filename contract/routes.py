@@ -48,6 +48,14 @@ MAX_PARAMETERS = 200
 MAX_VALUE_CHARS = 1024
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _FORMATTER = string.Formatter()
+# Characters IAM or Fn::Split would read differently in a prefix (the stack grants and lists the routed
+# prefixes): wildcards, a policy variable, the separator of the comma-joined lists.
+_UNSAFE = {
+    "*": "an IAM wildcard",
+    "?": "an IAM wildcard",
+    "$": "an IAM policy variable",
+    ",": "a list separator",
+}
 
 
 class RoutesError(ValueError):
@@ -227,8 +235,9 @@ def _route(index: int, item: object) -> Route:
     if unknown:
         raise RoutesError(f"{where}: unknown field {unknown[0]!r} (the fields: {', '.join(FIELDS)})")
     problem = prefix_problem(prefix)
-    if problem:
-        raise RoutesError(f"{where}: field 'prefix' {problem}")
+    unsafe = [f"{c!r} ({why})" for c, why in _UNSAFE.items() if c in prefix]
+    if problem or unsafe:
+        raise RoutesError(f"{where}: field 'prefix' {problem or 'must not contain ' + ', '.join(unsafe)}")
     pattern = _optional_str(item, "pattern", where)
     groups: Sequence[str] = ()
     if pattern is not None:

@@ -103,6 +103,7 @@ def test_derived_permissions_and_event_pattern_name_exactly_the_routes() -> None
             "field 'parameters.X': {key.upper} is not a placeholder",
         ),
         (routes_of({"prefix": "raw/", "pattern": "(?P<key>.*)"}), "group 'key' hides the placeholder"),
+        (routes_of({"prefix": "in*/"}), "route 1 (prefix 'in*/'): field 'prefix' must not contain '*'"),
         (routes_of({"prefix": "raw/", "mode": "folder"}), "field 'mode' must be one of object, marker"),
         (routes_of({"prefix": "raw/", "pipeline": "no_such name"}), "field 'pipeline' 'no_such name' is not"),
         (

@@ -37,7 +37,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from contract import routes as contract_routes
-from contract.folders import CODE_PREFIX, WHY, overlap, overlaps, prefix_problem
+from contract.folders import CODE_PREFIX, overlaps, prefix_problem
 from contract.names import BUCKET_NAME, PIPELINE_NAME
 from contract.routes import Routes, RoutesError, event_pattern, placeholders, start_arns, value_problem
 from deploy.errors import DeployError
@@ -48,14 +48,6 @@ CHECK_TYPE = "Custom::RoutesCheck"
 # CloudFormation refuses a response body over 4,096 bytes; the rest of the body (IDs, status) takes
 # well under 600 of them.
 MAX_DATA_BYTES = 3500
-# Characters IAM or Fn::Split would read differently in a prefix: wildcards, a policy variable, the
-# separator of the comma-joined lists.
-_UNSAFE = {
-    "*": "an IAM wildcard",
-    "?": "an IAM wildcard",
-    "$": "an IAM policy variable",
-    ",": "the list separator",
-}
 # A just-attached IAM policy can take a few seconds to apply: DescribePipeline is retried this long
 # (seconds between attempts) when it answers AccessDenied.
 PROPAGATION_WAITS = (2.0, 4.0, 8.0, 16.0)
@@ -166,16 +158,7 @@ class RoutesResource:
     def _check_folders(routes: Routes, clean: str, snapshot: str) -> None:
         others = [("CleanPrefix", clean), ("SnapshotPrefix", snapshot), ("the code folder", CODE_PREFIX)]
         problems = [f"{name} {folder!r} {p}" for name, folder in others[:2] if (p := prefix_problem(folder))]
-        problems += overlaps(others)
-        for route in routes.routes:
-            unsafe = [f"{c!r} ({why})" for c, why in _UNSAFE.items() if c in route.prefix]
-            if unsafe:
-                problems.append(f"{route.name}: the prefix must not contain {', '.join(unsafe)}")
-            problems += [
-                f"{route.name} and {name} {folder!r} overlap: {WHY}"
-                for name, folder in others
-                if overlap(route.prefix, folder)
-            ]
+        problems += overlaps(others, nested=[("the routed prefix", p) for p in routes.prefixes()])
         if problems:
             raise DeployError("; ".join(problems))
 
