@@ -136,6 +136,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         log_dir=STATE_DIR / "logs",
         notify=progress.event,
         on_log=print_log if args.logs else None,
+        stand_ins=args.pipeline,
     )
     stopping = threading.Event()
     with _terminate_as_interrupt():
@@ -352,6 +353,14 @@ def main(argv: list[str] | None = None) -> int:
         help="template parameter override, repeatable",
     )
     add_quota_flags(up)
+    up.add_argument(
+        "--pipeline",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a pipeline of another team that a route starts: made here with the parameters its route sets; "
+        "its executions are recorded as started and run no step (repeatable)",
+    )
     up.add_argument("--logs", action="store_true", help="also print the functions' own log lines")
     up.set_defaults(func=cmd_up)
 

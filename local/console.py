@@ -88,6 +88,12 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
             "execution",
             f"{short_id(d['arn'])} running on {_key(params.get('InputDataUrl', '(default input)'))}",
         )
+    if kind == "stand-in":
+        declared = ", ".join(d["declares"])
+        return "pipeline", f"{d['pipeline']}: a stand-in declaring {declared} (runs recorded, not run)"
+    if kind == "execution-recorded":
+        params = ", ".join(f"{k}={v}" for k, v in (d.get("parameters") or {}).items())
+        return "recorded", f"{short_id(d['arn'])} of {d['pipeline']} started with {params}"
     if kind == "execution-succeeded":
         params = d.get("parameters") or {}
         out = _key(params.get("OutputDataUrl", "(default output)"))

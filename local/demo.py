@@ -10,15 +10,19 @@ is how a user would run both kinds of dataset side by side.
    once): the trigger must answer with the same execution and nothing runs twice;
 3. marker mode: the seed's four files (train.csv, test.csv, gt.csv, col_info.csv) are uploaded into one
    folder, then its ``_SUCCESS`` marker: one execution for the folder;
-4. a burst: :data:`BURST` small files at once, more than the account's quotas allow (20 concurrent
+4. routes: the demo's routes put one dataset route before the shipped ``routes.yaml``'s (a pipeline of
+   another team, ``claims-training``, made here as a stand-in whose runs are recorded, not run): an
+   upload under ``raw/claims/date=2026-11-30/`` starts it with ``RunDate=2026-11-30`` from its key;
+5. a burst: :data:`BURST` small files at once, more than the account's quotas allow (20 concurrent
    executions, 4 processing instances by default): the starts SageMaker refuses wait in the upload
    queue, the jobs it refuses are retried by the step's retry policy, and all of it drains by itself.
    Summed up in two lines (its per-file lines are left out).
 
 Checked at the end: each execution Succeeded; ``full_data.csv``, ``rejects.csv`` and ``report.json`` exist
 under its output URL; ``full_data.csv`` has the 86 clean columns and as many rows as the input minus the
-rows the generator made faulty (= the report's rejects); the duplicate made no second execution; every
-burst file ran once, on its own rows, and nothing reached the dead-letter queue.
+rows the generator made faulty (= the report's rejects); the duplicate made no second execution; the
+routed upload started the claims pipeline with its key's date and its snapshot; every burst file ran
+once, on its own rows, and nothing reached the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import yaml
 
 from coilgen import Generated, generate
 from local.artifacts import render_cached
@@ -55,6 +60,15 @@ BURST = 24  # more than the 20 executions and 4 instances the default quotas all
 BURST_ROWS = 5
 WAIT_SECONDS = 120.0
 TABLE_WIDTH = 120
+# 4. a dataset route before the shipped ones: a pipeline of another team, its date from the key
+ROUTED_PIPELINE = "claims-training"
+ROUTED_KEY = "raw/claims/date=2026-11-30/claims.csv"
+ROUTED_ROUTE = {
+    "prefix": "raw/claims/",
+    "pattern": r"date=(?P<date>\d{4}-\d{2}-\d{2})/[^/]+\.csv",
+    "pipeline": ROUTED_PIPELINE,
+    "parameters": {"InputDataUrl": "{snapshot_url}", "RunDate": "{date}"},
+}
 
 
 @dataclass
@@ -102,6 +116,7 @@ class Tracker:
         self.starts: list[tuple[str, str, float]] = []  # (OutputDataUrl, execution ARN, when)
         self.replayed: list[str] = []  # executions a start was answered with again
         self.finished: dict[str, tuple[str, str, float]] = {}  # ARN -> (status, reason, when)
+        self.recorded: dict[str, dict[str, str]] = {}  # a stand-in's execution ARN -> its parameters
         self.quiet: set[str] = set()  # ARNs of the burst's executions
 
     def _is_quiet(self, kind: str, details: dict[str, Any]) -> bool:
@@ -127,6 +142,8 @@ class Tracker:
                 self.starts.append((url, str(details["arn"]), now))
             elif kind == "execution-replayed":
                 self.replayed.append(str(details["arn"]))
+            elif kind == "execution-recorded":
+                self.recorded[str(details["arn"])] = dict(details.get("parameters") or {})
             elif kind == "execution-succeeded":
                 self.finished[details["arn"]] = ("Succeeded", "", now)
             elif kind == "execution-failed":
@@ -251,9 +268,18 @@ def run_demo(
             f"{single.rows} rows in Caravan.csv, {folder.rows} in the seed's {len(folder.files)} files, "
             f"{BURST} x {BURST_ROWS} for the burst; {single.faulty_rows + folder.faulty_rows} made faulty",
         )
+        routes = data / "routes.yaml"  # JSON is YAML: the shipped routes, one dataset route first
+        shipped = yaml.safe_load((ROOT / "routes.yaml").read_text(encoding="utf-8"))
+        routes.write_text(json.dumps({"routes": [ROUTED_ROUTE, *shipped["routes"]]}), encoding="utf-8")
         try:
             with Runtime(
-                stacks=stacks, notify=tracker, log_dir=None, quotas=quotas, time_scale=time_scale
+                stacks=stacks,
+                notify=tracker,
+                log_dir=None,
+                quotas=quotas,
+                time_scale=time_scale,
+                routes=routes,
+                stand_ins=[ROUTED_PIPELINE],
             ) as runtime:
                 runtime.warm_up()
                 progress.line("ready", "trigger functions warm; uploading")
@@ -298,9 +324,10 @@ def _scenario(
             check_output(dataset)
     duplicate.rows_written, duplicate.rows_rejected = first.rows_written, first.rows_rejected
 
+    routed = _routed(progress, tracker, object_bucket, small)
     burst_problems = _burst(runtime, progress, tracker, small)
 
-    results = [first, duplicate, second]
+    results = [first, duplicate, second, routed]
     print()
     print(
         table(
@@ -333,6 +360,27 @@ def _scenario(
         "nothing, and the burst drained by itself."
     )
     return 0
+
+
+def _routed(progress: Progress, tracker: Tracker, bucket: str, small: Generated) -> Dataset:
+    """An upload a route sends to another pipeline, with a parameter from its key (4. in the doc)."""
+    routed = Dataset("routed upload", "object", bucket, ROUTED_KEY, None)
+    routed.uploaded_at = time.monotonic()
+    boto3.client("s3").upload_file(str(small.out_dir / "Caravan.csv"), bucket, ROUTED_KEY)
+    progress.line("upload", f"{ROUTED_KEY} (object stack; routed to {ROUTED_PIPELINE})")
+    if not tracker.wait(lambda: bool(tracker.recorded)):
+        routed.problems.append(f"no execution of {ROUTED_PIPELINE} was started")
+        return routed
+    arn, parameters = next(iter(tracker.recorded.items()))
+    routed.execution_arn, routed.started_at, routed.status = arn, time.monotonic(), "recorded"
+    routed.output_url = f"RunDate={parameters.get('RunDate')}"
+    if parameters.get("RunDate") != "2026-11-30":
+        routed.problems.append(f"RunDate is {parameters.get('RunDate')!r}, not the key's 2026-11-30")
+    if not str(parameters.get("InputDataUrl", "")).startswith(f"s3://{bucket}/snapshot/claims/"):
+        routed.problems.append(
+            f"InputDataUrl {parameters.get('InputDataUrl')!r} is not the upload's snapshot"
+        )
+    return routed
 
 
 def _duplicate(runtime: Runtime, progress: Progress, tracker: Tracker, first: Dataset) -> Dataset:

@@ -52,7 +52,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -346,7 +346,10 @@ class Runner:
         scratch_dir: Path | None = None,
         log_dir: Path | None = None,
         notify: Notify | None = None,
+        stand_ins: Collection[str] = (),
     ) -> None:
+        """``stand_ins``: pipelines whose executions are only recorded as started, never run (the
+        pipelines of other teams that routes point at: ``python -m local up --pipeline NAME``)."""
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive (got {time_scale})")
         self.quotas = quotas or Quotas(None, None)
@@ -359,6 +362,7 @@ class Runner:
         self.scratch_dir = scratch_dir
         self.log_dir = log_dir
         self.notify = notify or _ignore
+        self.stand_ins = frozenset(stand_ins)
         self.stats = RunnerStats()
         threads = self.quotas.max_concurrent_executions or _UNBOUNDED_POOL
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="runner")
@@ -427,8 +431,15 @@ class Runner:
             for page in executions.paginate(PipelineName=name):
                 for summary in page.get("PipelineExecutionSummaries", []):
                     arn = summary["PipelineExecutionArn"]
-                    if summary.get("PipelineExecutionStatus") == "Executing" and arn not in self._seen:
-                        self._seen.add(arn)
+                    if summary.get("PipelineExecutionStatus") != "Executing" or arn in self._seen:
+                        continue
+                    self._seen.add(arn)
+                    if name in self.stand_ins:
+                        parameters = self._execution_parameters(arn)
+                        self.notify(
+                            "execution-recorded", {"arn": arn, "pipeline": name, "parameters": parameters}
+                        )
+                    else:
                         found.append(arn)
         # Oldest first: SageMaker lists newest first, and the arrival order is the fair order to run in.
         for arn in reversed(found):

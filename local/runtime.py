@@ -15,6 +15,7 @@ and every child process reaped.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import threading
 import time
@@ -26,11 +27,12 @@ from typing import Any
 import boto3
 from trigger import backoff
 
+from contract.routes import FILE_VARIABLE, loads
 from local import artifacts
 from local.artifacts import BuildError
 from local.cfn_response import ResponseServer
 from local.delivery import Delivery
-from local.emulator import Emulator, Quotas, environment, on_retry
+from local.emulator import ACCOUNT_ID, Emulator, Quotas, environment, on_retry
 from local.functions import FunctionProcess, LogSink
 from local.notifications import Notifications
 from local.process import ROOT
@@ -81,9 +83,11 @@ class Runtime:
         notify: Notify | None = None,
         on_log: LogSink | None = None,
         routes: Path = ROOT / "routes.yaml",
+        stand_ins: Sequence[str] = (),
     ) -> None:
         self.template_path = template
         self.routes = routes  # compiled for both functions, as the build does (artifacts.routes_environment)
+        self.stand_ins = list(stand_ins)  # pipelines of others the routes start: recorded, never run
         self.requests = list(stacks)
         self._own_emulator = emulator is None
         self.emulator = emulator or Emulator(port=port)
@@ -157,6 +161,7 @@ class Runtime:
         )
         s3, sqs, sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
         self._sqs, self._sagemaker = sqs, sagemaker
+        self._create_stand_ins(sagemaker, Path(function_env[FILE_VARIABLE]))
 
         # SageMaker's status-change events and the template's notification rule (local/notifications.py).
         notifications = Notifications(
@@ -175,6 +180,7 @@ class Runtime:
             scratch_dir=self.scratch_dir,
             log_dir=self.log_dir,
             notify=self._on_runner,
+            stand_ins=self.stand_ins,
         ).start()
         self._exit.callback(self.runner.stop)
         self._exit.callback(on_retry(self.runner.rerun))  # RetryPipelineExecution runs it again
@@ -218,6 +224,26 @@ class Runtime:
         )
         self._exit.callback(metric.start().stop)
         self.notify("ready", {"endpoint": self.emulator.endpoint_url, "stacks": self.stacks})
+
+    def _create_stand_ins(self, sagemaker: Any, routes_json: Path) -> None:
+        """Each ``stand_ins`` pipeline, declaring the parameters its routes set (all strings), before the
+        stacks deploy (their RoutesCheck describes every routed pipeline)."""
+        routes = loads(routes_json.read_text(encoding="utf-8"))
+        for name in self.stand_ins:
+            declared = sorted({p for r in routes.routes if r.pipeline == name for p in r.parameters})
+            if not declared:
+                raise RuntimeStartError(f"--pipeline {name}: no route of {self.routes} starts it")
+            definition = {
+                "Version": "2020-12-01",
+                "Parameters": [{"Name": p, "Type": "String"} for p in declared],
+                "Steps": [],
+            }
+            sagemaker.create_pipeline(
+                PipelineName=name,
+                PipelineDefinition=json.dumps(definition),
+                RoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-stand-in",
+            )
+            self.notify("stand-in", {"pipeline": name, "declares": declared})
 
     def _on_runner(self, kind: str, details: dict[str, Any]) -> None:
         self.notify(kind, details)
@@ -282,7 +308,7 @@ class Runtime:
 
     def _executing(self) -> bool:
         for stack in self.stacks:
-            for name in stack.pipeline_names():
+            for name in (n for n in stack.pipeline_names() if n not in self.stand_ins):
                 summaries = self._sagemaker.list_pipeline_executions(PipelineName=name)[
                     "PipelineExecutionSummaries"
                 ]
