@@ -17,6 +17,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from trigger import backoff, handler
 from trigger import config as trigger_config
+from trigger.errors import ConfigError
 
 from tests.trigger.conftest import LambdaContext, trigger_env
 
@@ -408,3 +409,31 @@ def test_an_object_too_large_for_any_invocation_goes_to_the_dead_letter_queue_sa
     stubs.done()
     (line,) = [r for r in caplog.records if r.getMessage() == "upload rejected"]
     assert "raise the trigger function's Timeout" in line.__dict__["reason"]
+
+
+@pytest.mark.parametrize("cap", [backoff.MAX_VISIBILITY_TIMEOUT, backoff.MAX_CAP_SECONDS + 1])
+def test_a_backoff_cap_that_sqs_would_always_refuse_is_a_configuration_error(cap: int) -> None:
+    # Given a cap of SQS's whole 12 hours (or just over the documented cap): ChangeMessageVisibility counts
+    # those 12 hours from the receive, and the trigger always calls it some time after that receive
+    environ = {"PIPELINE_NAME": "p", "BACKOFF_CAP_SECONDS": str(cap)}
+
+    # When the trigger reads its settings, Then it refuses the cap, naming the largest it accepts
+    with pytest.raises(ConfigError, match=f"and {backoff.MAX_CAP_SECONDS}: SQS's 43200-second"):
+        trigger_config.Config.from_env(environ)
+
+
+def test_the_longest_wait_the_trigger_can_ask_for_fits_sqs_limit_counted_from_the_receive() -> None:
+    # Given the largest cap the configuration accepts, and a message received as long before the call as
+    # Lambda allows (the batching window's 300 s maximum, then the function's 900 s maximum timeout)
+    config = trigger_config.Config.from_env(
+        {"PIPELINE_NAME": "p", "BACKOFF_CAP_SECONDS": str(backoff.MAX_CAP_SECONDS)}
+    )
+    since_receive = 300 + 900
+
+    # When the backoff of a late receive is drawn at the top of its jitter
+    wait = backoff.delay(40, config.backoff_base_seconds, config.backoff_cap_seconds, lambda low, high: high)
+
+    # Then the message's whole hidden time since its receive stays within SQS's 12 hours
+    assert wait == backoff.MAX_CAP_SECONDS
+    assert since_receive + wait <= backoff.MAX_VISIBILITY_TIMEOUT
+    assert since_receive <= backoff.RECEIVE_ALLOWANCE_SECONDS
