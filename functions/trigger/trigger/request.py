@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contract import volume
 from trigger.config import Config, TriggerMode
 from trigger.routing import Dataset
 
@@ -58,16 +59,24 @@ def description(dataset: Dataset, mode: TriggerMode) -> str:
     return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 3] + "..."
 
 
-def build_request(dataset: Dataset, config: Config) -> dict[str, Any]:
-    """The keyword arguments of ``start_pipeline_execution``: only the two data-location parameters."""
+def parameters(dataset: Dataset, input_bytes: int) -> list[dict[str, str]]:
+    """Every pipeline parameter the execution is given: the data's locations, and a processing volume
+    for ``input_bytes`` of input with room for the output (``contract.volume``)."""
+    return [
+        {"Name": "InputDataUrl", "Value": dataset.input_url},
+        {"Name": "OutputDataUrl", "Value": dataset.output_url},
+        {"Name": volume.PARAMETER, "Value": str(volume.size_gb(input_bytes))},
+    ]
+
+
+def build_request(dataset: Dataset, config: Config, input_bytes: int) -> dict[str, Any]:
+    """The keyword arguments of ``start_pipeline_execution`` for ``dataset``, whose snapshot holds
+    ``input_bytes``."""
     return {
         "PipelineName": config.pipeline_name,
         "PipelineExecutionDisplayName": display_name(dataset),
         "PipelineExecutionDescription": description(dataset, config.mode),
-        "PipelineParameters": [
-            {"Name": "InputDataUrl", "Value": dataset.input_url},
-            {"Name": "OutputDataUrl", "Value": dataset.output_url},
-        ],
+        "PipelineParameters": parameters(dataset, input_bytes),
         "ClientRequestToken": idempotency_token(dataset),
     }
 

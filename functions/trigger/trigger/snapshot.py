@@ -43,8 +43,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contract import volume
+from contract.datafiles import not_data
 from trigger.errors import Rejected, Transient
-from trigger.events import Skip
+from trigger.events import ObjectEvent, Skip
 from trigger.routing import MAX_KEY_BYTES, Dataset, key_problem
 
 MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # CopyObject's limit; larger objects need a multipart copy
@@ -129,45 +131,49 @@ def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
 
 def take(
     s3: Any, dataset: Dataset, *, retry: bool, budget: Budget | None = None, then: float = 0
-) -> Skip | None:
-    """Make ``dataset``'s snapshot. None when it is in place; a Skip when it never can be.
+) -> int | Skip:
+    """Make ``dataset``'s snapshot. Its size in bytes when it is in place; a Skip when it never can be
+    (nothing copied when the data cannot fit a processing volume: ``contract.volume``).
 
     Raises Transient when it failed for a reason that passes, or when a copy would not fit in the
     ``budget`` with ``then`` seconds kept for what follows (the start). ``retry``: an earlier attempt
     may have made (part of) it already, so each copy looks for its target first.
     """
     src = dataset.source
+
+    def unprocessable(reason: str) -> Skip:
+        return Skip(src.key, reason, src.bucket, unprocessable=True)
+
     try:
         if dataset.source_folder is None:
-            version = src.version_id if src.version_id and src.version_id != "null" else None
-            pairs = [(Source(src.key, version, src.etag, src.size), dataset.snapshot_key)]
+            source = _sized(s3, src)
+            why = not_data(dataset.relative, source.size)
+            if why:  # the notification gave no size, and the object is empty
+                return Skip(src.key, f"not data, nothing to run: {why}", src.bucket)
+            pairs = [(source, dataset.snapshot_key)]
         else:
             pairs = list(_folder_pairs(s3, dataset))
-            if not pairs:
-                return Skip(
-                    src.key,
-                    f"the marker's folder {dataset.source_folder!r} holds no data objects",
-                    src.bucket,
-                    unprocessable=True,
-                )
         folder = dataset.source_folder or ""
-        for source, target in pairs:
+        for source, _ in pairs:
             problem = key_problem(source.key.removeprefix(folder)) if folder else None
             if problem:
-                return Skip(
-                    src.key,
+                return unprocessable(
                     f"the marker's folder holds {source.key!r}, which no snapshot key may name ({problem}): "
-                    "the folder is not run; rename or remove that object, then upload the marker again",
-                    src.bucket,
-                    unprocessable=True,
+                    "the folder is not run; rename or remove that object, then upload the marker again"
                 )
+        if folder:  # what is not data stays out (safe keys only: an unsafe one fails the folder above)
+            pairs = [(s, t) for s, t in pairs if not_data(s.key.removeprefix(folder), s.size) is None]
+            if not pairs:
+                return unprocessable(f"the marker's folder {folder!r} holds no data objects")
+        for source, target in pairs:
             if len(target.encode("utf-8")) > MAX_KEY_BYTES:
-                return Skip(
-                    src.key,
-                    f"snapshot key for {source.key!r} is longer than S3's {MAX_KEY_BYTES}-byte limit",
-                    src.bucket,
-                    unprocessable=True,
+                return unprocessable(
+                    f"snapshot key for {source.key!r} is longer than S3's {MAX_KEY_BYTES}-byte limit"
                 )
+        size = sum(source.size or 0 for source, _ in pairs)
+        too_large = volume.problem(size)
+        if too_large:
+            return unprocessable(f"not run: {too_large}")
         for source, target in pairs:
             if retry and _exists(s3, src.bucket, target):
                 continue
@@ -181,8 +187,22 @@ def take(
         reason = classify(err, what)
         if reason is None:
             raise Transient(src.key, f"snapshot failed, will retry: {err}") from err
-        return Skip(src.key, reason, src.bucket, unprocessable=True)
-    return None
+        return unprocessable(reason)
+    return size
+
+
+def _sized(s3: Any, src: ObjectEvent) -> Source:
+    """The notified object as a copy source, with its size (HeadObject when the notification had none)."""
+    version = src.version_id if src.version_id and src.version_id != "null" else None
+    size = src.size
+    if size is None:
+        pinned = {"VersionId": version} if version else ({"IfMatch": src.etag} if src.etag else {})
+        try:
+            size = int(s3.head_object(Bucket=src.bucket, Key=src.key, **pinned)["ContentLength"])
+        except ClientError as err:
+            err.source_key = src.key  # type: ignore[attr-defined]
+            raise
+    return Source(src.key, version, src.etag, size)
 
 
 def _failed_key(err: Exception, default: str) -> str:
