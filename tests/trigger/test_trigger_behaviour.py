@@ -238,8 +238,9 @@ def test_the_exact_snapshot_and_start_requests_for_a_plain_upload(trigger: Any, 
 
 def test_long_keys_run_up_to_the_longest_key_s3_accepts(trigger: Any) -> None:
     # Given two uploads with long keys: a 700-character Hive-style one, and one of S3's full 1,024 bytes
-    hive = "raw/source=web/year=2026/month=12/day=03/part-00000-" + "7b1c9d2e-4f5a-4b6c" * 40
-    hive = hive[: 700 - len("-c000.csv")] + "-c000.csv"
+    name = "part-00000-7b1c9d2e-4f5a-4b6c-8d7e-9f0a1b2c3d4e-c000.csv"
+    folders = "raw/source=web/year=2026/month=12/day=03/" + "".join(f"h={n:06d}/" for n in range(80))
+    hive = folders[: 700 - len(name)] + name
     longest = "raw/" + "k" * (1024 - len("raw/") - len(".csv")) + ".csv"
     assert (len(hive), len(longest.encode())) == (700, 1024)
 

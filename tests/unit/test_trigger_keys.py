@@ -145,6 +145,8 @@ def within_limits(dataset: Dataset) -> None:
     assert len(dataset.input_url) <= 1024
     assert len(dataset.output_url) <= 1024
     assert len(dataset.snapshot_key.encode()) <= 1024
+    if dataset.source_folder is None:  # the one object is downloaded to a file named as its snapshot
+        assert len(dataset.snapshot_key.rsplit("/", 1)[1].encode()) <= 255
     output_key = dataset.output_url.removeprefix(f"s3://{dataset.source.bucket}/")
     assert all(len(f"{output_key}{name}".encode()) <= 1024 for name in ETL_OUTPUT_NAMES.values())
 
@@ -178,12 +180,12 @@ def test_every_key_s3_accepts_runs_within_the_processing_jobs_limits(
 
 
 def test_a_700_character_hive_style_key_runs_and_its_output_is_found_under_its_own_path() -> None:
-    # Given a deep, Hive-style partitioned key of 700 characters with a long file name
-    folders = "raw/source=web/year=2026/month=12/day=03/" + "".join(f"shard={n:04d}/" for n in range(20))
-    name = f"part-00000-{'7b1c9d2e-4f5a-4b6c-8d7e-9f0a1b2c3d4e' * 7}-c000.csv"
-    key = folders + name
-    key = key[: 700 - len(".csv")] + ".csv" if len(key) > 700 else key + "x" * (700 - len(key))
+    # Given a deep, Hive-style partitioned key of 700 characters with Spark's long file name
+    name = "part-00000-7b1c9d2e-4f5a-4b6c-8d7e-9f0a1b2c3d4e-c000.csv"
+    folders = "raw/source=web/year=2026/month=12/day=03/" + "".join(f"h={n:06d}/" for n in range(80))
+    key = folders[: 700 - len(name)] + name
     assert len(key) == 700
+    assert "//" not in key
 
     # When it is routed
     outcome = route(created(key), Config("p"))
@@ -205,13 +207,15 @@ def test_a_key_too_long_to_repeat_gets_its_start_and_a_digest() -> None:
     # When it is routed
     outcome = route(created(key), Config("p"))
 
-    # Then its snapshot name and output folder begin as the key does and end in a digest of the whole
+    # Then its snapshot's file name (255 bytes at most) and its output folder begin as the key does and
+    # end in a digest of the whole
     assert isinstance(outcome, Dataset)
     within_limits(outcome)
     output_path = outcome.output_url.removeprefix(f"s3://{BUCKET}/clean/")
-    assert output_path.startswith("partner/nnnn")
     assert re.fullmatch(r"partner/n+~[0-9a-f]{16}/01/", output_path)
+    name = outcome.snapshot_key.rsplit("/", 1)[1]
     assert re.fullmatch(r"snapshot/[0-9a-f]{32}/01/n+~[0-9a-f]{16}", outcome.snapshot_key)
+    assert len(name) == 255
 
 
 @pytest.mark.parametrize(

@@ -578,3 +578,21 @@ def test_a_folder_too_large_for_any_processing_volume_is_a_logged_skip_before_an
         "more than the 16,384 GB SageMaker allows: upload the data in smaller parts"
         in skip.__dict__["reason"]
     )
+
+
+def test_a_markers_folder_holding_a_name_too_long_for_a_file_is_a_skip_naming_it(
+    stubs: Stubs, load_event: Event, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given marker mode and a folder holding an object whose name (300 bytes) no file can take where the
+    # processing job downloads it (a Linux file name holds 255 bytes)
+    long_name = "p" * 296 + ".csv"
+    marker_folder(stubs, monkeypatch, {"part-00000.csv": 10, long_name: 10})
+    record = upload_message(load_event, "raw/batch/_SUCCESS", 0, versionId="")
+
+    # When the marker is delivered, Then nothing is copied or started, and the WARNING names the object
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()
+    (skip,) = [r for r in caplog.records if r.getMessage() == "record skipped"]
+    assert skip.levelname == "WARNING"
+    assert f"'raw/batch/{long_name}'" in skip.__dict__["reason"]
+    assert "a path segment of 300 bytes; a file name holds 255" in skip.__dict__["reason"]

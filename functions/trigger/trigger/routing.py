@@ -13,9 +13,11 @@ finish in.
 Long keys: a processing job's input and output ``S3Uri`` and a pipeline parameter hold 1,024
 characters, and the ETL gets its input only through the processing input (no container argument,
 which would hold 256). Every snapshot and output folder key is kept within :data:`MAX_DATA_KEY_BYTES`,
-so its ``s3://`` URL fits in any bucket: a snapshot's file name or an output folder's path that would
-not fit is cut, and :func:`fit` ends it with a digest of the whole (``<start>~<16 hex digits>``). Every
-key S3 accepts (1,024 bytes) runs in object mode; keys up to about 850 bytes keep their whole name.
+so its ``s3://`` URL fits in any bucket, and a snapshot's file name within the 255 bytes a file name
+holds where the job downloads it: a name or an output folder's path that would not fit is cut, and
+:func:`fit` ends it with a digest of the whole (``<start>~<16 hex digits>``). Every key S3 accepts
+(1,024 bytes) runs in object mode; a key keeps its whole name in its snapshot up to a 255-byte file
+name, and its whole path in its output folder up to about 880 bytes.
 
 Every other notification becomes a :class:`~trigger.events.Skip` with its reason: anything that is not
 data (``contract.datafiles``: a path segment starting with ``.`` or ``_``, an empty object; in marker
@@ -44,6 +46,9 @@ MAX_DATA_KEY_BYTES = 1024 - len("s3://") - 63 - len("/")
 # The ETL's outputs are named in the folder (full_data-algo-100.csv, ...): their keys stay within S3's
 # limit as long as MAX_DATA_KEY_BYTES + OUTPUT_NAME_BYTES <= MAX_KEY_BYTES.
 OUTPUT_NAME_BYTES = 64
+# A processing job downloads each input object to a file named by the key's last segments, and a Linux
+# file name holds 255 bytes (NAME_MAX): a longer one could not be downloaded.
+MAX_FILE_NAME_BYTES = 255
 DIGEST_CHARS = 32  # a dataset's snapshot folder: 128 bits of the SHA-256 of its path under the raw prefix
 CUT_DIGEST_CHARS = 16  # what ends a name cut by fit(): 64 bits of the SHA-256 of the whole name
 _SEQUENCER = re.compile(r"[0-9A-Fa-f]{1,64}")
@@ -137,7 +142,8 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
         why = not_data(relative, item.size)
         if why:
             return skip(f"not data, nothing to run: {why}")
-        snapshot_key = _within(f"{config.snapshot_prefix}{digest(relative)}/{uid}/", parts[-1], "")
+        head = f"{config.snapshot_prefix}{digest(relative)}/{uid}/"
+        snapshot_key = _within(head, parts[-1], "", most=MAX_FILE_NAME_BYTES)
     else:
         if not is_marker:
             return skip(f"not the marker object {config.marker_name!r}: marker mode starts on markers only")
@@ -157,10 +163,10 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
     return Dataset(item, input_url, output_url, relative, snapshot_key, source_folder)
 
 
-def _within(head: str, path: str, tail: str) -> str | None:
-    """``head + path + tail``, ``path`` cut by :func:`fit` to keep the key within
-    :data:`MAX_DATA_KEY_BYTES`; None when ``head`` and ``tail`` leave no room."""
-    cut = fit(path, MAX_DATA_KEY_BYTES - len(f"{head}{tail}".encode()))
+def _within(head: str, path: str, tail: str, most: int = MAX_KEY_BYTES) -> str | None:
+    """``head + path + tail``, ``path`` cut by :func:`fit` to at most ``most`` bytes and to keep the key
+    within :data:`MAX_DATA_KEY_BYTES`; None when ``head`` and ``tail`` leave no room."""
+    cut = fit(path, min(most, MAX_DATA_KEY_BYTES - len(f"{head}{tail}".encode())))
     return None if cut is None else f"{head}{cut}{tail}"
 
 

@@ -47,7 +47,7 @@ from contract import volume
 from contract.datafiles import not_data
 from trigger.errors import Rejected, Transient
 from trigger.events import ObjectEvent, Skip
-from trigger.routing import MAX_KEY_BYTES, Dataset, key_problem
+from trigger.routing import MAX_FILE_NAME_BYTES, MAX_KEY_BYTES, Dataset, key_problem
 
 MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # CopyObject's limit; larger objects need a multipart copy
 MULTIPART_CHUNK_BYTES = 512 * 1024**2  # s3transfer raises it further to stay within 10,000 parts
@@ -155,7 +155,7 @@ def take(
             pairs = list(_folder_pairs(s3, dataset))
         folder = dataset.source_folder or ""
         for source, _ in pairs:
-            problem = key_problem(source.key.removeprefix(folder)) if folder else None
+            problem = _folder_key_problem(source.key.removeprefix(folder)) if folder else None
             if problem:
                 return unprocessable(
                     f"the marker's folder holds {source.key!r}, which no snapshot key may name ({problem}): "
@@ -203,6 +203,15 @@ def _sized(s3: Any, src: ObjectEvent) -> Source:
             err.source_key = src.key  # type: ignore[attr-defined]
             raise
     return Source(src.key, version, src.etag, size)
+
+
+def _folder_key_problem(relative: str) -> str | None:
+    """Why an object of a marker's folder cannot be in its snapshot: a key that could lead out of the
+    snapshot folder, or a path segment too long for a file name where the job downloads it."""
+    long = next((p for p in relative.split("/") if len(p.encode("utf-8")) > MAX_FILE_NAME_BYTES), None)
+    if long is not None:
+        return f"a path segment of {len(long.encode('utf-8'))} bytes; a file name holds {MAX_FILE_NAME_BYTES}"
+    return key_problem(relative)
 
 
 def _failed_key(err: Exception, default: str) -> str:
