@@ -215,9 +215,15 @@ AWS_DATA_ERROR = "AlgorithmError: , exit code: 1"  # SageMaker's reason for a jo
 
 
 def stub_retry_checks(
-    stubs: Stubs, arn: str, *, step_failure: str = "InternalServerError: try again", input_left: bool = True
+    stubs: Stubs,
+    arn: str,
+    *,
+    step_failure: str = "InternalServerError: try again",
+    input_left: bool = True,
+    include_data_errors: bool = False,
 ) -> None:
-    """What retry reads before retrying: the failed step's reason, then whether the input is still there."""
+    """What retry reads before retrying: the failed step's reason, then whether the input is still there
+    (not looked at for a data error, unless data errors are included)."""
     stubs["sagemaker"].add_response(
         "list_pipeline_execution_steps",
         {
@@ -232,7 +238,7 @@ def stub_retry_checks(
         {"PipelineParameters": [{"Name": "InputDataUrl", "Value": SNAPSHOT}]},
         {"PipelineExecutionArn": arn},
     )
-    if is_data_error(step_failure):
+    if is_data_error(step_failure) and not include_data_errors:
         return
     prefix = SNAPSHOT.removeprefix(f"s3://{BUCKET}/")
     listed = {"KeyCount": 1, "Contents": [{"Key": prefix, "Size": 10}]} if input_left else {"KeyCount": 0}
@@ -354,23 +360,7 @@ def test_include_data_errors_retries_a_data_failure_anyway(
 ) -> None:
     # Given a data failure whose input is still there
     stub_describe(stubs, FAILED, "Failed", NOW)
-    stubs["sagemaker"].add_response(
-        "list_pipeline_execution_steps",
-        {
-            "PipelineExecutionSteps": [
-                {"StepName": "CleanData", "StepStatus": "Failed", "FailureReason": AWS_DATA_ERROR}
-            ]
-        },
-        {"PipelineExecutionArn": FAILED},
-    )
-    stubs["sagemaker"].add_response(
-        "list_pipeline_parameters_for_execution",
-        {"PipelineParameters": [{"Name": "InputDataUrl", "Value": SNAPSHOT}]},
-        {"PipelineExecutionArn": FAILED},
-    )
-    stubs["s3"].add_response(
-        "list_objects_v2", {"KeyCount": 1}, {"Bucket": BUCKET, "Prefix": ANY, "MaxKeys": 1}
-    )
+    stub_retry_checks(stubs, FAILED, step_failure=AWS_DATA_ERROR, include_data_errors=True)
     stubs["sagemaker"].add_response(
         "retry_pipeline_execution",
         {"PipelineExecutionArn": FAILED},
