@@ -154,17 +154,18 @@ def take(
         else:
             pairs = list(_folder_pairs(s3, dataset))
         folder = dataset.source_folder or ""
-        for source, _ in pairs:
-            problem = _folder_key_problem(source.key.removeprefix(folder)) if folder else None
-            if problem:
-                return unprocessable(
-                    f"the marker's folder holds {source.key!r}, which no snapshot key may name ({problem}): "
-                    "the folder is not run; rename or remove that object, then upload the marker again"
-                )
-        if folder:  # what is not data stays out (safe keys only: an unsafe one fails the folder above)
+        if folder:
+            for source, _ in pairs:  # an unsafe key fails the folder, whether it is data or not
+                problem = key_problem(source.key.removeprefix(folder))
+                if problem:
+                    return unprocessable(_unnamable(source.key, problem))
             pairs = [(s, t) for s, t in pairs if not_data(s.key.removeprefix(folder), s.size) is None]
             if not pairs:
                 return unprocessable(f"the marker's folder {folder!r} holds no data objects")
+            for source, _ in pairs:  # what is not data stays out; the rest is downloaded by the job
+                problem = _too_long_for_a_file(source.key.removeprefix(folder))
+                if problem:
+                    return unprocessable(_unnamable(source.key, problem))
         for source, target in pairs:
             if len(target.encode("utf-8")) > MAX_KEY_BYTES:
                 return unprocessable(
@@ -205,13 +206,20 @@ def _sized(s3: Any, src: ObjectEvent) -> Source:
     return Source(src.key, version, src.etag, size)
 
 
-def _folder_key_problem(relative: str) -> str | None:
-    """Why an object of a marker's folder cannot be in its snapshot: a key that could lead out of the
-    snapshot folder, or a path segment too long for a file name where the job downloads it."""
+def _too_long_for_a_file(relative: str) -> str | None:
+    """Why an object of a marker's folder cannot be downloaded where the job reads it: a path segment
+    longer than a file name holds."""
     long = next((p for p in relative.split("/") if len(p.encode("utf-8")) > MAX_FILE_NAME_BYTES), None)
-    if long is not None:
-        return f"a path segment of {len(long.encode('utf-8'))} bytes; a file name holds {MAX_FILE_NAME_BYTES}"
-    return key_problem(relative)
+    if long is None:
+        return None
+    return f"a path segment of {len(long.encode('utf-8'))} bytes; a file name holds {MAX_FILE_NAME_BYTES}"
+
+
+def _unnamable(key: str, problem: str) -> str:
+    return (
+        f"the marker's folder holds {key!r}, which no snapshot key may name ({problem}): the folder is "
+        "not run; rename or remove that object, then upload the marker again"
+    )
 
 
 def _failed_key(err: Exception, default: str) -> str:
