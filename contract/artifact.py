@@ -2,9 +2,10 @@
 
 The ETL step ships as one file, ``etl.pyz``: a zip application (Python runs a zip with a
 ``__main__.py`` at its top, as ``python3 etl.pyz ARGS``) holding every ``*.py`` of the ``etl``
-package. :func:`bundle` builds it deterministically (sorted names, fixed dates and modes, stored
-uncompressed), so the same sources give the same bytes on any machine, and :func:`code_key` addresses
-it by its sha256: a change to any ETL file is a new key, so a new definition, so an upsert. The
+package and the modules of this package the ETL imports (:data:`SHARED`). :func:`bundle` builds it
+deterministically (sorted names, fixed dates and modes, stored uncompressed), so the same sources give
+the same bytes on any machine, and :func:`code_key` addresses it by its sha256: a change to any ETL
+file (or shared module) is a new key, so a new definition, so an upsert. The
 pipeline builder renders that key into the definition; the deploy function rebuilds the bundle from
 the ``etl/`` folder in its artifact, checks the definition addresses it, and uploads it there.
 
@@ -31,6 +32,8 @@ PLACEHOLDERS = (
 )
 BUNDLE_FILE = "etl.pyz"
 PACKAGE = "etl"
+# The rules the ETL shares with the trigger, bundled beside it (from this package, wherever it runs).
+SHARED = ("__init__.py", "datafiles.py")
 _MAIN = b'import runpy\n\nrunpy.run_module("etl", run_name="__main__", alter_sys=True)\n'
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold
 
@@ -43,11 +46,18 @@ def package_files(package_dir: Path) -> list[tuple[str, bytes]]:
     return [(f"{PACKAGE}/{f.name}", f.read_bytes()) for f in files]
 
 
+def shared_files() -> list[tuple[str, bytes]]:
+    """(name inside the bundle, content) of the :data:`SHARED` modules of this package."""
+    here = Path(__file__).parent
+    return [(f"{here.name}/{name}", (here / name).read_bytes()) for name in SHARED]
+
+
 def bundle(package_dir: Path) -> bytes:
-    """The zip application of the package in ``package_dir``; the same sources give the same bytes."""
+    """The zip application of the package in ``package_dir`` (and :data:`SHARED`); the same sources give
+    the same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, content in [("__main__.py", _MAIN), *package_files(package_dir)]:
+        for name, content in [("__main__.py", _MAIN), *shared_files(), *package_files(package_dir)]:
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
             info.create_system, info.external_attr = 3, 0o644 << 16  # unix, rw-r--r--
             archive.writestr(info, content)

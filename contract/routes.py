@@ -16,7 +16,8 @@ the trigger's permissions and the EventBridge rule can never disagree. A route::
 
 The first route that matches a key wins. Placeholders (``str.format`` fields, bare names only):
 ``snapshot_url``, ``output_url``, ``bucket``, ``key``, ``version_id`` (empty on an unversioned bucket),
-``size`` (bytes), and the pattern's named groups.
+``size`` (bytes), ``volume_gb`` (a processing volume for the snapshot with room for the output:
+:mod:`contract.volume`), and the pattern's named groups.
 
 Hand-written because no library validates this small format with messages that name the route and
 the field; it uses only the standard library (it runs in both functions).
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from contract import volume
 from contract.folders import prefix_problem
 from contract.names import PIPELINE_NAME_OR_ARN
 
@@ -39,8 +41,13 @@ FILE = "routes.json"  # what the build writes next to each function's package (p
 FILE_VARIABLE = "ROUTES_FILE"  # a path to a JSON file of the same structure, read instead (tests, local runs)
 FIELDS = ("prefix", "pattern", "pipeline", "parameters", "mode")
 MODES = ("object", "marker")
-PLACEHOLDERS = ("snapshot_url", "output_url", "bucket", "key", "version_id", "size")
-DEFAULT_PARAMETERS = {"InputDataUrl": "{snapshot_url}", "OutputDataUrl": "{output_url}"}
+PLACEHOLDERS = ("snapshot_url", "output_url", "bucket", "key", "version_id", "size", "volume_gb")
+VOLUME = "volume_gb"  # filled once the snapshot's size is known (contract.volume)
+DEFAULT_PARAMETERS = {
+    "InputDataUrl": "{snapshot_url}",
+    "OutputDataUrl": "{output_url}",
+    volume.PARAMETER: "{volume_gb}",
+}
 OWN_PIPELINE = ""  # a route without ``pipeline``: the stack's own
 # StartPipelineExecution: a parameter name is [A-Za-z0-9\-_]{1,256}; at most 200 parameters.
 PARAMETER_NAME = re.compile(r"[A-Za-z0-9\-_]{1,256}")
@@ -91,6 +98,11 @@ class Route:
         if found is None:
             return None
         return {name: value or "" for name, value in found.groupdict().items()}
+
+    @property
+    def sizes_volume(self) -> bool:
+        """Whether a parameter takes ``{volume_gb}`` (so the snapshot's size must fit a volume)."""
+        return any(VOLUME in placeholders(template) for template in self.parameters.values())
 
     def fill(self, values: Mapping[str, object]) -> dict[str, str]:
         """The route's parameters with every placeholder replaced by ``values``."""

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from contract.datafiles import not_data
 from etl.rules import CODES, COLUMNS, N_COLUMNS, N_FEATURES, TARGET_WORDS, code_table
 
 LABELLED, EVAL, TARGETS, DICTIONARY = "labelled", "eval", "targets", "dictionary"
@@ -74,16 +75,11 @@ def discover(folder: Path, url: str | None, sharded: bool) -> tuple[list[FileInf
         raise EtlError(f"input directory {folder} does not exist; expected the downloaded input data there")
     wanted, found, ignored = url.rsplit("/", 1)[-1] if url and not url.endswith("/") else None, [], []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not_data(d) is None)
         for path in (Path(root) / f for f in sorted(files)):
             rel = path.relative_to(folder).as_posix()
-            reason = (
-                f"not the input object {wanted}" if wanted is not None and rel != wanted
-                else "hidden file" if path.name.startswith(".")
-                else "marker object" if path.name == "_SUCCESS"
-                else "zero-byte placeholder" if path.stat().st_size == 0
-                else None
-            )  # fmt: skip
+            size = path.stat().st_size
+            reason = f"not the input object {wanted}" if wanted not in (None, rel) else not_data(rel, size)
             (ignored.append({"path": rel, "reason": reason}) if reason else found.append(FileInfo(path, rel)))
     why = next((i["reason"] for i in ignored if i["path"] == wanted), None)
     if wanted is not None and not found and why:

@@ -41,6 +41,7 @@ from typing import Any
 
 import boto3
 import yaml
+from trigger.routing import digest
 
 from coilgen import Generated, generate
 from local.artifacts import render_cached
@@ -376,7 +377,9 @@ def _routed(progress: Progress, tracker: Tracker, bucket: str, small: Generated)
     routed.output_url = f"RunDate={parameters.get('RunDate')}"
     if parameters.get("RunDate") != "2026-11-30":
         routed.problems.append(f"RunDate is {parameters.get('RunDate')!r}, not the key's 2026-11-30")
-    if not str(parameters.get("InputDataUrl", "")).startswith(f"s3://{bucket}/snapshot/claims/"):
+    if not str(parameters.get("InputDataUrl", "")).startswith(
+        f"s3://{bucket}/snapshot/{digest(ROUTED_KEY)}/"
+    ):
         routed.problems.append(
             f"InputDataUrl {parameters.get('InputDataUrl')!r} is not the upload's snapshot"
         )

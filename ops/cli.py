@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ops import dlq
 from ops.backfill import Backfill, parse_time, summary
-from ops.retry import Retrier, parse_since
+from ops.retry import DATA_ERROR, INPUT_EXPIRED, Retrier, parse_since
 from ops.status import WIDTH, Collector, as_json, execution_arn, key_json, render, render_key, render_one
 from ops.target import OpsError, Target, load_routes, resolve
 from redrive.report import render as render_waiting
@@ -71,7 +71,7 @@ def cmd_backfill(target: Target, args: argparse.Namespace) -> int:
 
 
 def cmd_retry(target: Target, args: argparse.Namespace) -> int:
-    retrier = Retrier(target)
+    retrier = Retrier(target, include_data_errors=args.include_data_errors)
     if args.failed_since:
         since = parse_since(args.failed_since)
         arns = retrier.failed_since(since)
@@ -87,7 +87,9 @@ def cmd_retry(target: Target, args: argparse.Namespace) -> int:
             print(outcome.line())
         if outcomes:
             done = sum(o.retried for o in outcomes)
-            print(f"{done} of {len(outcomes)} retried")
+            data, expired = (sum(o.skipped == kind for o in outcomes) for kind in (DATA_ERROR, INPUT_EXPIRED))
+            left = [f"{data} failed on their data", f"{expired} without input"] if data or expired else []
+            print("; ".join([f"{done} of {len(outcomes)} retried", *left]))
     return EXIT_OK if all(o.retried for o in outcomes) else EXIT_PARTIAL
 
 
@@ -163,13 +165,20 @@ def parser() -> argparse.ArgumentParser:
     retry = commands.add_parser(
         "retry", parents=[common], help="retry failed executions (RetryPipelineExecution)",
         description="Retry failed executions where they failed, idempotently: the same failure is retried "
-        "once however often this runs. An execution that is not Failed is left alone.",
+        "once however often this runs. An execution that is not Failed is left alone, and so is one whose "
+        "input (its snapshot) has expired or that failed on its data; each is named with why.",
     )  # fmt: skip
     retry.add_argument("executions", nargs="*", metavar="ID|ARN", help="the executions to retry")
     retry.add_argument(
         "--failed-since",
         metavar="WHEN",
         help="every failed execution started since WHEN: 30m, 6h, 2d or ISO 8601",
+    )
+    retry.add_argument(
+        "--include-data-errors",
+        action="store_true",
+        help="also retry executions that failed on their data (the ETL's exit status 1), which are "
+        "otherwise named and skipped: the same bytes fail the same way, upload corrected data instead",
     )
     retry.set_defaults(func=cmd_retry)
 

@@ -1,8 +1,19 @@
-"""``s3sm retry``: RetryPipelineExecution for failed executions, idempotently.
+"""``s3sm retry``: RetryPipelineExecution for failed executions, idempotently, and only when it can help.
 
 The ClientRequestToken is derived from the execution ARN and the time it last changed (its failure):
 the same failure retried twice (two operators, a re-run command) is retried once, and a retried
 execution that fails again can be retried again.
+
+Two failures a retry cannot fix are named and left alone:
+
+- *data errors*: the ETL exits with status 1 for bad input (etl/cli.py), and SageMaker records a
+  processing job whose container exited non-zero as ``AlgorithmError: <message>, exit code: <status>``
+  (on AWS the message is empty; the local runner puts the script's last stderr line there), which the
+  failed step's ``FailureReason`` carries. The same bytes fail the same way again: the fix is to upload
+  corrected data. ``--include-data-errors`` retries them anyway;
+- *expired input*: the execution's ``InputDataUrl`` (its snapshot) is gone, as the lifecycle rule
+  deletes snapshots after ``SnapshotRetentionDays``: a retried job would find no input (SageMaker's
+  "No S3 objects found under S3 URL") and fail again. Upload the data again to run it.
 """
 
 from __future__ import annotations
@@ -20,6 +31,9 @@ from ops.text import shorten
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+DATA_ERROR_EXIT_STATUS = 1  # the ETL's exit status for bad input (etl/cli.py)
+_EXIT_STATUS = re.compile(r"AlgorithmError: .*, exit code: (\d+)", re.DOTALL)
+INPUT_EXPIRED, DATA_ERROR = "input-expired", "data-error"  # why a failed execution was not retried
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -41,12 +55,19 @@ def token(arn: str, changed: datetime | None) -> str:
     return hashlib.sha256(f"{arn}|{stamp}".encode()).hexdigest()
 
 
+def is_data_error(step_failure: str | None) -> bool:
+    """Whether a step's FailureReason says its job exited with the ETL's status for bad input."""
+    found = _EXIT_STATUS.search(step_failure or "")
+    return found is not None and int(found.group(1)) == DATA_ERROR_EXIT_STATUS
+
+
 @dataclass
 class Outcome:
     arn: str
     status: str  # the status found before retrying
     retried: bool
     note: str
+    skipped: str | None = None  # INPUT_EXPIRED or DATA_ERROR: a failure a retry cannot fix
 
     @property
     def execution_id(self) -> str:
@@ -57,9 +78,11 @@ class Outcome:
 
 
 class Retrier:
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, *, include_data_errors: bool = False) -> None:
         self.target = target
+        self.include_data_errors = include_data_errors
         self.sagemaker = target.client("sagemaker")
+        self.s3 = target.client("s3")
 
     def failed_since(self, since: datetime) -> list[str]:
         pipeline = self.target.output("PipelineName")
@@ -92,6 +115,9 @@ class Retrier:
         status = str(described["PipelineExecutionStatus"])
         if status != "Failed":
             return Outcome(arn, status, False, f"is {status}, not Failed: not retried, nothing changed")
+        cannot = self._cannot_help(arn)
+        if cannot is not None:
+            return cannot
         request: dict[str, Any] = {
             "PipelineExecutionArn": arn,
             "ClientRequestToken": token(arn, described.get("LastModifiedTime")),
@@ -107,5 +133,63 @@ class Retrier:
         reason = " ".join(str(described.get("FailureReason") or "no reason given").split())
         return Outcome(arn, status, True, f"retried (it had failed: {shorten(reason, 60, keep_start=True)})")
 
+    def _cannot_help(self, arn: str) -> Outcome | None:
+        """An Outcome naming why retrying ``arn`` would fail the same way, or None when it may help."""
+        doing = f"reading execution {arn}"
+        try:
+            steps = self.sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)
+            params = self.sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise explain(exc, doing) from exc
+        failures = [
+            str(s.get("FailureReason") or "")
+            for s in steps["PipelineExecutionSteps"]
+            if s.get("StepStatus") == "Failed"
+        ]
+        data = next((f for f in failures if is_data_error(f)), None)
+        if data is not None and not self.include_data_errors:
+            why = shorten(" ".join(data.split()), 70, keep_start=True)
+            return Outcome(
+                arn,
+                "Failed",
+                False,
+                f"failed on its data ({why}): not retried, it would fail the same way; upload corrected "
+                "data to run it (--include-data-errors retries it anyway)",
+                DATA_ERROR,
+            )
+        url = {p["Name"]: p["Value"] for p in params["PipelineParameters"]}.get("InputDataUrl")
+        if url and not self._exists(url):
+            return Outcome(
+                arn,
+                "Failed",
+                False,
+                f"its input {url} no longer exists (snapshots expire after the stack's "
+                "SnapshotRetentionDays): not retried; upload the data again to run it",
+                INPUT_EXPIRED,
+            )
+        return None
 
-__all__ = ["Outcome", "Retrier", "parse_since", "token"]
+    def _exists(self, url: str) -> bool:
+        """Whether an S3Prefix input ``url`` still finds an object, as the retried job would look."""
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        try:
+            listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) == "NoSuchBucket":
+                return False
+            raise explain(exc, f"looking for the input {url}") from exc
+        except BotoCoreError as exc:
+            raise explain(exc, f"looking for the input {url}") from exc
+        return int(listed.get("KeyCount", 0)) > 0
+
+
+__all__ = [
+    "DATA_ERROR",
+    "DATA_ERROR_EXIT_STATUS",
+    "INPUT_EXPIRED",
+    "Outcome",
+    "Retrier",
+    "is_data_error",
+    "parse_since",
+    "token",
+]

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from contract import volume
 from contract.artifact import bundle, code_key
 
 # The SDK cannot even be imported without a region: it builds boto3 clients at import time. The
@@ -150,28 +151,31 @@ def get_pipeline(
     instance_count: int = DEFAULT_INSTANCE_COUNT,
     region: str = RENDER_REGION,
 ) -> Pipeline:
-    """The ETL pipeline: four parameters and one processing step.
+    """The ETL pipeline: five parameters and one processing step.
 
     ``input_data_url``, ``output_data_url``, ``instance_type`` and ``instance_count`` are the
-    parameters' *defaults*; every execution may override them (the trigger passes both URLs)::
+    parameters' *defaults*; every execution may override them (the trigger passes both URLs and the
+    volume)::
 
         Parameters                         Step "CleanData" (ProcessingStep)
         ----------                         ScriptProcessor: scikit-learn 1.4-2-py312 image, python3 etl.pyz
-        InputDataUrl (String) ------+----> input "data": S3Prefix, ShardedByS3Key, File
-                                    |        s3://... -> /opt/ml/processing/input/data
-                                    +----> argument --input-url <InputDataUrl>
+        InputDataUrl (String) -----------> input "data": S3Prefix, ShardedByS3Key, File
+                                             s3://... -> /opt/ml/processing/input/data
         OutputDataUrl (String) <---------- output "clean": EndOfJob
                                              /opt/ml/processing/output -> s3://...
         ProcessingInstanceType (String) -> ClusterConfig.InstanceType
         ProcessingInstanceCount (Integer)  ClusterConfig.InstanceCount (each instance gets its
                                   -------> share of the input files: ShardedByS3Key)
+        ProcessingVolumeSizeInGB (Integer) ClusterConfig.VolumeSizeInGB (the input and the output
+                                  -------> are both on it: the trigger sizes it, contract.volume)
         code_uri (fixed) ----------------> input "code" -> /opt/ml/processing/input/code/etl.pyz
         RetryPolicies (RETRY_POLICIES) --> quota/capacity refusals retried up to 10 days; internal
                                            errors, throttling and service faults a few times
 
     The bundle runs as ``python3 etl.pyz --input-dir /opt/ml/processing/input/data
-    --output-dir /opt/ml/processing/output --input-url <InputDataUrl>``: with an object URL it
-    processes exactly that object (an S3Prefix input ``raw/a.csv`` also downloads ``raw/a.csv.bak``).
+    --output-dir /opt/ml/processing/output``. The input URL reaches it only through the processing
+    input (an ``S3Uri`` holds 1,024 characters; a container argument would hold 256): the trigger's
+    snapshot folders hold exactly the upload, so the ETL reads every data file it finds there.
 
     Building makes no AWS call: ``role_arn`` is taken as given and ``code_uri`` must already be an
     ``s3://`` URI (a local path would be uploaded while rendering).
@@ -190,6 +194,7 @@ def get_pipeline(
         processing_instance_count = ParameterInteger(
             name="ProcessingInstanceCount", default_value=instance_count
         )
+        processing_volume = ParameterInteger(name=volume.PARAMETER, default_value=volume.DEFAULT_GB)
 
         processor = ScriptProcessor(
             role=role_arn,
@@ -197,6 +202,7 @@ def get_pipeline(
             command=["python3"],
             instance_type=processing_instance_type,
             instance_count=processing_instance_count,
+            volume_size_in_gb=processing_volume,
             sagemaker_session=session,
         )
         step_args = processor.run(
@@ -221,11 +227,17 @@ def get_pipeline(
                     ),
                 )
             ],
-            arguments=["--input-dir", INPUT_DIR, "--output-dir", OUTPUT_DIR, "--input-url", input_url],
+            arguments=["--input-dir", INPUT_DIR, "--output-dir", OUTPUT_DIR],
         )
         return Pipeline(
             name=name,
-            parameters=[input_url, output_url, processing_instance_type, processing_instance_count],
+            parameters=[
+                input_url,
+                output_url,
+                processing_instance_type,
+                processing_instance_count,
+                processing_volume,
+            ],
             steps=[ProcessingStep(name=STEP_NAME, step_args=step_args, retry_policies=list(RETRY_POLICIES))],
             # No automatic SageMaker Experiments trial per execution: the SDK's default would make the
             # definition depend on the region it is rendered in.

@@ -42,7 +42,8 @@ def test_a_folder_url_processes_every_file_in_the_folder(dataset, tmp_path):
 
 
 def test_markers_placeholders_and_hidden_files_are_ignored(dataset, tmp_path):
-    """Given the seed CSVs, a _SUCCESS marker, a zero-byte placeholder and hidden files (one binary)
+    """Given the seed CSVs, a _SUCCESS marker, a zero-byte placeholder, hidden files (one binary) and
+    Spark's temporary folder and staging file (contract.datafiles: the rule the trigger applies too)
     When the ETL runs
     Then it succeeds on the data alone and reports each ignored file with why"""
     inp = tmp_path / "in"
@@ -52,13 +53,20 @@ def test_markers_placeholders_and_hidden_files_are_ignored(dataset, tmp_path):
     (inp / ".DS_Store").write_bytes(b"\x00\x01binary")
     (inp / ".cache").mkdir()
     (inp / ".cache" / "x.csv").write_text("not,data\n")
+    (inp / "_temporary" / "0").mkdir(parents=True)  # Spark's work folder, and its staging file
+    (inp / "_temporary" / "0" / "part-00000.csv").write_text("1,2\n")
+    (inp / ".spark-staging-1a2b").write_text("1,2\n")
     out = tmp_path / "out"
     assert main(["--input-dir", str(inp), "--output-dir", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["totals"]["rows_written"] == 200
     assert report["ignored"] == [
-        {"path": ".DS_Store", "reason": "hidden file"},
-        {"path": "_SUCCESS", "reason": "marker object"},
+        {"path": ".DS_Store", "reason": "hidden file (path segment '.DS_Store' starts with '.')"},
+        {
+            "path": ".spark-staging-1a2b",
+            "reason": "hidden file (path segment '.spark-staging-1a2b' starts with '.')",
+        },
+        {"path": "_SUCCESS", "reason": "temporary or marker file (path segment '_SUCCESS' starts with '_')"},
         {"path": "upload.csv", "reason": "zero-byte placeholder"},
     ]
 
@@ -67,7 +75,7 @@ def test_markers_placeholders_and_hidden_files_are_ignored(dataset, tmp_path):
     ("name", "message"),
     [
         ("missing.csv", "input object missing.csv (from --input-url s3://b/raw/missing.csv) is not in"),
-        ("_SUCCESS", "input object _SUCCESS (from --input-url) is a marker object, not data"),
+        ("_SUCCESS", "input object _SUCCESS (from --input-url) is a temporary or marker file (path segment"),
     ],
 )
 def test_an_object_url_that_is_not_data_is_an_error(dataset, tmp_path, run_etl, name, message):

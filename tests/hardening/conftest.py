@@ -70,6 +70,7 @@ def pipeline_definition() -> str:
     parameters = [
         {"Name": "InputDataUrl", "Type": "String", "DefaultValue": f"s3://{BUCKET}/snapshot/"},
         {"Name": "OutputDataUrl", "Type": "String", "DefaultValue": f"s3://{BUCKET}/clean/"},
+        {"Name": "ProcessingVolumeSizeInGB", "Type": "Integer", "DefaultValue": 30},
     ]
     return json.dumps({"Version": "2020-12-01", "Parameters": parameters, "Steps": []})
 

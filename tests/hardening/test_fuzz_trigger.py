@@ -69,6 +69,7 @@ BUCKETS = ["example-data-bucket", "other.bucket-2"]
 DISPLAY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,81}")
 TOKEN = re.compile(r"[0-9a-f]{64}")
 SNAPSHOT = "snapshot/"  # the trigger's default snapshot prefix
+CUT = re.compile(r"~[0-9a-f]{16}$")  # how routing.fit ends what it had to cut
 TOO_LARGE = "more than a whole invocation has"  # the rejection of a copy no invocation can finish
 BUCKET_CHARS = re.compile(r"[a-z0-9.\-]{3,63}")  # a bucket name's characters: never a '/'
 
@@ -531,7 +532,8 @@ def check(summary: dict[str, Any], stub: SageMakerStub, event: Any, raw: str, cl
     keys, buckets = named(event)
     for request, start in zip(requests, started, strict=True):
         params = {p["Name"]: p["Value"] for p in request["PipelineParameters"]}
-        assert set(params) == {"InputDataUrl", "OutputDataUrl"}
+        assert set(params) == {"InputDataUrl", "OutputDataUrl", "ProcessingVolumeSizeInGB"}
+        assert 30 <= int(params["ProcessingVolumeSizeInGB"]) <= 16384
         assert (params["InputDataUrl"], params["OutputDataUrl"]) == (
             start["inputDataUrl"],
             start["outputDataUrl"],
@@ -551,9 +553,12 @@ def check(summary: dict[str, Any], stub: SageMakerStub, event: Any, raw: str, cl
         snapshot = params["InputDataUrl"].removeprefix(f"s3://{bucket}/")
         if mode == "object":
             # the run reads a snapshot of exactly that object, and writes a folder of its own under its twin
-            assert snapshot.endswith("/" + relative.rsplit("/", 1)[-1])
+            # (a name or path too long to repeat is cut, ending in a digest of the whole)
+            name = relative.rsplit("/", 1)[-1]
+            assert snapshot.endswith("/" + name) or CUT.search(snapshot)
             assert {"source": key, "target": snapshot} in stub.copies
-            assert params["OutputDataUrl"].startswith(f"s3://{bucket}/{clean}{relative}/")
+            output = params["OutputDataUrl"].removeprefix(f"s3://{bucket}/{clean}")
+            assert output.startswith(f"{relative}/") or CUT.search(output.rsplit("/", 2)[0])
         else:
             folder, _, marker = relative.rpartition("/")
             assert (marker, bool(folder)) == ("_SUCCESS", True)
@@ -643,8 +648,9 @@ def test_the_fuzzing_ran_ten_thousand_events_and_started_many() -> None:
     if FIGURES_RUN["events"] == 0:
         pytest.skip("the fuzzing tests were deselected")
     assert FIGURES_RUN["events"] >= TOTAL_EXAMPLES
-    # (about 44%: a third of the events run in marker mode, where only _SUCCESS keys start)
-    assert FIGURES_RUN["starts"] >= TOTAL_EXAMPLES * 2 // 5
+    # (about 23%: a third of the events run in marker mode, where only _SUCCESS keys start, and keys with a
+    # segment starting with '.' or '_', empty objects and objects of terabytes are not run: findings 11, 1)
+    assert FIGURES_RUN["starts"] >= TOTAL_EXAMPLES // 5
 
 
 @pytest.mark.parametrize("shape", ["s3", "eventbridge"])

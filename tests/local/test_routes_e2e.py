@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from trigger.routing import digest
 
 from contract import ledger
 from local.runtime import Runtime, StackRequest
@@ -77,7 +78,7 @@ def test_a_routed_upload_starts_the_other_pipeline_with_its_keys_date(
     parameters = found["parameters"]
     assert isinstance(parameters, dict)
     assert parameters["RunDate"] == "2026-11-30"
-    assert str(parameters["InputDataUrl"]).startswith(f"s3://{bucket}/snapshot/claims/date=2026-11-30/")
+    assert str(parameters["InputDataUrl"]).startswith(f"s3://{bucket}/snapshot/{digest(key)}/")
     # And SageMaker records which upload it runs, and the stand-in runs no step (it stays started)
     sagemaker = boto3.client("sagemaker")
     described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=found["arn"])

@@ -267,3 +267,27 @@ def test_several_processing_instances_each_clean_their_share_of_a_folder(
         for n in (1, 2)
     ]
     assert written == [rows["a"], rows["b"]]
+
+
+def test_a_700_character_key_runs_and_the_etl_finds_its_one_input_file(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # Given a Hive-style key of 700 characters (its snapshot URL would not fit a 256-character container
+    # argument, which the pipeline no longer passes)
+    data = generate(tmp_path / "in", layout="named", rows=60, seed=31)
+    tail = "".join(f"part={n:06d}/" for n in range(50)) + "Caravan.csv"
+    key = "raw/e2e/long" + "x" * (700 - len("raw/e2e/long/") - len(tail)) + "/" + tail
+    assert len(key) == 700
+
+    # When it is uploaded
+    boto3.client("s3").upload_file(str(data.out_dir / "Caravan.csv"), bucket(runtime), key)
+
+    # Then its run succeeds: the ETL found the one file in /opt/ml/processing/input/data and cleaned it,
+    # writing under the key's own output folder
+    summary = finished(runtime, key)
+    assert summary["PipelineExecutionStatus"] == "Succeeded"
+    prefix = output_prefix(summary)
+    assert prefix.startswith(f"clean/{key.removeprefix('raw/')}/")
+    report = json.loads(read(bucket(runtime), prefix + "report.json"))
+    assert [f["path"] for f in report["files"]] == ["Caravan.csv"]
+    assert report["totals"]["rows_written"] == data.rows

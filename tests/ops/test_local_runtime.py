@@ -191,7 +191,14 @@ def test_retry_runs_a_failed_execution_again_and_leaves_others_alone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     notified = len(recorder.of("topic-notification"))
+    # it failed on its data (the ETL's exit status 1): named and skipped unless asked for
     code, out, err = s3sm(["retry", "--local", failed.rsplit("/", 1)[-1]], capsys)
+    assert (code, err) == (1, "")
+    assert out.splitlines()[0].startswith(
+        f"{failed.rsplit('/', 1)[-1]}: failed on its data (AlgorithmError: "
+    )
+    assert "upload corrected data to run it" in out.splitlines()[0]
+    code, out, err = s3sm(["retry", "--local", "--include-data-errors", failed.rsplit("/", 1)[-1]], capsys)
     assert (code, err) == (0, "")
     assert out.splitlines()[0].startswith(f"{failed.rsplit('/', 1)[-1]}: retried (it had failed: ")
     # it runs again (and fails again, on the same bytes): a second notification, after Executing

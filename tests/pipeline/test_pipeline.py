@@ -134,7 +134,7 @@ def test_the_definition_carries_exactly_the_contract_placeholders(renders: list[
     )
 
 
-def test_the_four_parameters_have_valid_defaults_once_filled(renders: list[tuple[str, str]]) -> None:
+def test_the_five_parameters_have_valid_defaults_once_filled(renders: list[tuple[str, str]]) -> None:
     # Given the definition filled as the deploy function fills it
     filled = json.loads(
         Template(renders[0][0]).substitute(
@@ -147,12 +147,13 @@ def test_the_four_parameters_have_valid_defaults_once_filled(renders: list[tuple
         )
     )
 
-    # Then it declares the four parameters of the contract, with usable defaults
+    # Then it declares the five parameters of the contract, with usable defaults
     assert filled["Parameters"] == [
         {"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://my-bucket/snapshot/"},
         {"Name": "OutputDataUrl", "Type": "String", "DefaultValue": "s3://my-bucket/clean/"},
         {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": "ml.m5.xlarge"},
         {"Name": "ProcessingInstanceCount", "Type": "Integer", "DefaultValue": 1},
+        {"Name": "ProcessingVolumeSizeInGB", "Type": "Integer", "DefaultValue": 30},
     ]
 
 
@@ -171,20 +172,20 @@ def test_one_processing_step_named_cleandata_runs_the_etl_bundle_with_python3(
     assert arguments["ProcessingResources"]["ClusterConfig"] == {
         "InstanceType": {"Get": "Parameters.ProcessingInstanceType"},
         "InstanceCount": {"Get": "Parameters.ProcessingInstanceCount"},
-        "VolumeSizeInGB": 30,
+        "VolumeSizeInGB": {"Get": "Parameters.ProcessingVolumeSizeInGB"},
     }
     # And nothing depends on the region it was rendered in (no automatic experiment config)
     assert definition["PipelineExperimentConfig"] is None
 
 
-def test_the_job_arguments_carry_the_input_url(step: dict[str, Any]) -> None:
+def test_the_input_url_reaches_the_job_only_through_its_processing_input(step: dict[str, Any]) -> None:
+    # A container argument holds 256 characters, a processing input's S3Uri 1,024: a long key's snapshot
+    # URL as an argument would fail the job, so the URL is not one (finding 13)
     assert step["Arguments"]["AppSpecification"]["ContainerArguments"] == [
         "--input-dir",
         "/opt/ml/processing/input/data",
         "--output-dir",
         "/opt/ml/processing/output",
-        "--input-url",
-        {"Get": "Parameters.InputDataUrl"},
     ]
 
 
@@ -267,6 +268,7 @@ def test_the_builder_takes_real_values_as_well(tmp_path: Path) -> None:
         "OutputDataUrl": "s3://bucket/out/",
         "ProcessingInstanceType": "ml.c5.xlarge",
         "ProcessingInstanceCount": 3,
+        "ProcessingVolumeSizeInGB": 30,
     }
     assert definition["Steps"][0]["Arguments"]["RoleArn"] == "arn:aws:iam::123456789012:role/etl"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -23,6 +24,12 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/pipeline-execution"
 COPY_STAND_IN = "tests.trigger.copy-stand-in"
 
 
+def snapshot_of(relative: str, upload: str, name: str = "") -> str:
+    """The snapshot key of the dataset at ``relative`` under raw/ for its upload ``upload``: a folder named
+    by 32 hex digits of the SHA-256 of its key (not by the key's folders), then the object's ``name``."""
+    return f"snapshot/{hashlib.sha256(f'raw/{relative}'.encode()).hexdigest()[:32]}/{upload}/{name}"
+
+
 def trigger_env() -> dict[str, str]:
     """The trigger's environment as `sam local invoke --env-vars events/env.json` would set it."""
     env: dict[str, str] = json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))["TriggerFunction"]
@@ -36,6 +43,7 @@ def pipeline_definition() -> str:
         {"Name": "OutputDataUrl", "Type": "String", "DefaultValue": "s3://example-data-bucket/clean/"},
         {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": "ml.m5.large"},
         {"Name": "ProcessingInstanceCount", "Type": "Integer", "DefaultValue": 1},
+        {"Name": "ProcessingVolumeSizeInGB", "Type": "Integer", "DefaultValue": 30},
     ]
     return json.dumps({"Version": "2020-12-01", "Parameters": parameters, "Steps": []})
 

@@ -6,6 +6,7 @@ unversioned and over-5-GiB cases with the S3 client stubbed (no network).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,11 @@ from trigger.routing import Dataset, route
 from local.emulator import Emulator
 
 BUCKET = "example-data-bucket"
+
+
+def digest(relative: str) -> str:
+    """The snapshot folder of the dataset at ``relative`` under raw/: its key's SHA-256, 32 hex digits."""
+    return hashlib.sha256(f"raw/{relative}".encode()).hexdigest()[:32]
 
 
 def dataset(key: str, config: Config, **fields: Any) -> Dataset:
@@ -54,7 +60,7 @@ def test_marker_mode_snapshots_the_folder_as_it_was_when_the_marker_arrived(aws:
         sequencer="00A1",
         event_time=arrived,
     )
-    assert snapshot.take(s3, folder, retry=False) is None
+    assert snapshot.take(s3, folder, retry=False) == len(b"a,1\n") + len(b"b,1\n")  # the bytes it holds
 
     # Then the snapshot holds the folder's objects as they were then (not the marker, nothing later)
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=folder.snapshot_key)["Contents"]
@@ -63,7 +69,7 @@ def test_marker_mode_snapshots_the_folder_as_it_was_when_the_marker_arrived(aws:
         for o in listed
     }
     assert held == {"a.csv": b"a,1\n", "sub/b.csv": b"b,1\n"}
-    assert folder.input_url == f"s3://{BUCKET}/snapshot/batch/00A1/"
+    assert folder.input_url == f"s3://{BUCKET}/snapshot/{digest('batch')}/00A1/"
     assert folder.output_url == f"s3://{BUCKET}/clean/batch/00A1/"
 
 
@@ -99,7 +105,7 @@ def test_an_unversioned_upload_is_copied_only_if_unchanged_and_an_overwrite_is_a
     offline_s3: Any,
 ) -> None:
     # Given an upload to an unversioned bucket (no version ID: the notified eTag pins its bytes)
-    upload = dataset("raw/a.csv", Config("p"), etag="0123abcd", sequencer="0B")
+    upload = dataset("raw/a.csv", Config("p"), etag="0123abcd", sequencer="0B", size=4)
     with Stubber(offline_s3) as s3:
         # When S3 answers that the object no longer has that eTag (overwritten before the copy)
         s3.add_client_error(
@@ -109,7 +115,7 @@ def test_an_unversioned_upload_is_copied_only_if_unchanged_and_an_overwrite_is_a
             412,
             expected_params={
                 "Bucket": BUCKET,
-                "Key": "snapshot/0B/a.csv",
+                "Key": f"snapshot/{digest('a.csv')}/0B/a.csv",
                 "CopySource": {"Bucket": BUCKET, "Key": "raw/a.csv"},
                 "CopySourceIfMatch": "0123abcd",
                 "TaggingDirective": "REPLACE",
@@ -139,10 +145,10 @@ def test_an_object_over_5_gib_is_copied_with_a_multipart_copy(
 
     # When the snapshot is taken, Then boto3's managed (multipart) copy makes it, of exactly that version
     with Stubber(offline_s3):  # and no single CopyObject is sent
-        assert snapshot.take(offline_s3, upload, retry=False) is None
+        assert snapshot.take(offline_s3, upload, retry=False) == 6 * 1024**3
     (copied,) = copies
     assert copied["source"] == {"Bucket": BUCKET, "Key": "raw/big.bin", "VersionId": "v9"}
-    assert copied["key"] == "snapshot/0C/big.bin"
+    assert copied["key"] == f"snapshot/{digest('big.bin')}/0C/big.bin"
     assert copied["Config"].multipart_threshold == snapshot.MAX_COPY_OBJECT_BYTES
 
 

@@ -16,7 +16,11 @@ from botocore.stub import Stubber
 from trigger import handler
 from trigger.errors import ConfigError, StartFailed, UnsupportedEvent
 
+from tests.trigger.conftest import snapshot_of
+
 Event = Callable[[str], dict[str, Any]]
+BUCKET_URL = "s3://example-data-bucket/"
+CARAVAN_SNAPSHOT = snapshot_of("coil2000/Caravan.csv", "0055AED6DCD90281E5", "Caravan.csv")
 
 
 def s3_event(*records: dict[str, Any]) -> dict[str, Any]:
@@ -80,8 +84,8 @@ def test_a_re_upload_of_the_same_key_runs_again(trigger: Any, event: Event) -> N
     assert len(executions) == 2
     assert first["started"][0]["executionArn"] != second["started"][0]["executionArn"]
     assert sorted(e.parameters["InputDataUrl"] for e in executions) == [
-        "s3://example-data-bucket/snapshot/coil2000/0055AED6DCD90281E5/Caravan.csv",
-        "s3://example-data-bucket/snapshot/coil2000/0055AED6DCE3A1B2C4/Caravan.csv",
+        BUCKET_URL + snapshot_of("coil2000/Caravan.csv", "0055AED6DCD90281E5", "Caravan.csv"),
+        BUCKET_URL + snapshot_of("coil2000/Caravan.csv", "0055AED6DCE3A1B2C4", "Caravan.csv"),
     ]
     assert sorted(e.parameters["OutputDataUrl"] for e in executions) == [
         "s3://example-data-bucket/clean/coil2000/Caravan.csv/0055AED6DCD90281E5/",
@@ -142,8 +146,10 @@ def test_keys_are_decoded_whatever_the_encoding(
     assert summary["started"][0]["key"] == key
     assert trigger.copies[0]["CopySource"]["Key"] == key
     assert execution.parameters == {
-        "InputDataUrl": "s3://example-data-bucket/snapshot/Q1 2026+extra/01/données_日本 \u2013 été.csv",
+        "InputDataUrl": BUCKET_URL
+        + snapshot_of(key.removeprefix("raw/"), "01", "données_日本 \u2013 été.csv"),
         "OutputDataUrl": "s3://example-data-bucket/clean/Q1 2026+extra/données_日本 \u2013 été.csv/01/",
+        "ProcessingVolumeSizeInGB": "30",
     }
 
 
@@ -184,7 +190,7 @@ def test_the_exact_snapshot_and_start_requests_for_a_plain_upload(trigger: Any, 
             {"CopyObjectResult": {"ETag": '"0123456789abcdef0123456789abcdef"'}},
             expected_params={
                 "Bucket": "example-data-bucket",
-                "Key": "snapshot/coil2000/0055AED6DCD90281E5/Caravan.csv",
+                "Key": CARAVAN_SNAPSHOT,
                 "CopySource": {
                     "Bucket": "example-data-bucket",
                     "Key": "raw/coil2000/Caravan.csv",
@@ -211,12 +217,13 @@ def test_the_exact_snapshot_and_start_requests_for_a_plain_upload(trigger: Any, 
                 "PipelineParameters": [
                     {
                         "Name": "InputDataUrl",
-                        "Value": "s3://example-data-bucket/snapshot/coil2000/0055AED6DCD90281E5/Caravan.csv",
+                        "Value": BUCKET_URL + CARAVAN_SNAPSHOT,
                     },
                     {
                         "Name": "OutputDataUrl",
                         "Value": "s3://example-data-bucket/clean/coil2000/Caravan.csv/0055AED6DCD90281E5/",
                     },
+                    {"Name": "ProcessingVolumeSizeInGB", "Value": "30"},
                 ],
                 # Golden value: the token recipe must not change silently between releases, or a
                 # duplicate delivered across a deploy would start a second execution.
@@ -232,22 +239,27 @@ def test_the_exact_snapshot_and_start_requests_for_a_plain_upload(trigger: Any, 
     assert summary["started"][0]["executionArn"].endswith("/execution/abc")
 
 
-def test_an_input_url_too_long_for_a_processing_job_argument_is_skipped_not_started(trigger: Any) -> None:
-    # Given two uploads: one whose input URL (its snapshot's) just fits a processing job argument (256
-    # characters), one a character longer (CreateProcessingJob would refuse it, failing the execution)
-    root = "s3://example-data-bucket/snapshot/01/"
-    name = "a" * (256 - len(root) - len(".csv")) + ".csv"
-    fits, too_long = f"raw/{name}", f"raw/b{name}"
+def test_long_keys_run_up_to_the_longest_key_s3_accepts(trigger: Any) -> None:
+    # Given two uploads with long keys: a 700-character Hive-style one, and one of S3's full 1,024 bytes
+    name = "part-00000-7b1c9d2e-4f5a-4b6c-8d7e-9f0a1b2c3d4e-c000.csv"
+    folders = "raw/source=web/year=2026/month=12/day=03/" + "".join(f"h={n:06d}/" for n in range(80))
+    hive = folders[: 700 - len(name)] + name
+    longest = "raw/" + "k" * (1024 - len("raw/") - len(".csv")) + ".csv"
+    assert (len(hive), len(longest.encode())) == (700, 1024)
 
     # When both arrive
-    summary = trigger.invoke(s3_event(s3_record(quote_plus(fits)), s3_record(quote_plus(too_long))))
+    summary = trigger.invoke(s3_event(s3_record(quote_plus(hive, safe="/")), s3_record(longest)))
 
-    # Then the one that fits starts, and the other is skipped with the reason, logged as a WARNING
-    assert [s["inputDataUrl"] for s in summary["started"]] == [root + name]
-    reason = "input URL longer than the 256 characters a processing job argument holds"
-    assert summary["skipped"] == [{"key": too_long, "reason": reason}]
-    (warning,) = [r for r in trigger.log_records() if r["message"] == "record skipped"]
-    assert (warning["level"], warning["key"], warning["unprocessable"]) == ("WARNING", too_long, True)
+    # Then both start, each with URLs a processing job's input and output take (1,024 characters), and
+    # the 700-character one keeps its whole file name and writes under its own path
+    assert [s["key"] for s in summary["started"]] == [hive, longest]
+    assert summary["skipped"] == []
+    for execution in trigger.executions():
+        assert len(execution.parameters["InputDataUrl"]) <= 1024
+        assert len(execution.parameters["OutputDataUrl"]) <= 1024
+    first = summary["started"][0]
+    assert first["inputDataUrl"].endswith("/01/" + hive.rsplit("/", 1)[1])
+    assert first["outputDataUrl"] == f"{BUCKET_URL}clean/{hive.removeprefix('raw/')}/01/"
 
 
 def test_uploads_it_cannot_run_are_warnings_and_records_not_its_own_are_info(trigger: Any) -> None:
@@ -339,7 +351,7 @@ def test_a_failed_start_among_good_records_fails_alone_and_is_named(trigger: Any
 
     # Then the good record started, and the error names the bad key and its cause
     assert [e.parameters["InputDataUrl"] for e in trigger.executions()] == [
-        "s3://example-data-bucket/snapshot/coil2000/0055AED6DD00000001/train.csv"
+        BUCKET_URL + snapshot_of("coil2000/train.csv", "0055AED6DD00000001", "train.csv")
     ]
     assert "raw/coil2000/test.csv" in str(failed.value)
     assert "AccessDeniedException" in str(failed.value)
@@ -447,7 +459,7 @@ no_metrics_warning = pytest.mark.filterwarnings("ignore:No application metrics t
         ),
         ({"BACKOFF_BASE_SECONDS": "0"}, "BACKOFF_BASE_SECONDS must be at least 1 (got 0)"),
         ({"BACKOFF_BASE_SECONDS": "60", "BACKOFF_CAP_SECONDS": "30"}, "BACKOFF_CAP_SECONDS must lie between"),
-        ({"BACKOFF_CAP_SECONDS": "50000"}, "43200-second visibility limit (got 50000)"),
+        ({"BACKOFF_CAP_SECONDS": "50000"}, "43200-second visibility limit counts from the receive"),
     ],
 )
 def test_a_bad_configuration_is_a_clear_error_and_starts_nothing(

@@ -21,6 +21,7 @@ from trigger.events import ObjectEvent, normalise
 from trigger.routing import upload_id
 
 from contract import ledger
+from tests.trigger.conftest import snapshot_of
 
 BUCKET = "example-data-bucket"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -97,12 +98,9 @@ def urls(item: ObjectEvent, *, marker: bool) -> tuple[str, str]:
     relative = item.key.removeprefix("raw/")
     if marker:
         relative = relative.rsplit("/", 1)[0]
-        return f"s3://{BUCKET}/snapshot/{relative}/{uid}/", f"s3://{BUCKET}/clean/{relative}/{uid}/"
-    folder, _, name = relative.rpartition("/")
-    snapshot = (
-        f"s3://{BUCKET}/snapshot/{folder}/{uid}/{name}" if folder else f"s3://{BUCKET}/snapshot/{uid}/{name}"
-    )
-    return snapshot, f"s3://{BUCKET}/clean/{relative}/{uid}/"
+        return f"s3://{BUCKET}/{snapshot_of(relative, uid)}", f"s3://{BUCKET}/clean/{relative}/{uid}/"
+    name = relative.rpartition("/")[2]
+    return f"s3://{BUCKET}/{snapshot_of(relative, uid, name)}", f"s3://{BUCKET}/clean/{relative}/{uid}/"
 
 
 def announced(event: dict[str, Any]) -> dict[str, ObjectEvent]:
@@ -143,6 +141,7 @@ def check_replay(trigger: Any, event: dict[str, Any], expected: Expected, *, mar
         assert call["PipelineParameters"] == [
             {"Name": "InputDataUrl", "Value": started["inputDataUrl"]},
             {"Name": "OutputDataUrl", "Value": started["outputDataUrl"]},
+            {"Name": "ProcessingVolumeSizeInGB", "Value": "30"},  # the sample uploads are small: the least
         ]
         assert re.fullmatch(r"[0-9a-f]{64}", call["ClientRequestToken"])
         assert DISPLAY_NAME.fullmatch(call["PipelineExecutionDisplayName"])
@@ -161,6 +160,7 @@ def check_replay(trigger: Any, event: dict[str, Any], expected: Expected, *, mar
         assert executions[started["executionArn"]].parameters == {
             "InputDataUrl": started["inputDataUrl"],
             "OutputDataUrl": started["outputDataUrl"],
+            "ProcessingVolumeSizeInGB": "30",
         }
     return summary
 

@@ -181,7 +181,7 @@ def test_every_routed_pipeline_is_described_once_and_the_parameter_types_returne
     )
     stub.add_response(
         "describe_pipeline",
-        definition(InputDataUrl="String", OutputDataUrl="String"),
+        definition(InputDataUrl="String", OutputDataUrl="String", ProcessingVolumeSizeInGB="Integer"),
         {"PipelineName": "prod-etl"},
     )
     check = RoutesCheckResource(lambda: routes_of(CLAIMS, OWN), sm, waits=())
@@ -190,7 +190,11 @@ def test_every_routed_pipeline_is_described_once_and_the_parameter_types_returne
     # Then it answers the types of the parameters the routes set, per pipeline as routed
     assert json.loads(outcome.data["ParameterTypes"]) == {
         "claims-training": {"InputDataUrl": "String", "RunDate": "String"},
-        "prod-etl": {"InputDataUrl": "String", "OutputDataUrl": "String"},
+        "prod-etl": {
+            "InputDataUrl": "String",
+            "OutputDataUrl": "String",
+            "ProcessingVolumeSizeInGB": "Integer",
+        },
     }
 
 
@@ -203,7 +207,7 @@ def test_a_parameter_the_pipeline_does_not_declare_fails_naming_route_parameter_
     )
     stub.add_response(
         "describe_pipeline",
-        definition(InputDataUrl="String", OutputDataUrl="String"),
+        definition(InputDataUrl="String", OutputDataUrl="String", ProcessingVolumeSizeInGB="Integer"),
         {"PipelineName": "prod-etl"},
     )
     check = RoutesCheckResource(lambda: routes_of(CLAIMS, OWN), sm, waits=())
@@ -248,7 +252,7 @@ def test_a_policy_not_yet_applied_is_waited_for(sagemaker: tuple[Any, Stubber]) 
     )
     stub.add_response(
         "describe_pipeline",
-        definition(InputDataUrl="String", OutputDataUrl="String"),
+        definition(InputDataUrl="String", OutputDataUrl="String", ProcessingVolumeSizeInGB="Integer"),
         {"PipelineName": "prod-etl"},
     )
     # Then the check waits and succeeds
@@ -256,7 +260,11 @@ def test_a_policy_not_yet_applied_is_waited_for(sagemaker: tuple[Any, Stubber]) 
         request({"PipelineName": "prod-etl"})
     )
     assert json.loads(outcome.data["ParameterTypes"]) == {
-        "prod-etl": {"InputDataUrl": "String", "OutputDataUrl": "String"}
+        "prod-etl": {
+            "InputDataUrl": "String",
+            "OutputDataUrl": "String",
+            "ProcessingVolumeSizeInGB": "Integer",
+        }
     }
 
 

@@ -59,7 +59,7 @@ def test_a_routed_upload_starts_its_pipeline_with_parameters_from_its_key() -> N
     # Given an upload under the claims route, its date and a number in its key
     dataset = routed("raw/claims/date=2026-11-30/42.csv")
     # When its request is built
-    request = build_request(dataset)
+    request = build_request(dataset, 12)
     # Then it starts the claims pipeline with exactly the route's parameters, filled from the key
     assert request["PipelineName"] == "claims-training"
     assert request["PipelineParameters"] == [
@@ -73,10 +73,14 @@ def test_a_routed_upload_starts_its_pipeline_with_parameters_from_its_key() -> N
 
 def test_other_uploads_fall_through_to_the_stacks_own_pipeline_as_before() -> None:
     dataset = routed("raw/claims/readme.txt")
-    request = build_request(dataset)
+    request = build_request(dataset, 12)
     assert request["PipelineName"] == "s3-sagemaker-trigger"
-    assert [p["Name"] for p in request["PipelineParameters"]] == ["InputDataUrl", "OutputDataUrl"]
-    assert dataset.route == 2
+    assert request["PipelineParameters"] == [
+        {"Name": "InputDataUrl", "Value": dataset.input_url},
+        {"Name": "OutputDataUrl", "Value": dataset.output_url},
+        {"Name": "ProcessingVolumeSizeInGB", "Value": "30"},  # sized for its 12 bytes: the least, 30 GB
+    ]
+    assert dataset.rule.index == 2
 
 
 def test_a_route_may_run_in_marker_mode_while_the_stack_runs_objects() -> None:
@@ -107,7 +111,7 @@ def test_an_upload_no_route_can_run_is_a_logged_skip_that_says_why(key: str, rea
 
 def test_the_execution_description_records_which_upload_it_runs() -> None:
     dataset = routed("raw/claims/date=2026-11-30/42.csv")
-    recorded = ledger.read(build_request(dataset)["PipelineExecutionDescription"])
+    recorded = ledger.read(build_request(dataset, 12)["PipelineExecutionDescription"])
     assert recorded == ledger.Upload(
         BUCKET, "raw/claims/date=2026-11-30/42.csv", "v1", "0A1B", "e1", 12, None, dataset.output_url
     )
@@ -120,7 +124,9 @@ def test_a_backfill_rerun_is_a_new_run_and_a_plain_redelivery_is_not() -> None:
     assert idempotency_token(first) == idempotency_token(again)
     assert idempotency_token(rerun) != idempotency_token(first)
     assert rerun.output_url != first.output_url
-    assert ledger.read(build_request(rerun)["PipelineExecutionDescription"]).rerun == "2026-12-03T10:00:00Z"  # type: ignore[union-attr]
+    assert (
+        ledger.read(build_request(rerun, 12)["PipelineExecutionDescription"]).rerun == "2026-12-03T10:00:00Z"
+    )  # type: ignore[union-attr]
 
 
 def test_the_trigger_refuses_routes_it_cannot_read_or_that_overlap_its_folders(tmp_path: Path) -> None:

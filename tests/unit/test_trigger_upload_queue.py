@@ -8,6 +8,7 @@ run is a logged skip (deleted, not retried); a duplicate delivery starts nothing
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from trigger import backoff, handler
 from trigger import config as trigger_config
+from trigger.errors import ConfigError
 
 from tests.trigger.conftest import LambdaContext, trigger_env
 
@@ -50,7 +52,7 @@ class Stubs:
             },
         )
 
-    def start(self, snapshot: str, output: str, name: str = "x") -> None:
+    def start(self, snapshot: str, output: str, name: str = "x", volume_gb: int = 30) -> None:
         self.sagemaker.add_response(
             "start_pipeline_execution",
             {"PipelineExecutionArn": EXECUTION + name},
@@ -61,6 +63,7 @@ class Stubs:
                 "PipelineParameters": [
                     {"Name": "InputDataUrl", "Value": f"s3://{BUCKET}/{snapshot}"},
                     {"Name": "OutputDataUrl", "Value": f"s3://{BUCKET}/{output}"},
+                    {"Name": "ProcessingVolumeSizeInGB", "Value": str(volume_gb)},
                 ],
                 "ClientRequestToken": ANY,
             },
@@ -140,9 +143,11 @@ TEST = ("raw/batch 2026/test.csv", "Vb7nK4fYCrgHia5sT9pVw3xZy1bDeF2G", "00675C1B
 
 
 def snapshot_of(upload: tuple[str, str, str]) -> tuple[str, str]:
+    """The upload's snapshot key (a folder named by a digest of its key, not its folders) and output."""
     key, _, sequencer = upload
-    folder, name = key.removeprefix("raw/").rsplit("/", 1)
-    return f"snapshot/{folder}/{sequencer}/{name}", f"clean/{folder}/{name}/{sequencer}/"
+    relative = key.removeprefix("raw/")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"snapshot/{digest}/{sequencer}/{relative.rsplit('/', 1)[1]}", f"clean/{relative}/{sequencer}/"
 
 
 def test_a_batch_starts_each_upload_once_and_skips_the_test_event_and_the_duplicate(
@@ -426,3 +431,188 @@ def test_with_a_data_key_the_snapshot_is_encrypted_with_it(
     # When it is delivered, Then the copy is written with that key and the run starts on it
     assert invoke({"Records": [record]}) == {"batchItemFailures": []}
     stubs.done()
+
+
+@pytest.mark.parametrize("cap", [backoff.MAX_VISIBILITY_TIMEOUT, backoff.MAX_CAP_SECONDS + 1])
+def test_a_backoff_cap_that_sqs_would_always_refuse_is_a_configuration_error(cap: int) -> None:
+    # Given a cap of SQS's whole 12 hours (or just over the documented cap): ChangeMessageVisibility counts
+    # those 12 hours from the receive, and the trigger always calls it some time after that receive
+    environ = {"PIPELINE_NAME": "p", "BACKOFF_CAP_SECONDS": str(cap)}
+
+    # When the trigger reads its settings, Then it refuses the cap, naming the largest it accepts
+    with pytest.raises(ConfigError, match=f"and {backoff.MAX_CAP_SECONDS}: SQS's 43200-second"):
+        trigger_config.Config.from_env(environ, trigger_config.SHIPPED_ROUTES)
+
+
+def test_the_longest_wait_the_trigger_can_ask_for_fits_sqs_limit_counted_from_the_receive() -> None:
+    # Given the largest cap the configuration accepts, and a message received as long before the call as
+    # Lambda allows (the batching window's 300 s maximum, then the function's 900 s maximum timeout)
+    config = trigger_config.Config.from_env(
+        {"PIPELINE_NAME": "p", "BACKOFF_CAP_SECONDS": str(backoff.MAX_CAP_SECONDS)},
+        trigger_config.SHIPPED_ROUTES,
+    )
+    since_receive = 300 + 900
+
+    # When the backoff of a late receive is drawn at the top of its jitter
+    wait = backoff.delay(40, config.backoff_base_seconds, config.backoff_cap_seconds, lambda low, high: high)
+
+    # Then the message's whole hidden time since its receive stays within SQS's 12 hours
+    assert wait == backoff.MAX_CAP_SECONDS
+    assert since_receive + wait <= backoff.MAX_VISIBILITY_TIMEOUT
+    assert since_receive <= backoff.RECEIVE_ALLOWANCE_SECONDS
+
+
+# -- the processing volume (finding 1) and what is not data in a marker's folder (finding 11) -----------
+
+
+def upload_message(load_event: Event, key: str, size: int | None, **fields: str) -> dict[str, Any]:
+    """An upload-queue message announcing ``key`` (``size`` bytes; None: the notification gives none)."""
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    notification = body(record)
+    announced = notification["Records"][0]["s3"]["object"]
+    announced.update({"key": key, "size": size, **fields})
+    if size is None:
+        del announced["size"]
+    record["body"] = json.dumps(notification)
+    return record
+
+
+def digest(relative: str) -> str:
+    """The snapshot folder of the dataset at ``relative`` under raw/: a digest of its key."""
+    return hashlib.sha256(f"raw/{relative}".encode()).hexdigest()[:32]
+
+
+def test_the_processing_volume_holds_the_upload_and_its_output(stubs: Stubs, load_event: Event) -> None:
+    # Given a 4.5 GB upload: with the SDK's 30 GB volume its output alone could not fit (a gzip input
+    # expands about five times, and the input is on the volume too)
+    record = upload_message(load_event, "raw/big/policies.csv.gz", 4_500_000_000)
+    snapshot, output = snapshot_of(("raw/big/policies.csv.gz", TRAIN[1], TRAIN[2]))
+    stubs.copy("raw/big/policies.csv.gz", TRAIN[1], snapshot)
+    # And the start expected with a volume of 11 bytes per input byte, plus 2 GB: 4.5 x 11 + 2 = 51.5 -> 52
+    stubs.start(snapshot, output, volume_gb=52)
+
+    # When it is delivered, Then it starts with that volume
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()
+
+
+@pytest.mark.parametrize(("size", "volume_gb"), [(3_000_000_000, 35), (52_480, 30)])
+def test_an_upload_announced_without_its_size_is_measured_before_its_volume_is_chosen(
+    stubs: Stubs, load_event: Event, size: int, volume_gb: int
+) -> None:
+    # Given a notification without the object's size (hand-made, or an older format)
+    record = upload_message(load_event, TRAIN[0].replace(" ", "+"), None)
+    snapshot, output = snapshot_of(TRAIN)
+    stubs.s3.add_response(
+        "head_object",
+        {"ContentLength": size},
+        expected_params={"Bucket": BUCKET, "Key": TRAIN[0], "VersionId": TRAIN[1]},
+    )
+    stubs.copy(TRAIN[0], TRAIN[1], snapshot)
+    stubs.start(snapshot, output, volume_gb=volume_gb)
+
+    # When it is delivered, Then the version's size (HeadObject) sets the volume, never less than 30 GB
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()
+
+
+def test_an_empty_upload_found_empty_only_by_its_head_starts_nothing(
+    stubs: Stubs, load_event: Event, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a notification without a size, for an object that turns out to be empty
+    record = upload_message(load_event, TRAIN[0].replace(" ", "+"), None)
+    stubs.s3.add_response("head_object", {"ContentLength": 0})
+
+    # When it is delivered, Then nothing is copied or started, and the skip says why
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()
+    (skip,) = [r for r in caplog.records if r.getMessage() == "record skipped"]
+    assert skip.__dict__["reason"] == "not data, nothing to run: zero-byte placeholder"
+
+
+def marker_folder(stubs: Stubs, monkeypatch: pytest.MonkeyPatch, listing: dict[str, int]) -> None:
+    """Marker mode, and ``raw/batch/`` listing ``listing`` (key under the folder -> size), unversioned."""
+    monkeypatch.setenv("TRIGGER_MODE", "marker")
+    trigger_config.settings.cache_clear()
+    contents = [{"Key": f"raw/batch/{k}", "Size": n, "ETag": f'"{k}"'} for k, n in listing.items()]
+    stubs.s3.add_response(
+        "list_objects_v2", {"Contents": contents}, expected_params={"Bucket": BUCKET, "Prefix": "raw/batch/"}
+    )
+
+
+def test_a_markers_folder_is_snapshotted_without_its_hidden_temporary_and_empty_files(
+    stubs: Stubs, load_event: Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given marker mode and a Spark job's output folder: two parts, its work folder, a checksum, a staging
+    # file, an empty placeholder, and the marker that says it is complete
+    listing = {
+        "_SUCCESS": 0,
+        "_temporary/0/part-00002.csv": 5_000_000_000,
+        ".part-00000.csv.crc": 12,
+        ".spark-staging-1a2b/part-00003.csv": 100,
+        "empty.csv": 0,
+        "part-00000.csv": 3_000_000_000,
+        "part-00001.csv": 2_000_000_000,
+    }
+    marker_folder(stubs, monkeypatch, listing)
+    record = upload_message(load_event, "raw/batch/_SUCCESS", 0, versionId="")
+    folder = f"snapshot/{digest('batch')}/{TRAIN[2]}/"
+    for part in ("part-00000.csv", "part-00001.csv"):
+        stubs.s3.add_response(
+            "copy_object",
+            {"CopyObjectResult": {"ETag": '"e"'}},
+            expected_params={
+                "Bucket": BUCKET,
+                "Key": folder + part,
+                "CopySource": {"Bucket": BUCKET, "Key": f"raw/batch/{part}"},
+                "TaggingDirective": "REPLACE",
+                "CopySourceIfMatch": part,
+            },
+        )
+    # And the start expected on the two parts, its volume sized from their 5 GB: 5 x 11 + 2 = 57
+    stubs.start(folder, f"clean/batch/{TRAIN[2]}/", volume_gb=57)
+
+    # When the marker is delivered, Then only the data parts are copied, and the run starts on them
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()
+
+
+def test_a_folder_too_large_for_any_processing_volume_is_a_logged_skip_before_any_copy(
+    stubs: Stubs, load_event: Event, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given marker mode and a folder of 1.6 TB: with room for its output, more than SageMaker's 16,384 GB
+    marker_folder(stubs, monkeypatch, {f"part-{n:05d}.csv": 4_000_000_000 for n in range(400)})
+    record = upload_message(load_event, "raw/batch/_SUCCESS", 0, versionId="")
+
+    # When the marker is delivered
+    result = invoke({"Records": [record]})
+
+    # Then nothing is copied or started (no billed job that can only fail), the message is done, and
+    # the WARNING says why and what to do
+    assert result == {"batchItemFailures": []}
+    stubs.done()
+    (skip,) = [r for r in caplog.records if r.getMessage() == "record skipped"]
+    assert skip.levelname == "WARNING"
+    assert "1,600.0 GB of input need a 17,602 GB processing volume" in skip.__dict__["reason"]
+    assert (
+        "more than the 16,384 GB SageMaker allows: upload the data in smaller parts"
+        in skip.__dict__["reason"]
+    )
+
+
+def test_a_markers_folder_holding_a_name_too_long_for_a_file_is_a_skip_naming_it(
+    stubs: Stubs, load_event: Event, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given marker mode and a folder holding an object whose name (300 bytes) no file can take where the
+    # processing job downloads it (a Linux file name holds 255 bytes)
+    long_name = "p" * 296 + ".csv"
+    marker_folder(stubs, monkeypatch, {"part-00000.csv": 10, long_name: 10})
+    record = upload_message(load_event, "raw/batch/_SUCCESS", 0, versionId="")
+
+    # When the marker is delivered, Then nothing is copied or started, and the WARNING names the object
+    assert invoke({"Records": [record]}) == {"batchItemFailures": []}
+    stubs.done()
+    (skip,) = [r for r in caplog.records if r.getMessage() == "record skipped"]
+    assert skip.levelname == "WARNING"
+    assert f"'raw/batch/{long_name}'" in skip.__dict__["reason"]
+    assert "a path segment of 300 bytes; a file name holds 255" in skip.__dict__["reason"]

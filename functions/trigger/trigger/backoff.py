@@ -12,6 +12,13 @@ the receive after its ``maxReceiveCount``-th, so it has waited at least ``minimu
 first; :func:`max_receive_count` is the smallest M whose floor reaches :data:`RETRY_WINDOW_SECONDS`
 (24 h, EventBridge's own retry window).
 
+The cap: ``ChangeMessageVisibility`` refuses a timeout that would keep the message hidden more than
+12 hours *counted from when it was received*, not from the call. The trigger calls it some time after
+the receive (the event source mapping's batching window, at most 300 s, then up to the function's
+timeout, at most 900 s), so a cap of 43,200 s would always be refused. :data:`MAX_CAP_SECONDS` leaves
+:data:`RECEIVE_ALLOWANCE_SECONDS` (one hour, more than those 1,200 s) for that, and the configuration
+refuses a larger ``BACKOFF_CAP_SECONDS``.
+
 SQS and Lambda provide the queue, the visibility timeout and the redrive; what nothing provides is the
 choice of the timeout from the receive count, which is all this module does.
 """
@@ -24,7 +31,9 @@ from collections.abc import Callable
 DEFAULT_BASE_SECONDS = 30
 DEFAULT_CAP_SECONDS = 600
 RETRY_WINDOW_SECONDS = 24 * 60 * 60
-MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60  # SQS's limit for ChangeMessageVisibility
+MAX_VISIBILITY_TIMEOUT = 12 * 60 * 60  # SQS's limit for ChangeMessageVisibility, from the receive
+RECEIVE_ALLOWANCE_SECONDS = 60 * 60  # the most time a receive is assumed to be older than the call
+MAX_CAP_SECONDS = MAX_VISIBILITY_TIMEOUT - RECEIVE_ALLOWANCE_SECONDS  # 39,600 s: 11 hours
 
 
 def ceiling(receive_count: int, base: int, cap: int) -> int:
@@ -66,7 +75,9 @@ def max_receive_count(
 __all__ = [
     "DEFAULT_BASE_SECONDS",
     "DEFAULT_CAP_SECONDS",
+    "MAX_CAP_SECONDS",
     "MAX_VISIBILITY_TIMEOUT",
+    "RECEIVE_ALLOWANCE_SECONDS",
     "RETRY_WINDOW_SECONDS",
     "ceiling",
     "delay",

@@ -123,10 +123,12 @@ def _problems(config: Config) -> list[str]:
     base, cap = config.backoff_base_seconds, config.backoff_cap_seconds
     if base < 1:
         problems.append(f"BACKOFF_BASE_SECONDS must be at least 1 (got {base})")
-    if not base <= cap <= backoff.MAX_VISIBILITY_TIMEOUT:
+    if not base <= cap <= backoff.MAX_CAP_SECONDS:
         problems.append(
-            f"BACKOFF_CAP_SECONDS must lie between BACKOFF_BASE_SECONDS ({base}) and SQS's "
-            f"{backoff.MAX_VISIBILITY_TIMEOUT}-second visibility limit (got {cap})"
+            f"BACKOFF_CAP_SECONDS must lie between BACKOFF_BASE_SECONDS ({base}) and "
+            f"{backoff.MAX_CAP_SECONDS}: SQS's {backoff.MAX_VISIBILITY_TIMEOUT}-second visibility limit "
+            f"counts from the receive, and {backoff.RECEIVE_ALLOWANCE_SECONDS} s are kept for the time "
+            f"since (got {cap})"
         )
     if not isinstance(config.mode, TriggerMode):
         problems.append(f"TRIGGER_MODE must be one of {', '.join(TriggerMode)} (got {config.mode!r})")

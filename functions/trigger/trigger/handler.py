@@ -40,7 +40,7 @@ from trigger import backoff, snapshot
 from trigger.config import Config, settings
 from trigger.errors import Rejected, StartFailed, Transient
 from trigger.events import ObjectEvent, Skip, normalise
-from trigger.request import build_request, refusal
+from trigger.request import build_request, idempotency_token, refusal
 from trigger.routing import route
 
 logger = Logger()
@@ -110,15 +110,14 @@ class Run:
             self.skip(outcome)
             return
         source = outcome.source
-        request = build_request(outcome)
-        token = request["ClientRequestToken"]
+        token = idempotency_token(outcome)
         if token in self.tokens:
             self.skip(Skip(source.key, "duplicate of an earlier record in this event", source.bucket))
             return
         urls = {"inputDataUrl": outcome.input_url, "outputDataUrl": outcome.output_url}
         logger.append_keys(bucket=source.bucket, key=source.key)
         try:
-            refused = snapshot.take(
+            taken = snapshot.take(
                 s3_client(),
                 outcome,
                 retry=retry,
@@ -126,11 +125,12 @@ class Run:
                 then=START_SECONDS,
                 kms_key=self.config.data_kms_key,
             )
-            if refused is not None:
-                self.skip(refused)
+            if isinstance(taken, Skip):
+                self.skip(taken)
                 return
             if self.budget is not None:
                 self.budget.check(source.key, START_SECONDS, "StartPipelineExecution")
+            request = build_request(outcome, taken)
             try:
                 response = sagemaker_client().start_pipeline_execution(**request)
             except (ClientError, BotoCoreError) as err:

@@ -68,13 +68,16 @@ def upload(dataset: Dataset) -> ledger.Upload:
     )
 
 
-def build_request(dataset: Dataset) -> dict[str, Any]:
-    """The keyword arguments of ``start_pipeline_execution``: the routed pipeline and its parameters."""
+def build_request(dataset: Dataset, input_bytes: int) -> dict[str, Any]:
+    """The keyword arguments of ``start_pipeline_execution`` for ``dataset``, whose snapshot holds
+    ``input_bytes``: the routed pipeline and its parameters (the volume sized for those bytes)."""
     return {
         "PipelineName": dataset.pipeline,
         "PipelineExecutionDisplayName": display_name(dataset),
         "PipelineExecutionDescription": ledger.describe(upload(dataset)),
-        "PipelineParameters": [{"Name": name, "Value": value} for name, value in dataset.parameters.items()],
+        "PipelineParameters": [
+            {"Name": name, "Value": value} for name, value in dataset.parameters(input_bytes).items()
+        ],
         "ClientRequestToken": idempotency_token(dataset),
     }
 

@@ -43,9 +43,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contract import volume
+from contract.datafiles import not_data
 from trigger.errors import Rejected, Transient
-from trigger.events import Skip
-from trigger.routing import MAX_KEY_BYTES, Dataset, key_problem
+from trigger.events import ObjectEvent, Skip
+from trigger.routing import MAX_FILE_NAME_BYTES, MAX_KEY_BYTES, Dataset, key_problem
 
 MAX_COPY_OBJECT_BYTES = 5 * 1024**3  # CopyObject's limit; larger objects need a multipart copy
 MULTIPART_CHUNK_BYTES = 512 * 1024**2  # s3transfer raises it further to stay within 10,000 parts
@@ -135,8 +137,9 @@ def take(
     budget: Budget | None = None,
     then: float = 0,
     kms_key: str | None = None,
-) -> Skip | None:
-    """Make ``dataset``'s snapshot. None when it is in place; a Skip when it never can be.
+) -> int | Skip:
+    """Make ``dataset``'s snapshot. Its size in bytes when it is in place; a Skip when it never can be
+    (nothing copied when the data cannot fit the processing volume its route sizes: ``contract.volume``).
 
     Raises Transient when it failed for a reason that passes, or when a copy would not fit in the
     ``budget`` with ``then`` seconds kept for what follows (the start). ``retry``: an earlier attempt
@@ -144,37 +147,41 @@ def take(
     snapshot is encrypted with this customer managed key (SSE-KMS) instead of the bucket's default.
     """
     src = dataset.source
+
+    def unprocessable(reason: str) -> Skip:
+        return Skip(src.key, reason, src.bucket, unprocessable=True)
+
     try:
         if dataset.source_folder is None:
-            version = src.version_id if src.version_id and src.version_id != "null" else None
-            pairs = [(Source(src.key, version, src.etag, src.size), dataset.snapshot_key)]
+            source = _sized(s3, src)
+            why = not_data(dataset.relative, source.size)
+            if why:  # the notification gave no size, and the object is empty
+                return Skip(src.key, f"not data, nothing to run: {why}", src.bucket)
+            pairs = [(source, dataset.snapshot_key)]
         else:
             pairs = list(_folder_pairs(s3, dataset))
-            if not pairs:
-                return Skip(
-                    src.key,
-                    f"the marker's folder {dataset.source_folder!r} holds no data objects",
-                    src.bucket,
-                    unprocessable=True,
-                )
         folder = dataset.source_folder or ""
+        if folder:
+            for source, _ in pairs:  # an unsafe key fails the folder, whether it is data or not
+                problem = key_problem(source.key.removeprefix(folder))
+                if problem:
+                    return unprocessable(_unnamable(source.key, problem))
+            pairs = [(s, t) for s, t in pairs if not_data(s.key.removeprefix(folder), s.size) is None]
+            if not pairs:
+                return unprocessable(f"the marker's folder {folder!r} holds no data objects")
+            for source, _ in pairs:  # what is not data stays out; the rest is downloaded by the job
+                problem = _too_long_for_a_file(source.key.removeprefix(folder))
+                if problem:
+                    return unprocessable(_unnamable(source.key, problem))
         for source, target in pairs:
-            problem = key_problem(source.key.removeprefix(folder)) if folder else None
-            if problem:
-                return Skip(
-                    src.key,
-                    f"the marker's folder holds {source.key!r}, which no snapshot key may name ({problem}): "
-                    "the folder is not run; rename or remove that object, then upload the marker again",
-                    src.bucket,
-                    unprocessable=True,
-                )
             if len(target.encode("utf-8")) > MAX_KEY_BYTES:
-                return Skip(
-                    src.key,
-                    f"snapshot key for {source.key!r} is longer than S3's {MAX_KEY_BYTES}-byte limit",
-                    src.bucket,
-                    unprocessable=True,
+                return unprocessable(
+                    f"snapshot key for {source.key!r} is longer than S3's {MAX_KEY_BYTES}-byte limit"
                 )
+        size = sum(source.size or 0 for source, _ in pairs)
+        too_large = volume.problem(size) if dataset.sizes_volume else None
+        if too_large:
+            return unprocessable(f"not run: {too_large}")
         for source, target in pairs:
             if retry and _exists(s3, src.bucket, target):
                 continue
@@ -188,8 +195,38 @@ def take(
         reason = classify(err, what)
         if reason is None:
             raise Transient(src.key, f"snapshot failed, will retry: {err}") from err
-        return Skip(src.key, reason, src.bucket, unprocessable=True)
-    return None
+        return unprocessable(reason)
+    return size
+
+
+def _sized(s3: Any, src: ObjectEvent) -> Source:
+    """The notified object as a copy source, with its size (HeadObject when the notification had none)."""
+    version = src.version_id if src.version_id and src.version_id != "null" else None
+    size = src.size
+    if size is None:
+        pinned = {"VersionId": version} if version else ({"IfMatch": src.etag} if src.etag else {})
+        try:
+            size = int(s3.head_object(Bucket=src.bucket, Key=src.key, **pinned)["ContentLength"])
+        except ClientError as err:
+            err.source_key = src.key  # type: ignore[attr-defined]
+            raise
+    return Source(src.key, version, src.etag, size)
+
+
+def _too_long_for_a_file(relative: str) -> str | None:
+    """Why an object of a marker's folder cannot be downloaded where the job reads it: a path segment
+    longer than a file name holds."""
+    long = next((p for p in relative.split("/") if len(p.encode("utf-8")) > MAX_FILE_NAME_BYTES), None)
+    if long is None:
+        return None
+    return f"a path segment of {len(long.encode('utf-8'))} bytes; a file name holds {MAX_FILE_NAME_BYTES}"
+
+
+def _unnamable(key: str, problem: str) -> str:
+    return (
+        f"the marker's folder holds {key!r}, which no snapshot key may name ({problem}): the folder is "
+        "not run; rename or remove that object, then upload the marker again"
+    )
 
 
 def _failed_key(err: Exception, default: str) -> str:

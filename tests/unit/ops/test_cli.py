@@ -14,8 +14,9 @@ import boto3
 import pytest
 from botocore.stub import ANY
 
+from etl.cli import main as etl_main
 from ops import cli
-from ops.retry import token
+from ops.retry import DATA_ERROR_EXIT_STATUS, is_data_error, token
 from ops.status import Collector, render
 from ops.target import Target
 from ops.text import shorten, table
@@ -209,11 +210,47 @@ def stub_describe(stubs: Stubs, arn: str, status: str, changed: datetime) -> Non
     )
 
 
+SNAPSHOT = f"s3://{BUCKET}/snapshot/3f9a0c1d2e4b5a6978808a9b0c1d2e3f/00675C1B3F2A8E4D10/Caravan.csv"
+AWS_DATA_ERROR = "AlgorithmError: , exit code: 1"  # SageMaker's reason for a job that exited 1
+
+
+def stub_retry_checks(
+    stubs: Stubs,
+    arn: str,
+    *,
+    step_failure: str = "InternalServerError: try again",
+    input_left: bool = True,
+    include_data_errors: bool = False,
+) -> None:
+    """What retry reads before retrying: the failed step's reason, then whether the input is still there
+    (not looked at for a data error, unless data errors are included)."""
+    stubs["sagemaker"].add_response(
+        "list_pipeline_execution_steps",
+        {
+            "PipelineExecutionSteps": [
+                {"StepName": "CleanData", "StepStatus": "Failed", "FailureReason": step_failure}
+            ]
+        },
+        {"PipelineExecutionArn": arn},
+    )
+    stubs["sagemaker"].add_response(
+        "list_pipeline_parameters_for_execution",
+        {"PipelineParameters": [{"Name": "InputDataUrl", "Value": SNAPSHOT}]},
+        {"PipelineExecutionArn": arn},
+    )
+    if is_data_error(step_failure) and not include_data_errors:
+        return
+    prefix = SNAPSHOT.removeprefix(f"s3://{BUCKET}/")
+    listed = {"KeyCount": 1, "Contents": [{"Key": prefix, "Size": 10}]} if input_left else {"KeyCount": 0}
+    stubs["s3"].add_response("list_objects_v2", listed, {"Bucket": BUCKET, "Prefix": prefix, "MaxKeys": 1})
+
+
 def test_retry_retries_a_failed_execution_with_a_token_of_that_failure(
     stubs: Stubs, target: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     changed = NOW - timedelta(minutes=3)
     stub_describe(stubs, FAILED, "Failed", changed)
+    stub_retry_checks(stubs, FAILED)
     stubs["sagemaker"].add_response(
         "retry_pipeline_execution",
         {"PipelineExecutionArn": FAILED},
@@ -261,6 +298,7 @@ def test_retry_failed_since_retries_only_the_failed_ones_created_since_then(
         {"PipelineName": PIPELINE, "CreatedAfter": since, "SortBy": "CreationTime", "SortOrder": "Ascending"},
     )
     stub_describe(stubs, FAILED, "Failed", NOW)
+    stub_retry_checks(stubs, FAILED)
     stubs["sagemaker"].add_response(
         "retry_pipeline_execution",
         {"PipelineExecutionArn": FAILED},
@@ -268,6 +306,87 @@ def test_retry_failed_since_retries_only_the_failed_ones_created_since_then(
     )
     assert cli.cmd_retry(target, cli.parser().parse_args(["retry", "--failed-since", "6h"])) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "1 of 1 retried"
+
+
+def test_retry_names_a_run_whose_input_expired_and_does_not_retry_it(
+    stubs: Stubs, target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failed execution whose snapshot the lifecycle rule has deleted (SnapshotRetentionDays)
+    stub_describe(stubs, FAILED, "Failed", NOW)
+    stub_retry_checks(stubs, FAILED, input_left=False)
+
+    # When it is retried (no RetryPipelineExecution stubbed: the Stubber fails the test on one)
+    code = cli.cmd_retry(target, cli.parser().parse_args(["retry", "f41l3d0000aa"]))
+
+    # Then it is named, with why and what to do, and the command says it was done in part
+    assert code == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"f41l3d0000aa: its input {SNAPSHOT} no longer exists (snapshots expire after the stack's "
+        "SnapshotRetentionDays): not retried; upload the data again to run it"
+    )
+    assert lines[-1] == "0 of 1 retried; 0 failed on their data; 1 without input"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        AWS_DATA_ERROR,
+        "AlgorithmError: etl: error: broken.csv: unrecognised first line 'not,a,coil,row', exit code: 1",
+    ],
+)
+def test_retry_skips_a_run_that_failed_on_its_data_and_hints_to_upload_corrected_data(
+    stubs: Stubs, target: Target, capsys: pytest.CaptureFixture[str], reason: str
+) -> None:
+    # Given a failed execution whose ETL exited with status 1 (bad input), as AWS and the local runner say
+    stub_describe(stubs, FAILED, "Failed", NOW)
+    stub_retry_checks(stubs, FAILED, step_failure=reason)
+
+    # When it is retried without --include-data-errors
+    code = cli.cmd_retry(target, cli.parser().parse_args(["retry", "f41l3d0000aa"]))
+
+    # Then it is not retried: it would fail the same way; the line says so and what to do instead
+    assert code == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("f41l3d0000aa: failed on its data (AlgorithmError: ")
+    assert line.endswith(
+        "not retried, it would fail the same way; upload corrected data to run it "
+        "(--include-data-errors retries it anyway)"
+    )
+
+
+def test_include_data_errors_retries_a_data_failure_anyway(
+    stubs: Stubs, target: Target, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a data failure whose input is still there
+    stub_describe(stubs, FAILED, "Failed", NOW)
+    stub_retry_checks(stubs, FAILED, step_failure=AWS_DATA_ERROR, include_data_errors=True)
+    stubs["sagemaker"].add_response(
+        "retry_pipeline_execution",
+        {"PipelineExecutionArn": FAILED},
+        {"PipelineExecutionArn": FAILED, "ClientRequestToken": token(FAILED, NOW)},
+    )
+
+    # When it is retried with --include-data-errors, Then it is
+    args = cli.parser().parse_args(["retry", "--include-data-errors", "f41l3d0000aa"])
+    assert cli.cmd_retry(target, args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 of 1 retried"
+
+
+@pytest.mark.parametrize(
+    ("reason", "data"),
+    [
+        (AWS_DATA_ERROR, True),
+        ("AlgorithmError: , exit code: 2", False),  # bad arguments: a definition problem, not the data
+        ("AlgorithmError: , exit code: 137", False),  # killed (out of memory)
+        ("AlgorithmError: see log, exit code: 1 on algo-2", True),
+        ("ClientError: No S3 objects found under S3 URL", False),
+        ("InternalServerError: We encountered an internal error.", False),
+        (None, False),
+    ],
+)
+def test_a_data_error_is_the_etls_exit_status_1_in_the_step_failure(reason: str | None, data: bool) -> None:
+    assert is_data_error(reason) is data
 
 
 class _FrozenDatetime(datetime):
@@ -534,3 +653,13 @@ def test_redrive_reports_each_dead_letter_with_the_stacks_own_rules_and_releases
         ("landing/day1/a.csv", "skip"),
     ]
     assert shown["move"] is None
+
+
+def test_the_etl_exits_with_the_status_retry_reads_as_a_data_error(tmp_path: Path) -> None:
+    # Given input the ETL refuses (no COIL rows)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.csv").write_text("not,a,coil,row\n", encoding="utf-8")
+
+    # When it runs, Then it exits with the status `s3sm retry` treats as a failure on the data
+    args = ["--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")]
+    assert etl_main(args) == DATA_ERROR_EXIT_STATUS
