@@ -102,16 +102,20 @@ class Collector:
             raise explain(exc, doing) from exc
 
     def recent(self, limit: int) -> list[Execution]:
-        pipeline = self.target.output("PipelineName")
-        summaries = self._call(
-            f"listing the executions of pipeline {pipeline}",
-            self.sagemaker,
-            "list_pipeline_executions",
-            PipelineName=pipeline,
-            SortBy="CreationTime",
-            SortOrder="Descending",
-            MaxResults=limit,
-        )["PipelineExecutionSummaries"]
+        """The ``limit`` most recent executions of every routed pipeline (the stack's own first; one that
+        does not exist, or that this caller may not list, has none here: ``status --key`` notes it)."""
+        own = self.target.output("PipelineName")
+        summaries: list[dict[str, Any]] = []
+        for pipeline in routed_pipelines(self.target):
+            try:
+                summaries += self.sagemaker.list_pipeline_executions(
+                    PipelineName=pipeline, SortBy="CreationTime", SortOrder="Descending", MaxResults=limit
+                )["PipelineExecutionSummaries"]
+            except (ClientError, BotoCoreError) as exc:
+                if pipeline == own:
+                    raise explain(exc, f"listing the executions of pipeline {pipeline}") from exc
+        summaries.sort(key=lambda s: s.get("StartTime") or datetime.min.replace(tzinfo=UTC), reverse=True)
+        summaries = summaries[:limit]
         executions = [self.execution(s["PipelineExecutionArn"]) for s in summaries]
         for index in newest(
             executions,

@@ -269,3 +269,27 @@ def test_a_routed_pipeline_that_does_not_exist_is_noted_and_the_others_are_read(
     found = list(runs(target, routed_pipelines(target), note=notes.append))
     assert [r.execution_id for r in found] == ["f1rst0000001"]
     assert notes == ["note: routed pipeline claims-training does not exist: it has no executions"]
+
+
+def test_status_lists_the_recent_runs_of_every_routed_pipeline_newest_first(stubs: Stubs) -> None:
+    # Given a stack whose routes also start another team's pipeline, each with one recent run
+    target = Target("prod", REGION, {**OUTPUTS, "RoutedPipelines": "claims-training"}, session=stubs)
+    own, claims = f"{PIPELINE_ARN}/execution/0wn000000001", f"{CLAIMS_ARN}/execution/c1aims000002"
+    page = {"SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 2}
+    stubs["sagemaker"].add_response(
+        "list_pipeline_executions",
+        {"PipelineExecutionSummaries": [summary(own, "Succeeded", None, NOW - timedelta(hours=2))]},
+        {"PipelineName": PIPELINE, **page},
+    )
+    stubs["sagemaker"].add_response(
+        "list_pipeline_executions",
+        {"PipelineExecutionSummaries": [summary(claims, "Executing", None, NOW - timedelta(hours=1))]},
+        {"PipelineName": "claims-training", **page},
+    )
+    for n, arn in enumerate((claims, own)):
+        stub_described(stubs, arn, upload(KEY, n, "2026-12-01T10:00:00Z"), NOW - timedelta(hours=n + 1))
+        stub_report(stubs, upload(KEY, n, "2026-12-01T10:00:00Z").output or "", 10, 0)
+    # When status lists the two most recent
+    executions = Collector(target, now=NOW).recent(2)
+    # Then both pipelines' runs are there, the newer (the claims pipeline's) first
+    assert [e.arn for e in executions] == [claims, own]
