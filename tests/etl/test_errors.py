@@ -43,7 +43,7 @@ CASES: dict[str, tuple[Callable[[], dict[str, bytes]], str]] = {
     ),
     "only the dictionary": (
         lambda: {"col_info.csv": col_info_csv()},
-        "empty input (only the data dictionary",
+        "empty input (only dictionary files",
     ),
     "unknown shape": (
         lambda: {"data.txt": ("\t".join(["1"] * 12) + "\n").encode() * 3},
@@ -92,7 +92,7 @@ CASES: dict[str, tuple[Callable[[], dict[str, bytes]], str]] = {
             "col_info.csv": col_info_csv().replace(b"MOSHOOFD", b"MOSHOOFX"),
             "ticdata2000.txt": (ROW86 + "\n").encode(),
         },
-        "col_info.csv: data dictionary does not match the built-in schema: "
+        "col_info.csv: data dictionary does not match the schema 'COIL 2000': "
         "column 5 is MOSHOOFX, expected MOSHOOFD",
     ),
 }
