@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.artifact import bundle, code_key
+from etl import MAX_REJECT_FRACTION
 
 # The SDK cannot even be imported without a region: it builds boto3 clients at import time. The
 # definition does not depend on the region (the image URI is a deploy-time placeholder and the
@@ -83,7 +84,7 @@ with _sdk_environment(RENDER_REGION):
     from sagemaker.core import image_uris
     from sagemaker.core.processing import ScriptProcessor
     from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
-    from sagemaker.core.workflow.parameters import ParameterInteger, ParameterString
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
     from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.retry import (
@@ -150,7 +151,7 @@ def get_pipeline(
     instance_count: int = DEFAULT_INSTANCE_COUNT,
     region: str = RENDER_REGION,
 ) -> Pipeline:
-    """The ETL pipeline: four parameters and one processing step.
+    """The ETL pipeline: five parameters and one processing step.
 
     ``input_data_url``, ``output_data_url``, ``instance_type`` and ``instance_count`` are the
     parameters' *defaults*; every execution may override them (the trigger passes both URLs)::
@@ -165,12 +166,14 @@ def get_pipeline(
         ProcessingInstanceType (String) -> ClusterConfig.InstanceType
         ProcessingInstanceCount (Integer)  ClusterConfig.InstanceCount (each instance gets its
                                   -------> share of the input files: ShardedByS3Key)
+        MaxRejectFraction (Float) -------> argument --max-reject-fraction (a run fails above it)
         code_uri (fixed) ----------------> input "code" -> /opt/ml/processing/input/code/etl.pyz
         RetryPolicies (RETRY_POLICIES) --> quota/capacity refusals retried up to 10 days; internal
                                            errors, throttling and service faults a few times
 
     The bundle runs as ``python3 etl.pyz --input-dir /opt/ml/processing/input/data
-    --output-dir /opt/ml/processing/output --input-url <InputDataUrl>``: with an object URL it
+    --output-dir /opt/ml/processing/output --input-url <InputDataUrl> --max-reject-fraction
+    <MaxRejectFraction>`` with the schema it ships (etl/schema.json): with an object URL it
     processes exactly that object (an S3Prefix input ``raw/a.csv`` also downloads ``raw/a.csv.bak``).
 
     Building makes no AWS call: ``role_arn`` is taken as given and ``code_uri`` must already be an
@@ -190,6 +193,7 @@ def get_pipeline(
         processing_instance_count = ParameterInteger(
             name="ProcessingInstanceCount", default_value=instance_count
         )
+        max_reject_fraction = ParameterFloat(name="MaxRejectFraction", default_value=MAX_REJECT_FRACTION)
 
         processor = ScriptProcessor(
             role=role_arn,
@@ -221,11 +225,19 @@ def get_pipeline(
                     ),
                 )
             ],
-            arguments=["--input-dir", INPUT_DIR, "--output-dir", OUTPUT_DIR, "--input-url", input_url],
+            # A Float parameter goes into ContainerArguments (strings) as a Std:Join: referenced as itself,
+            # CreatePipeline refuses it (aws/sagemaker-python-sdk#2631).
+            arguments=[
+                *("--input-dir", INPUT_DIR, "--output-dir", OUTPUT_DIR, "--input-url", input_url),
+                *("--max-reject-fraction", max_reject_fraction.to_string()),
+            ],
         )
         return Pipeline(
             name=name,
-            parameters=[input_url, output_url, processing_instance_type, processing_instance_count],
+            parameters=[
+                *(input_url, output_url, processing_instance_type, processing_instance_count),
+                max_reject_fraction,
+            ],
             steps=[ProcessingStep(name=STEP_NAME, step_args=step_args, retry_policies=list(RETRY_POLICIES))],
             # No automatic SageMaker Experiments trial per execution: the SDK's default would make the
             # definition depend on the region it is rendered in.
