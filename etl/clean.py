@@ -1,6 +1,6 @@
 """Checking a block of rows against the schema's fields with pyarrow.compute and numpy; categories decoded."""
 
-import re
+import contextlib
 from functools import cache
 from typing import Any
 
@@ -23,9 +23,15 @@ def original(field: bytes) -> bytes:  # the file's bytes of a field read as lati
 
 
 @cache
-def fast(kind: str, missing: tuple[str, ...]) -> bool:
-    """Whether columns of this type can be cast at once: none of the missing values reads as a value."""
-    return kind in NUMERIC and not any(re.match(NUMERIC[kind], m.strip(TRIM)) for m in missing)
+def fast(kind: str, fmt: str, missing: tuple[str, ...]) -> bool:
+    """Whether a column of this type may be cast whole: its format is the standard's, and no missing
+    value reads as a value (when the cast fails, a bad or missing value, the column is read piece by piece)."""
+    if kind not in ("integer", "number", "date", "datetime") or fmt != FORMATS.get(kind, ""):
+        return False
+    try:
+        return not [pa.array([m.strip(TRIM)]).cast(TYPES[kind]) for m in missing]
+    except pa.ArrowInvalid:
+        return True
 
 
 def flag(problem: np.ndarray, mask: pa.Array, code: int) -> None:
@@ -33,37 +39,51 @@ def flag(problem: np.ndarray, mask: pa.Array, code: int) -> None:
     problem[(problem == OK) & pc.fill_null(mask, False).to_numpy(zero_copy_only=False)] = code
 
 
-def text(raw: pa.Array) -> pa.Array:
-    """The values as text: the reader's latin-1 characters back to the file's bytes, as UTF-8 (else null)."""
-    s = raw.view(pa.string())
-    if pc.all(pc.string_is_ascii(s)).as_py() is not False:
-        return s
+def text(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The values as text (the reader's latin-1 characters back to the file's bytes, as UTF-8, else null)
+    and their lengths in bytes."""
+    offsets = np.frombuffer(raw.buffers()[1], np.int32)[raw.offset : raw.offset + len(raw) + 1]
+    data = np.frombuffer(raw.buffers()[2] or b"", np.uint8)[offsets[0] : offsets[-1]]
+    if data.max(initial=0) < 128:  # ASCII: as it is
+        return raw.view(pa.string()), np.diff(offsets)
     texts = [original(v).decode("utf-8", "replace") for v in raw.to_pylist()]
-    return pa.array([None if "\ufffd" in t else t for t in texts], pa.string())
+    s = pa.array([None if "\ufffd" in t else t for t in texts], pa.string())
+    return s, pc.fill_null(pc.binary_length(s), -1).to_numpy()
 
 
 def convert(f: Field, raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """(the values as the field's type, null where there is none; each value's problem code)."""
-    textual = f.type in ("string", "any")
-    s = text(raw) if textual else pc.utf8_trim(raw.view(pa.string()), TRIM)
-    missing = pc.is_in(s, pa.array([m if textual else m.strip(TRIM) for m in f.missing], pa.string()))
-    if textual:
+    problem = np.zeros(len(raw), np.int8)
+    if fast(f.type, f.format, f.missing):
+        with contextlib.suppress(pa.ArrowInvalid):
+            return raw.view(pa.string()).cast(TYPES[f.type]), problem
+    if textual := f.type in ("string", "any"):
+        s, lengths = text(raw)
+        missing = (
+            pa.array(lengths == 0) if f.missing == ("",) else pc.is_in(s, pa.array(f.missing, pa.string()))
+        )
         values, ok = s, pc.is_valid(s)
-    elif f.type in NUMERIC:
+    else:
+        s = pc.utf8_trim(raw.view(pa.string()), TRIM)
+        missing = pc.is_in(s, pa.array([m.strip(TRIM) for m in f.missing], pa.string()))
+    if f.type in NUMERIC:
         ok = pc.match_substring_regex(s, NUMERIC[f.type])
         plain = pc.replace_substring_regex(s, r"^\+", "")  # pyarrow reads no leading plus
         values = pc.cast(pc.if_else(ok, plain, pa.scalar(None, pa.string())), TYPES[f.type])
     elif f.type == "boolean":
-        values = pc.is_in(s, pa.array(f.true, pa.string()))
-        ok = pc.or_(values, pc.is_in(s, pa.array(f.false, pa.string())))
-    else:
+        index = pc.index_in(s, value_set=pa.array(f.true + f.false, pa.string()))
+        values, ok = pc.less(index, len(f.true)), pc.is_valid(index)
+    elif not textual:
         stamps = pc.strptime(s, format=f.format, unit="s", error_is_null=True)
         ok = pc.fill_null(pc.equal(pc.strftime(stamps, format=f.format), s), False)  # not 2023-02-29 as 03-01
         values = stamps.cast(TYPES[f.type])
-    problem = np.zeros(len(raw), np.int8)
     flag(problem, missing, MISSING)
     flag(problem, pc.invert(ok), TYPE)
-    return pc.if_else(pa.array(problem == OK), values, pa.scalar(None, TYPES[f.type])), problem
+    return (
+        pc.if_else(pa.array(problem == OK), values, pa.scalar(None, TYPES[f.type]))
+        if problem.any()
+        else values
+    ), problem
 
 
 def constrain(f: Field, values: pa.Array, problem: np.ndarray, ranged: bool) -> pa.Array:
@@ -81,17 +101,16 @@ def constrain(f: Field, values: pa.Array, problem: np.ndarray, ranged: bool) -> 
                 ),
                 code,
             )
-    if f.c.get("enum") is not None:
-        flag(problem, pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, f.c["enum"]))), ENUM)
-    if f.c.get("pattern") is not None:
-        flag(problem, pc.invert(pc.match_substring_regex(values, f"^(?:{f.c['pattern']})$")), PATTERN)
+    pattern = f"^(?:{f.c['pattern']})$" if "pattern" in f.c else None
+    for code, test in ((ENUM, f.c.get("enum")), (PATTERN, pattern), (CATEGORY, f.categories)):
+        if test is not None:  # checked once a distinct value
+            distinct = pc.unique(values).drop_null()
+            fits = pc.match_substring_regex(distinct, test) if code == PATTERN else pc.is_in(distinct, test)
+            if len(wrong := distinct.filter(pc.invert(fits))):
+                flag(problem, pc.is_in(values, wrong), code)
     if not f.c.get("required"):
         problem[problem == MISSING] = OK
-    if f.categories is None:
-        return values
-    index = pc.index_in(values, value_set=f.categories)
-    flag(problem, pc.and_(pc.is_valid(values), pc.is_null(index)), CATEGORY)
-    return f.labels.take(index) if f.labels is not None else values
+    return values if f.labels is None else f.labels.take(pc.index_in(values, value_set=f.categories))
 
 
 def cast_together(fields: list[Field], raws: list[pa.Array | None], n: int) -> dict[int, Any]:
@@ -102,7 +121,7 @@ def cast_together(fields: list[Field], raws: list[pa.Array | None], n: int) -> d
         ids = [
             i
             for i, f in enumerate(fields)
-            if f.type == kind and raws[i] is not None and fast(kind, f.missing)
+            if f.type == kind and raws[i] is not None and fast(kind, f.format, f.missing)
         ]
         try:
             flat = pa.concat_arrays([raws[i] for i in ids]).view(pa.string()).cast(TYPES[kind])

@@ -1,11 +1,9 @@
-"""Finding the input files, recognising a CSV by its header, and reading it in blocks with pyarrow's
-streaming reader, each row with its physical line number. The default layout; an example's layout rules
-(etl/examples/NAME/layout.py, chosen by the schema's etl:layout) provide the same: DATA_ROLES, expected,
-sniff, plan and job_blocks."""
+"""The files of a run, each read in blocks by pyarrow's streaming reader with its rows' line numbers; the
+default layout (a CSV with a header row). An example's layout.py provides the same five names instead."""
 
 import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -20,14 +18,13 @@ import pyarrow.csv as pv
 from etl.schema import Schema
 
 BOM, GZIP, ZIP, SAMPLE = b"\xef\xbb\xbf", b"\x1f\x8b", b"PK\x03\x04", 64 * 1024
-BLOCK_BYTES = 1 << 19  # of input a block of full rows (fewer for fewer fields): memory stays flat
-BLOCK_FIELDS = 86  # BLOCK_BYTES is a block of rows this wide; a block of narrower rows is as many rows
+BLOCK_BYTES = 1 << 21  # of input, at most, a block of rows: memory stays flat, and the calls a row are few
 DATA = "data"
 DATA_ROLES = (DATA,)  # the roles of the files whose rows are counted (a layout may read others)
 
 
-class EtlError(Exception):
-    """Bad input or a failed run: the message is the one line the user sees."""
+class EtlError(Exception):  # bad input or a failed run: the message is the one line the user sees
+    pass
 
 
 @dataclass
@@ -69,7 +66,7 @@ def bad(info: FileInfo, message: str) -> EtlError:  # the one-line error of a fi
     return EtlError(f"{info.name}: {message}")
 
 
-def expected(schema: Schema) -> str:
+def expected(schema: Schema) -> str:  # what the layout reads, for the messages
     return f"expected {schema.title} data: a CSV file with a header row naming the schema's fields"
 
 
@@ -153,13 +150,17 @@ def sniff(info: FileInfo, schema: Schema) -> FileInfo:
     return info
 
 
-def plan(infos: list[FileInfo], schema: Schema, hosts: int) -> list[Job]:
-    """Every file is data, read in name order."""
+def plan(infos: list[FileInfo], schema: Schema, hosts: int) -> list[Job]:  # every file, in name order
     return [Job(i, DATA) for i in infos]
 
 
 def job_blocks(job: Job, schema: Schema, stats: list[dict[str, Any]]) -> Iterator[Block]:
     return blocks(job.info)
+
+
+def block_size(ncols: int) -> int:
+    """About as many values a block at any width: 2 MiB of a narrow file, 512 KiB of COIL's 86 columns."""
+    return max(BLOCK_BYTES // 4, min(BLOCK_BYTES, BLOCK_BYTES * 16 // max(ncols, 1)))
 
 
 def blocks(info: FileInfo) -> Iterator[Block]:
@@ -173,7 +174,7 @@ def blocks(info: FileInfo) -> Iterator[Block]:
     names = [str(i) for i in range(info.ncols + info.tab_end)]
     read = pv.ReadOptions(column_names=names, skip_rows=info.header_lines, encoding="latin-1")  # any byte
     read.use_threads = False  # one thread: the invalid rows' line numbers
-    read.block_size = max(BLOCK_BYTES * info.ncols // BLOCK_FIELDS, 1 << 16)
+    read.block_size = block_size(info.ncols)
     parse = pv.ParseOptions(delimiter=info.delimiter, ignore_empty_lines=False, invalid_row_handler=invalid)
     convert = pv.ConvertOptions(column_types=dict.fromkeys(names, pa.binary()))
     line, sep = info.header_lines + 1, info.delimiter.encode()  # line: the first one not handed out
@@ -191,15 +192,11 @@ def blocks(info: FileInfo) -> Iterator[Block]:
             raise bad(info, long if "straddl" in str(exc) else f"not valid CSV ({exc})") from exc
 
 
-def blank(column: pa.Array) -> np.ndarray:
-    empty: np.ndarray = pc.equal(pc.utf8_length(pc.utf8_trim(column.view(pa.string()), " \t")), 0).to_numpy(
-        False
-    )
-    return empty
-
-
 def without_blanks(block: Block) -> Block:
     """The block without its blank rows (every field empty or blanks): they are not rows."""
+    blank: Callable[[pa.Array], np.ndarray] = lambda c: pc.equal(
+        pc.utf8_length(pc.utf8_trim(c.view(pa.string()), " \t")), 0
+    ).to_numpy(False)  # noqa: E731
     if not block.columns or not len(rows := np.flatnonzero(blank(block.columns[0]))):
         return block
     rows = rows[np.all([blank(c.take(rows)) for c in block.columns], axis=0)]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from coilgen.dictionary import col_info_csv
-from etl.read import BLOCK_BYTES
+from etl.read import block_size
 
 ROW86 = "\t".join(["1"] * 86)
 CSV86 = ",".join(["1"] * 86)
@@ -151,6 +151,6 @@ def test_a_line_that_never_ends_is_refused_not_buffered(tmp_path, run_etl, rows)
     result = run_etl(inp, tmp_path / "out")
     assert result.returncode == 1
     assert result.stderr == (
-        f"etl: error: ticdata2000.txt: line {rows + 1} is longer than {BLOCK_BYTES} bytes; "
+        f"etl: error: ticdata2000.txt: line {rows + 1} is longer than {block_size(86)} bytes; "
         "expected rows of a few hundred\n"
     )

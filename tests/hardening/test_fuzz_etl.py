@@ -51,7 +51,9 @@ from contract.artifact import bundle
 from etl import cli
 from etl.examples.coil2000 import SCHEMA
 from etl.examples.coil2000.layout import DATA_ROLES
-from etl.read import BLOCK_BYTES, BOM
+from etl.read import BOM, block_size
+
+BLOCK_BYTES = block_size(86)  # the reader's block for COIL's 86 columns
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "build" / "hardening-etl-fuzz.json"

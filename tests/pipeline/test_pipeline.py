@@ -134,7 +134,7 @@ def test_the_definition_carries_exactly_the_contract_placeholders(renders: list[
     )
 
 
-def test_the_four_parameters_have_valid_defaults_once_filled(renders: list[tuple[str, str]]) -> None:
+def test_the_five_parameters_have_valid_defaults_once_filled(renders: list[tuple[str, str]]) -> None:
     # Given the definition filled as the deploy function fills it
     filled = json.loads(
         Template(renders[0][0]).substitute(
@@ -147,12 +147,13 @@ def test_the_four_parameters_have_valid_defaults_once_filled(renders: list[tuple
         )
     )
 
-    # Then it declares the four parameters of the contract, with usable defaults
+    # Then it declares the five parameters of the contract, with usable defaults
     assert filled["Parameters"] == [
         {"Name": "InputDataUrl", "Type": "String", "DefaultValue": "s3://my-bucket/snapshot/"},
         {"Name": "OutputDataUrl", "Type": "String", "DefaultValue": "s3://my-bucket/clean/"},
         {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": "ml.m5.xlarge"},
         {"Name": "ProcessingInstanceCount", "Type": "Integer", "DefaultValue": 1},
+        {"Name": "MaxRejectFraction", "Type": "Float", "DefaultValue": 0.01},
     ]
 
 
@@ -177,7 +178,9 @@ def test_one_processing_step_named_cleandata_runs_the_etl_bundle_with_python3(
     assert definition["PipelineExperimentConfig"] is None
 
 
-def test_the_job_arguments_carry_the_input_url(step: dict[str, Any]) -> None:
+def test_the_job_arguments_carry_the_input_url_and_the_reject_threshold(step: dict[str, Any]) -> None:
+    # A Float parameter is a string argument only through Std:Join (CreatePipeline refuses it bare)
+    fraction = {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.MaxRejectFraction"}]}}
     assert step["Arguments"]["AppSpecification"]["ContainerArguments"] == [
         "--input-dir",
         "/opt/ml/processing/input/data",
@@ -185,6 +188,8 @@ def test_the_job_arguments_carry_the_input_url(step: dict[str, Any]) -> None:
         "/opt/ml/processing/output",
         "--input-url",
         {"Get": "Parameters.InputDataUrl"},
+        "--max-reject-fraction",
+        fraction,
     ]
 
 
@@ -223,7 +228,13 @@ def test_the_code_is_addressed_by_the_sha256_of_the_etl_bundle(step: dict[str, A
     assert code["S3Input"]["LocalPath"] == "/opt/ml/processing/input/code"
 
 
-@pytest.mark.parametrize("module", sorted(p.name for p in ETL_PACKAGE.glob("*.py")))
+@pytest.mark.parametrize(
+    "module",
+    sorted(
+        p.relative_to(ETL_PACKAGE).as_posix()
+        for p in [*ETL_PACKAGE.glob("*.py"), *ETL_PACKAGE.rglob("*.json")]
+    ),
+)
 def test_a_change_to_any_etl_file_changes_only_the_code_key(
     tmp_path: Path, renders: list[tuple[str, str]], module: str
 ) -> None:
@@ -267,6 +278,7 @@ def test_the_builder_takes_real_values_as_well(tmp_path: Path) -> None:
         "OutputDataUrl": "s3://bucket/out/",
         "ProcessingInstanceType": "ml.c5.xlarge",
         "ProcessingInstanceCount": 3,
+        "MaxRejectFraction": 0.01,
     }
     assert definition["Steps"][0]["Arguments"]["RoleArn"] == "arn:aws:iam::123456789012:role/etl"
 
