@@ -149,8 +149,8 @@ def verdicts(runs: list[Run]) -> list[str]:
             f"{verdict} {data} {env}: peak RSS at most {max(peaks):.0f} MB (target <= {RSS_LIMIT:.0f} MB)"
         )
         out.append(
-            f"{'PASS' if spread <= RSS_SPREAD else 'FAIL'} {data} {env}: peak RSS within {100 * spread:.0f}% of "
-            f"the smallest size's across {len(peaks)} sizes (target +/-{100 * RSS_SPREAD:.0f}%)"
+            f"{'PASS' if spread <= RSS_SPREAD else 'FAIL'} {data} {env}: peak RSS within {100 * spread:.0f}% "
+            f"of the smallest size's across {len(peaks)} sizes (target +/-{100 * RSS_SPREAD:.0f}%)"
         )
     return out
 
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         "session; coil: the seed layout, COIL example schema; mixed: text, decimal, date, yes/no, category "
         "and integer columns (bench/mixed_schema.json)",
         "dev: this checkout's .venv (Python 3.13, pyarrow 25.0.1); image: build/etl-compat-venv, the "
-        "scikit-learn 1.4-2-py312 image's Python 3.12, pandas 2.3.2, pyarrow 17.0.0, numpy 2.1.0 (docs/etl.md)",
+        "scikit-learn 1.4-2-py312 image's Python 3.12, pandas 2.3.2, pyarrow 17.0.0, numpy 2.1.0 "
+        "(docs/etl.md)",
         f"{os.cpu_count()} cores shared with other work: single wall times vary by up to 2x, hence medians",
     ]
     if any(n > args.baseline_max_rows for n in sizes):

@@ -1,6 +1,6 @@
 """A mixed-type CSV for the ETL benchmark: text, decimal, date, yes/no, category and integer columns.
 
-    python bench/etl_mixed.py --rows N --out DIR      (writes DIR/customers.csv; its schema: mixed_schema.json)
+    python bench/etl_mixed.py --rows N --out DIR    (DIR/customers.csv; its schema: mixed_schema.json)
 
 Written in chunks with pyarrow's CSV writer (memory stays flat), deterministic for a row count.
 """
