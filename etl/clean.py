@@ -24,8 +24,7 @@ def original(field: bytes) -> bytes:  # the file's bytes of a field read as lati
 
 @cache
 def fast(kind: str, fmt: str, missing: tuple[str, ...]) -> bool:
-    """Whether a column of this type may be cast whole: its format is the standard's, and no missing
-    value reads as a value (when the cast fails, a bad or missing value, the column is read piece by piece)."""
+    """Whether a column may be cast whole (else, or when that fails, it is read piece by piece)."""
     if kind not in ("integer", "number", "date", "datetime") or fmt != FORMATS.get(kind, ""):
         return False
     try:
@@ -34,14 +33,14 @@ def fast(kind: str, fmt: str, missing: tuple[str, ...]) -> bool:
         return True
 
 
-def flag(problem: np.ndarray, mask: pa.Array, code: int) -> None:
+def flag(problem: np.ndarray, mask: pa.Array | np.ndarray, code: int) -> None:
     """Mark the values still without a problem where `mask` is true."""
-    problem[(problem == OK) & pc.fill_null(mask, False).to_numpy(zero_copy_only=False)] = code
+    hit = mask if isinstance(mask, np.ndarray) else pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    problem[(problem == OK) & hit] = code
 
 
 def text(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """The values as text (the reader's latin-1 characters back to the file's bytes, as UTF-8, else null)
-    and their lengths in bytes."""
+    """The values as text (the reader's latin-1 back to the file's UTF-8, else null), their byte lengths."""
     offsets = np.frombuffer(raw.buffers()[1], np.int32)[raw.offset : raw.offset + len(raw) + 1]
     data = np.frombuffer(raw.buffers()[2] or b"", np.uint8)[offsets[0] : offsets[-1]]
     if data.max(initial=0) < 128:  # ASCII: as it is
@@ -59,9 +58,7 @@ def convert(f: Field, raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
             return raw.view(pa.string()).cast(TYPES[f.type]), problem
     if textual := f.type in ("string", "any"):
         s, lengths = text(raw)
-        missing = (
-            pa.array(lengths == 0) if f.missing == ("",) else pc.is_in(s, pa.array(f.missing, pa.string()))
-        )
+        missing = pc.is_in(s, pa.array(f.missing, pa.string())) if f.missing != ("",) else lengths == 0
         values, ok = s, pc.is_valid(s)
     else:
         s = pc.utf8_trim(raw.view(pa.string()), TRIM)
@@ -79,11 +76,9 @@ def convert(f: Field, raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
         values = stamps.cast(TYPES[f.type])
     flag(problem, missing, MISSING)
     flag(problem, pc.invert(ok), TYPE)
-    return (
-        pc.if_else(pa.array(problem == OK), values, pa.scalar(None, TYPES[f.type]))
-        if problem.any()
-        else values
-    ), problem
+    if problem.any():
+        values = pc.if_else(pa.array(problem == OK), values, pa.scalar(None, TYPES[f.type]))
+    return values, problem
 
 
 def constrain(f: Field, values: pa.Array, problem: np.ndarray, ranged: bool) -> pa.Array:
@@ -92,15 +87,8 @@ def constrain(f: Field, values: pa.Array, problem: np.ndarray, ranged: bool) -> 
     compare |= {"minLength": (pc.less, SHORT), "maxLength": (pc.greater, LONG)}
     for key, (test, code) in compare.items():
         if f.c.get(key) is not None and not (ranged and code in (BELOW, ABOVE)):
-            length = key.endswith("Length")
-            flag(
-                problem,
-                test(
-                    pc.utf8_length(values) if length else values,
-                    pa.scalar(f.c[key], None if length else TYPES[f.type]),
-                ),
-                code,
-            )
+            value = pc.utf8_length(values) if key.endswith("Length") else values
+            flag(problem, test(value, pa.scalar(f.c[key], value.type)), code)
     pattern = f"^(?:{f.c['pattern']})$" if "pattern" in f.c else None
     for code, test in ((ENUM, f.c.get("enum")), (PATTERN, pattern), (CATEGORY, f.categories)):
         if test is not None:  # checked once a distinct value
@@ -118,11 +106,8 @@ def cast_together(fields: list[Field], raws: list[pa.Array | None], n: int) -> d
     checked against the ranges in numpy; a type whose columns do not all cast (a bad value) is left out."""
     done: dict[int, Any] = {}
     for kind, limits in (("integer", np.iinfo(np.int64)), ("number", np.finfo(np.float64))):
-        ids = [
-            i
-            for i, f in enumerate(fields)
-            if f.type == kind and raws[i] is not None and fast(kind, f.format, f.missing)
-        ]
+        ids = [i for i, f in enumerate(fields) if raws[i] is not None and fast(f.type, f.format, f.missing)]
+        ids = [i for i in ids if fields[i].type == kind]
         try:
             flat = pa.concat_arrays([raws[i] for i in ids]).view(pa.string()).cast(TYPES[kind])
         except (pa.ArrowInvalid, ValueError):  # a bad or missing value (or no column): one by one

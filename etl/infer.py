@@ -15,28 +15,26 @@ from etl.schema import FALSE, TRUE
 
 YES, NO = ("yes", "Yes", "YES", "y", "Y"), ("no", "No", "NO", "n", "N")  # read as true and false too
 FEW = 12  # at most this many distinct values (and at most half the rows): a closed list
-KINDS = (("integer", pa.types.is_integer), ("number", pa.types.is_floating), ("boolean", pa.types.is_boolean),
-         ("date", pa.types.is_date), ("datetime", pa.types.is_timestamp))  # fmt: skip
+KINDS = {"integer": pa.types.is_integer, "number": pa.types.is_floating, "boolean": pa.types.is_boolean}
+KINDS |= {"date": pa.types.is_date, "datetime": pa.types.is_timestamp}
 
 
 def describe(name: str, typed: pa.ChunkedArray, text: pa.ChunkedArray) -> dict[str, Any]:
     """A field: its type, required where no value is missing, categories or enum where values are few."""
-    kind = next((k for k, test in KINDS if test(typed.type)), "string")
-    field: dict[str, Any] = {"name": name, "type": kind}
+    kind = next((k for k, test in KINDS.items() if test(typed.type)), "string")
+    field: dict[str, Any] = {"name": name, "type": kind, "constraints": {}}
     seen = set(pc.unique(text.drop_null()).to_pylist())
     if kind == "datetime" and any(" " in v for v in seen):
         field["format"] = "%Y-%m-%d %H:%M:%S"
     if kind == "boolean":
         field["trueValues"] = [v for v in (*TRUE, *YES) if v in seen] or list(TRUE)
         field["falseValues"] = [v for v in (*FALSE, *NO) if v in seen] or list(FALSE)
-    field["constraints"] = {"required": True} if typed.null_count == 0 and len(typed) else {}
+    if typed.null_count == 0 and len(typed):
+        field["constraints"]["required"] = True
     if kind in ("integer", "string") and 0 < len(seen) <= min(FEW, len(typed) // 2):
         values = sorted(pc.unique(typed.drop_null()).to_pylist())
-        field |= (
-            {"categories": values}
-            if kind == "string"
-            else {"constraints": {**field["constraints"], "enum": values}}
-        )
+        field |= {"categories": values} if kind == "string" else {}
+        field["constraints"] |= {"enum": values} if kind == "integer" else {}
     return {k: v for k, v in field.items() if v != {}}
 
 
@@ -47,19 +45,18 @@ def draft(path: Path, rows: int) -> dict[str, Any]:
     with opened(info) as stream:
         while data.count(b"\n") <= rows + info.header_lines and (chunk := stream.read(1 << 20)):
             data += chunk
-    body = pa.py_buffer(b"\n".join(data.removeprefix(BOM).split(b"\n")[: rows + 1 + info.header_lines]))
-    parse, skip = (
-        pv.ParseOptions(delimiter="\t" if b"\t" in data.split(b"\n", 1)[0] else ","),
-        pv.ReadOptions(),
+    lines = data.removeprefix(BOM).split(b"\n")[: rows + 1 + info.header_lines]
+    body, parse = (
+        pa.py_buffer(b"\n".join(lines)),
+        pv.ParseOptions(delimiter="\t" if b"\t" in lines[0] else ","),
     )
-    skip.skip_rows = info.header_lines
-    convert = pv.ConvertOptions(
+    skip = pv.ReadOptions(skip_rows=info.header_lines)
+    yes_no = pv.ConvertOptions(
         strings_can_be_null=True, true_values=[*TRUE, *YES], false_values=[*FALSE, *NO]
     )
-    typed = pv.read_csv(body, skip, parse, convert)
-    text = pv.read_csv(
-        body, skip, parse, pv.ConvertOptions(column_types=dict.fromkeys(typed.column_names, pa.string()))
-    )
+    typed = pv.read_csv(body, skip, parse, yes_no)
+    strings = pv.ConvertOptions(column_types=dict.fromkeys(typed.column_names, pa.string()))
+    text = pv.read_csv(body, skip, parse, strings)
     fields = [describe(n, typed.column(n), text.column(n)) for n in typed.column_names]
     profile = "https://datapackage.org/profiles/2.1/tableschema.json"
     return {

@@ -194,9 +194,8 @@ def blocks(info: FileInfo) -> Iterator[Block]:
 
 def without_blanks(block: Block) -> Block:
     """The block without its blank rows (every field empty or blanks): they are not rows."""
-    blank: Callable[[pa.Array], np.ndarray] = lambda c: pc.equal(
-        pc.utf8_length(pc.utf8_trim(c.view(pa.string()), " \t")), 0
-    ).to_numpy(False)  # noqa: E731
+    trim: Callable[[pa.Array], pa.Array] = lambda c: pc.utf8_trim(c.view(pa.string()), " \t")  # noqa: E731
+    blank: Callable[[pa.Array], np.ndarray] = lambda c: pc.equal(pc.utf8_length(trim(c)), 0).to_numpy(False)  # noqa: E731
     if not block.columns or not len(rows := np.flatnonzero(blank(block.columns[0]))):
         return block
     rows = rows[np.all([blank(c.take(rows)) for c in block.columns], axis=0)]

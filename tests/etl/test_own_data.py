@@ -12,7 +12,8 @@ DOCS = ROOT / "docs" / "etl.md"
 
 def walkthrough() -> tuple[str, str]:
     """(the shell block of the walkthrough, the rejects.csv the page says it writes)."""
-    section = DOCS.read_text(encoding="utf-8").split("## Your own data in three steps", 1)[1].split("\n## ")[0]
+    page = DOCS.read_text(encoding="utf-8")
+    section = page.split("## Your own data in three steps", 1)[1].split("\n## ")[0]
     blocks = re.findall(r"```(\w*)\n(.*?)```", section, flags=re.DOTALL)
     return next(b for lang, b in blocks if lang == "bash"), next(b for lang, b in blocks if not lang)
 

@@ -338,19 +338,25 @@ EXPIRE_AFTER_MIN_MAX = 14400
 
 
 def _amended_schema() -> dict[str, Any]:
-    """The published schema with the two places where it lags the service, amended (and nothing else).
+    """The published schema with the three places where it lags the service, amended (and nothing else).
 
     1. ``RetryPolicy.ExceptionType``: the schema has one string; the service takes a list of them, as
        the SageMaker developer guide's retry policy schema (``"ExceptionType": [String]``) and the SDK's
        ``to_request`` write it.
     2. Top level ``PipelineExperimentConfig`` and ``MlflowConfig``: fields of the service's definition
        that the SDK v3 always writes (``null`` here) and the schema predates.
+    3. A string argument (``ContainerArguments``) may be a ``Std:Join``: the SDK's ``to_string()`` of a
+       Float or Integer parameter (``MaxRejectFraction``), its answer to the service refusing such a
+       parameter referenced bare among string arguments (aws/sagemaker-python-sdk#2631, #2995).
     """
     schema: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
     retry = schema["definitions"]["RetryPolicy"]["properties"]
     retry["ExceptionType"] = {"type": "array", "minItems": 1, "items": retry["ExceptionType"]}
     schema["properties"]["PipelineExperimentConfig"] = {"type": ["object", "null"]}
     schema["properties"]["MlflowConfig"] = {"type": ["object", "null"]}
+    join = {"type": "object", "required": ["Std:Join"], "properties": {"Std:Join": {"type": "object"}}}
+    join["additionalProperties"] = False
+    schema["definitions"]["StringArgumentValue"]["oneOf"].append(join)
     return schema
 
 
@@ -358,7 +364,7 @@ def test_the_definition_is_valid_for_sagemakers_published_schema(definition: dic
     import jsonschema
 
     published: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
-    # The published schema, as is, objects to exactly the two lagging places and nothing else
+    # The published schema, as is, objects to exactly the three lagging places and nothing else
     objections = sorted(
         (e.json_path, e.validator) for e in jsonschema.Draft7Validator(published).iter_errors(definition)
     )
