@@ -18,7 +18,7 @@ import pyarrow.csv as pv
 from etl.schema import Schema
 
 BOM, GZIP, ZIP, SAMPLE = b"\xef\xbb\xbf", b"\x1f\x8b", b"PK\x03\x04", 64 * 1024
-BLOCK_BYTES = 1 << 21  # of input, at most, a block of rows: memory stays flat, and the calls a row are few
+BLOCK_BYTES = 1 << 19  # of input a block of rows of 8 or more fields: memory stays flat (a run or a row)
 DATA = "data"
 DATA_ROLES = (DATA,)  # the roles of the files whose rows are counted (a layout may read others)
 
@@ -159,8 +159,8 @@ def job_blocks(job: Job, schema: Schema, stats: list[dict[str, Any]]) -> Iterato
 
 
 def block_size(ncols: int) -> int:
-    """About as many values a block at any width: 2 MiB of a narrow file, 512 KiB of COIL's 86 columns."""
-    return max(BLOCK_BYTES // 4, min(BLOCK_BYTES, BLOCK_BYTES * 16 // max(ncols, 1)))
+    """BLOCK_BYTES; less for a narrower file (COIL's targets: 64 KiB), whose blocks hold as many rows."""
+    return max(1 << 16, BLOCK_BYTES * min(ncols, 8) // 8)
 
 
 def blocks(info: FileInfo) -> Iterator[Block]:
