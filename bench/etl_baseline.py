@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from etl.rules import CLEAN_NAMES, CODES, code_table
+from coilgen.dictionary import CODES, COIL, L0_LABELS, L2_LABELS
 
-L0_LABELS, L2_LABELS = code_table("L0")[1], code_table("L2")[1]
+CLEAN_NAMES = COIL.names
 
 
 def seed_etl(raw: Path, out: Path) -> None:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import csv
 import io
 
-from etl.rules import COLUMNS, code_table
+from etl.examples.coil2000 import SCHEMA
+from etl.examples.coil2000.layout import codes
+from etl.schema import load
 
-L0_LABELS, L2_LABELS = code_table("L0")[1], code_table("L2")[1]
+COIL = load(SCHEMA)  # the example's schema, whatever the shipped etl/schema.json holds
+CODES = tuple(codes(COIL))
+N_COLUMNS, N_FEATURES = len(CODES), len(CODES) - 1
+L0_LABELS, L2_LABELS = (tuple(COIL.fields[i].labels.to_pylist()) for i in (0, 4))  # type: ignore[union-attr]
 
 DESCRIPTIONS = (
     "Customer Subtype",
@@ -127,16 +132,25 @@ DASH = "\u2013"  # the real file's cp1252 0x96 dash
 
 
 def _domain(nr: int) -> str:
-    col = COLUMNS[nr - 1]
-    if col.domain.startswith("L"):
-        return "see " + col.domain
-    return f"{col.lo} {DASH} {col.hi}" if col.domain != "0-99" else ""
+    """The dictionary's domain column: its code table, else the range (none for the counts, 0-99)."""
+    tables = {
+        1: "L0",
+        4: "L1",
+        5: "L2",
+        **dict.fromkeys(range(6, 42), "L3"),
+        **dict.fromkeys(range(44, 65), "L4"),
+    }
+    field = COIL.fields[nr - 1]
+    if nr in tables:
+        return "see " + tables[nr]
+    lo, hi = field.c.get("minimum"), field.c.get("maximum")
+    return f"{lo} {DASH} {hi}" if (lo, hi) != (0, 99) else ""
 
 
 def dictionary_lines() -> list[str]:
     lines = ["DATA DICTIONARY", "Nr Name Description Domain"]
-    for col, desc in zip(COLUMNS, DESCRIPTIONS, strict=True):
-        lines.append(f"{col.nr} {col.code} {desc} {_domain(col.nr)}".rstrip())
+    for nr, (code, desc) in enumerate(zip(CODES, DESCRIPTIONS, strict=True), 1):
+        lines.append(f"{nr} {code} {desc} {_domain(nr)}".rstrip())
     tables = (
         ("L0", L0_LABELS, 1, False),
         ("L1", L1_LABELS, 1, True),

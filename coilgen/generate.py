@@ -16,8 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from coilgen.dictionary import col_info_csv, dictionary_txt
-from etl.rules import CODES, N_COLUMNS, N_FEATURES
+from coilgen.dictionary import CODES, N_COLUMNS, N_FEATURES, col_info_csv, dictionary_txt
 
 LAYOUTS = ("uci", "seed", "named")
 ROW_FAULTS = ("bad-values", "short-rows", "wrong-columns", "garbage-bytes")

@@ -1,126 +1,191 @@
-"""Checking and decoding blocks of rows by the rules, with pyarrow.compute and numpy."""
+"""Checking a block of rows against the schema's fields with pyarrow.compute and numpy; categories decoded."""
+
+import contextlib
+from functools import cache
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.layout import EtlError, FileInfo
-from etl.read import Block, blocks
-from etl.rules import CLEAN_NAMES, COLUMNS, N_COLUMNS, N_FEATURES, Column, code_table
+from etl.read import Block, FileInfo
+from etl.schema import FORMATS, TYPES, Field, Schema
 
-MISSING, NOT_CODE, HUGE, WRONG = -(2**31), 1 - 2**31, 2 - 2**31, 3 - 2**31  # outside every domain
-LO, HI = np.array([(c.lo, c.hi) for c in COLUMNS], dtype=np.int32).T.copy()
-TOKENS = pa.array([str(i).encode() for i in range(int(HI.max()) + 1)], pa.binary())
-LABELS = {i: pa.array(c.labels) for i, c in enumerate(COLUMNS) if c.labels}
-SCHEMA = pa.schema([(n, pa.string() if i in LABELS else pa.int32()) for i, n in enumerate(CLEAN_NAMES)])
+OK, MISSING, TYPE, BELOW, ABOVE, ENUM, CATEGORY, PATTERN, SHORT, LONG = range(10)  # a value's problem
+TRIM = " \t\r\n\"'"  # blanks and quotes around a value that is not a string do not count
+NUMERIC = {"integer": r"^[+-]?[0-9]{1,18}$", "number": r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"}
 Reject = tuple[int, bytes, str, str]  # line, the row as read, reason, category
+Keys = dict[tuple[Any, ...], tuple[str, int]]  # primary key -> (file, line) of the row that has it
 
 
 def original(field: bytes) -> bytes:  # the file's bytes of a field read as latin-1
     return field.decode("utf-8").encode("latin-1")
 
 
-def parse(raw: bytes, words: tuple[str, ...] | None, first: int) -> int:
-    """A value that is not a canonical code: blanks and quotes around it do not count; a sign may lead."""
-    text = original(raw).strip(b" \t\r\n\"'")
-    if not text:
-        return MISSING
-    if words is not None:
-        return first + words.index(word) if (word := text.decode("latin-1")) in words else NOT_CODE
-    digits = text[1:] if text[:1] in (b"+", b"-") else text  # isdigit: ASCII only (int() takes "1_0")
-    return NOT_CODE if not digits.isdigit() else HUGE if len(digits.lstrip(b"0")) > 9 else int(text)
+@cache
+def fast(kind: str, fmt: str, missing: tuple[str, ...]) -> bool:
+    """Whether a column may be cast whole (else, or when that fails, it is read piece by piece)."""
+    if kind not in ("integer", "number", "date", "datetime") or fmt != FORMATS.get(kind, ""):
+        return False
+    try:
+        return not [pa.array([m.strip(TRIM)]).cast(TYPES[kind]) for m in missing]
+    except pa.ArrowInvalid:
+        return True
 
 
-def column_codes(columns: list[pa.Array], words: str | None = None) -> np.ndarray:
-    """Each value's code (or MISSING / NOT_CODE / HUGE), one row a column; only non-canonical ones parsed."""
-    first, labels = code_table(words) if words else (0, None)
-    values = pa.chunked_array(columns, pa.binary())
-    index = pc.index_in(values, value_set=pa.array(labels) if labels else TOKENS).combine_chunks()
-    codes: np.ndarray = pc.fill_null(index, -1).to_numpy() + np.int32(first)
-    if len(odd := np.flatnonzero(codes < first)):
-        codes[odd] = [parse(raw, labels, first) for raw in values.take(odd).to_pylist()]
-    return codes.reshape(len(columns), -1)
+def flag(problem: np.ndarray, mask: pa.Array | np.ndarray, code: int) -> None:
+    """Mark the values still without a problem where `mask` is true."""
+    hit = mask if isinstance(mask, np.ndarray) else pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    problem[(problem == OK) & hit] = code
 
 
-def block_codes(block: Block, info: FileInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(codes of every column of the rules, line numbers, positions in the block) of the non-blank rows."""
-    transposed = np.full((N_COLUMNS, len(block.lines)), MISSING, dtype=np.int32)  # columns contiguous
-    if block.columns:
-        transposed[:N_FEATURES] = column_codes(block.columns[:N_FEATURES])
-        if info.ncols == N_COLUMNS:
-            transposed[N_FEATURES:] = column_codes(block.columns[N_FEATURES:], info.words)
-    blank = np.flatnonzero(transposed[0] == MISSING)  # an empty line reads as all missing
-    blank = blank[(transposed[: info.ncols, blank] == MISSING).all(axis=0)]
-    rows = np.delete(np.arange(len(block.lines)), blank)
-    return (transposed[:, rows] if len(blank) else transposed).T, block.lines[rows], rows
+def text(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The values as text (the reader's latin-1 back to the file's UTF-8, else null), their byte lengths."""
+    offsets = np.frombuffer(raw.buffers()[1], np.int32)[raw.offset : raw.offset + len(raw) + 1]
+    data = np.frombuffer(raw.buffers()[2] or b"", np.uint8)[offsets[0] : offsets[-1]]
+    if data.max(initial=0) < 128:  # ASCII: as it is
+        return raw.view(pa.string()), np.diff(offsets)
+    texts = [original(v).decode("utf-8", "replace") for v in raw.to_pylist()]
+    s = pa.array([None if "\ufffd" in t else t for t in texts], pa.string())
+    return s, pc.fill_null(pc.binary_length(s), -1).to_numpy()
 
 
-def problem(col: Column, value: int, raw: bytes, words: str | None) -> tuple[str, str]:
-    """(reason, category) of a value outside its column's domain."""
-    shown, ws = repr(raw.decode("utf-8", "backslashreplace")), code_table(words)[1] if words else ()
-    outside = f"{shown[:22] + '...' if value == HUGE else value} is outside its domain {col.lo}-{col.hi}"
-    text, category = (
-        ("missing value", "missing value") if value == MISSING
-        else (f"{shown} is not {' or '.join(ws)}", f"not {'/'.join(ws)}") if value == NOT_CODE and ws
-        else (f"{shown} is not an integer", "not an integer") if value == NOT_CODE
-        else (outside, "outside its domain")
+def convert(f: Field, raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(the values as the field's type, null where there is none; each value's problem code)."""
+    problem = np.zeros(len(raw), np.int8)
+    if fast(f.type, f.format, f.missing):
+        with contextlib.suppress(pa.ArrowInvalid):
+            return raw.view(pa.string()).cast(TYPES[f.type]), problem
+    if textual := f.type in ("string", "any"):
+        s, lengths = text(raw)
+        missing = pc.is_in(s, pa.array(f.missing, pa.string())) if f.missing != ("",) else lengths == 0
+        values, ok = s, pc.is_valid(s)
+    else:
+        s = pc.utf8_trim(raw.view(pa.string()), TRIM)
+        missing = pc.is_in(s, pa.array([m.strip(TRIM) for m in f.missing], pa.string()))
+    if f.type in NUMERIC:
+        ok = pc.match_substring_regex(s, NUMERIC[f.type])
+        plain = pc.replace_substring_regex(s, r"^\+", "")  # pyarrow reads no leading plus
+        values = pc.cast(pc.if_else(ok, plain, pa.scalar(None, pa.string())), TYPES[f.type])
+    elif f.type == "boolean":
+        index = pc.index_in(s, value_set=pa.array(f.true + f.false, pa.string()))
+        values, ok = pc.less(index, len(f.true)), pc.is_valid(index)
+    elif not textual:
+        stamps = pc.strptime(s, format=f.format, unit="s", error_is_null=True)
+        ok = pc.fill_null(pc.equal(pc.strftime(stamps, format=f.format), s), False)  # not 2023-02-29 as 03-01
+        values = stamps.cast(TYPES[f.type])
+    flag(problem, missing, MISSING)
+    flag(problem, pc.invert(ok), TYPE)
+    if problem.any():
+        values = pc.if_else(pa.array(problem == OK), values, pa.scalar(None, TYPES[f.type]))
+    return values, problem
+
+
+def constrain(f: Field, values: pa.Array, problem: np.ndarray, ranged: bool) -> pa.Array:
+    """Check the field's constraints (its range unless `ranged` already); the values to write."""
+    compare = {"minimum": (pc.less, BELOW), "maximum": (pc.greater, ABOVE)}
+    compare |= {"minLength": (pc.less, SHORT), "maxLength": (pc.greater, LONG)}
+    for key, (test, code) in compare.items():
+        if f.c.get(key) is not None and not (ranged and code in (BELOW, ABOVE)):
+            value = pc.utf8_length(values) if key.endswith("Length") else values
+            flag(problem, test(value, pa.scalar(f.c[key], value.type)), code)
+    pattern = f"^(?:{f.c['pattern']})$" if "pattern" in f.c else None
+    for code, test in ((ENUM, f.c.get("enum")), (PATTERN, pattern), (CATEGORY, f.categories)):
+        if test is not None:  # checked once a distinct value
+            distinct = pc.unique(values).drop_null()
+            fits = pc.match_substring_regex(distinct, test) if code == PATTERN else pc.is_in(distinct, test)
+            if len(wrong := distinct.filter(pc.invert(fits))):
+                flag(problem, pc.is_in(values, wrong), code)
+    if not f.c.get("required"):
+        problem[problem == MISSING] = OK
+    return values if f.labels is None else f.labels.take(pc.index_in(values, value_set=f.categories))
+
+
+def cast_together(fields: list[Field], raws: list[pa.Array | None], n: int) -> dict[int, Any]:
+    """{field: (values, problem)} of the integer and the number columns, each type cast in one call and
+    checked against the ranges in numpy; a type whose columns do not all cast (a bad value) is left out."""
+    done: dict[int, Any] = {}
+    for kind, limits in (("integer", np.iinfo(np.int64)), ("number", np.finfo(np.float64))):
+        ids = [i for i, f in enumerate(fields) if raws[i] is not None and fast(f.type, f.format, f.missing)]
+        ids = [i for i in ids if fields[i].type == kind]
+        try:
+            flat = pa.concat_arrays([raws[i] for i in ids]).view(pa.string()).cast(TYPES[kind])
+        except (pa.ArrowInvalid, ValueError):  # a bad or missing value (or no column): one by one
+            continue
+        v = flat.to_numpy().reshape(len(ids), n)
+        lo = np.array([fields[i].c.get("minimum", limits.min) for i in ids])
+        hi = np.array([fields[i].c.get("maximum", limits.max) for i in ids])
+        problems = np.where(v < lo[:, None], BELOW, np.where(v > hi[:, None], ABOVE, OK)).astype(np.int8)
+        done |= {i: (flat.slice(k * n, n), problems[k]) for k, i in enumerate(ids)}
+    return done
+
+
+def reason(f: Field, column: int | None, code: int, raw: pa.Scalar | None) -> tuple[str, str]:
+    """(reason, category) of a value's problem."""
+    shown = repr(original(raw.as_py() or b"").decode("utf-8", "backslashreplace") if raw else "")
+    shown = shown[:22] + "..." if len(shown) > 40 else shown
+    a = {"integer": "an integer", "number": "a number", "date": "a date", "datetime": "a date and time"}
+    what = (
+        f"not one of {'/'.join(f.true + f.false)}" if f.type == "boolean"
+        else "not valid UTF-8 text" if f.type in ("string", "any")
+        else f"not {a[f.type]}" + (f" ({f.format})" if f.type in FORMATS else "")
     )  # fmt: skip
-    return f"{col.code} (column {col.nr}): {text}", f"{col.code}: {category}"
+    text, category = {
+        MISSING: ("missing value", "missing value"), TYPE: (f"{shown} is {what}", what),
+        BELOW: (f"{shown} is below its minimum {f.c.get('minimum')}", "below its minimum"),
+        ABOVE: (f"{shown} is above its maximum {f.c.get('maximum')}", "above its maximum"),
+        ENUM: (f"{shown} is not in its enum", "not in its enum"),
+        CATEGORY: (f"{shown} is not one of its {len(f.categories or [])} categories", "not a category"),
+        PATTERN: (f"{shown} does not match its pattern {f.c.get('pattern')!r}", "does not match its pattern"),
+        SHORT: (f"{shown} is shorter than {f.c.get('minLength')}", "too short"),
+        LONG: (f"{shown} is longer than {f.c.get('maxLength')}", "too long"),
+    }[code]  # fmt: skip
+    return f"{f.name} (column {'absent' if column is None else column + 1}): {text}", f"{f.name}: {category}"
 
 
-class Targets:
-    """A targets file's codes in row order, one byte a row: -1 for a bad target, whose reason is kept."""
-
-    def __init__(self, info: FileInfo, of: FileInfo) -> None:
-        self.info, self.of, self.at, self.problems, parts = info, of, 0, {}, [np.zeros(0, np.int8)]
-        for block in blocks(info):
-            raw = block.columns[0] if block.columns else pa.array([], "binary")
-            codes, done = column_codes([raw], info.words)[0], sum(len(p) for p in parts)
-            rows = np.flatnonzero(codes != MISSING)  # not an empty line
-            lines = np.concatenate([block.lines[rows], np.array([o[0] for o in block.odd], dtype=np.int64)])
-            values = np.concatenate([codes[rows], np.full(len(block.odd), WRONG)])[order := np.argsort(lines)]
-            bad = (values < LO[-1]) | (values > HI[-1])
-            fields = [*raw.take(rows).to_pylist(), *(o[2] for o in block.odd)] if bad.any() else []
-            for k, i in zip(np.flatnonzero(bad).tolist(), order[bad].tolist(), strict=True):
-                found = (f"expected 1 field, found {fields[i]}", "target: wrong number of fields")
-                if (v := int(values[k])) != WRONG:
-                    found = problem(COLUMNS[-1], v, original(fields[i]), info.words)
-                self.problems[done + k] = (f"{info.name} line {lines[i]}: {found[0]}", found[1])
-            parts.append(np.where(bad, -1, values).astype(np.int8))
-        self.codes = np.concatenate(parts)
-
-    def take(self, n: int) -> int:
-        """Hand out the next n targets (for the rows of the eval file `of`): the index of the first one."""
-        if self.at + n > len(self.codes):
-            rows = sum(len(block_codes(b, self.of)[1]) + len(b.odd) for b in blocks(self.of))
-            has = f"has {rows} rows but its targets file {self.info.name} has only {len(self.codes)}"
-            raise EtlError(f"{self.of.name} {has}; expected one target per eval row")
-        self.at += n
-        return self.at - n
-
-
-def check(block: Block, info: FileInfo, targets: Targets | None = None) -> tuple[np.ndarray, list[Reject]]:
-    """(the clean rows' codes, the rejects); an eval file's rows take their targets in order (docs/etl.md)."""
-    codes, lines, rows = block_codes(block, info)
-    count, words = f"expected {info.ncols} fields, found", [None] * N_FEATURES + [info.words]
-    rejects = [(n, row, f"{count} {k}", "wrong number of fields") for n, row, k in block.odd]
-    if targets is not None:
-        records = np.sort(np.concatenate([lines, np.array([o[0] for o in block.odd], dtype=np.int64)]))
-        at = targets.take(len(records)) + np.searchsorted(records, lines)
-        codes[:, N_FEATURES] = targets.codes[at]
-    bad = np.flatnonzero(((codes < LO) | (codes > HI)).any(axis=1))
-    raw = zip(*(map(original, c.take(rows[bad]).to_pylist()) for c in block.columns), strict=True)
-    for j, fields in zip(bad.tolist(), raw, strict=True):
-        outside = [i for i in np.flatnonzero((codes[j] < LO) | (codes[j] > HI)).tolist() if i < info.ncols]
-        found = [problem(COLUMNS[i], int(codes[j, i]), fields[i], words[i]) for i in outside]
-        found += [targets.problems[int(at[j])]] if targets is not None and codes[j, -1] < 0 else []
-        reason = "; ".join(text for text, _ in found)
-        rejects.append((int(lines[j]), info.delimiter.encode().join(fields), reason, found[0][1]))
-    return (np.delete(codes, bad, axis=0) if len(bad) else codes), sorted(rejects)
+def check(schema: Schema, block: Block, info: FileInfo, keys: Keys) -> tuple[pa.RecordBatch, list[Reject]]:
+    """(the clean rows, the rejects: every problem of a row, the wrong numbers of fields, duplicate keys)."""
+    count, notes, n = f"expected {info.ncols} fields, found", block.notes or {}, len(block.lines)
+    rejects: list[Reject] = [(n, row, f"{count} {k}", "wrong number of fields") for n, row, k in block.odd]
+    raws = [block.columns[j] if j is not None and block.columns else None for j in info.columns]
+    together, arrays, problems = cast_together(schema.fields, raws, n), [], []
+    for i, f in enumerate(schema.fields):
+        values, problem = (
+            together[i] if i in together
+            else convert(f, raws[i]) if raws[i] is not None
+            else (pa.nulls(n, TYPES[f.type]), np.full(n, MISSING, np.int8))
+        )  # fmt: skip
+        arrays.append(constrain(f, values, problem, i in together))
+        problems.append(problem)
+    matrix, batch = np.stack(problems), pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)
+    bad = matrix.any(axis=0)
+    bad[list(notes)] = True
+    dup = duplicates(schema, batch, ~bad, block.lines, info.name, keys) if schema.primary_key else {}
+    bad[list(dup)] = True
+    which = np.flatnonzero(bad)
+    as_read: list[pa.Array] = (block.read or block.columns)[: info.ncols]
+    rows = zip(*(map(original, c.take(which).to_pylist()) for c in as_read), strict=True)
+    for j, row in zip(which.tolist(), rows if block.columns else [], strict=True):
+        found = [reason(f, info.columns[i], int(matrix[i, j]), None if (r := raws[i]) is None else r[j])
+                 for i, f in enumerate(schema.fields) if matrix[i, j]]  # fmt: skip
+        found += [v for v in (notes.get(j), dup.get(j)) if v]
+        why = "; ".join(t for t, _ in found)
+        rejects.append((int(block.lines[j]), info.delimiter.encode().join(row), why, found[0][1]))
+    return (batch.filter(pa.array(~bad)) if len(which) else batch), sorted(rejects)
 
 
-def render(codes: np.ndarray) -> pa.RecordBatch:
-    """Clean rows as the output columns: decoded columns as their labels, the others as their codes."""
-    arrays = [LABELS[i].take(pa.array(codes[:, i] - c.lo)) if i in LABELS else pa.array(codes[:, i])
-              for i, c in enumerate(COLUMNS)]  # fmt: skip
-    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+def duplicates(schema: Schema, batch: pa.RecordBatch, good: np.ndarray, lines: np.ndarray, name: str,
+               keys: Keys) -> dict[int, tuple[str, str]]:  # fmt: skip
+    """The rows whose primary key an earlier row has: row -> (reason naming both lines, category)."""
+    names, rows, found = (
+        ", ".join(schema.fields[i].name for i in schema.primary_key),
+        np.flatnonzero(good),
+        {},
+    )
+    columns = [batch.column(i).take(pa.array(rows)).to_pylist() for i in schema.primary_key]
+    for j, key in zip(rows.tolist(), zip(*columns, strict=True), strict=True):
+        if (first := keys.setdefault(key, (name, int(lines[j])))) != (name, int(lines[j])):
+            at = f"line {first[1]}" if first[0] == name else f"{first[0]} line {first[1]}"
+            shown = ", ".join(map(str, key))
+            found[j] = (f"duplicate primary key ({names}) = ({shown}): also at {at}", "duplicate primary key")
+    return found

@@ -15,9 +15,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pv
 
-from etl.clean import SCHEMA, Reject
-from etl.layout import EVAL, LABELLED, EtlError, FileInfo
-from etl.rules import CLEAN_NAMES
+from etl.clean import Reject
+from etl.read import EtlError, FileInfo
+from etl.schema import Schema
 
 LOG = logging.getLogger("etl")
 COUNTS = ("rows_read", "rows_written", "rows_rejected")
@@ -36,11 +36,9 @@ def file_stats(info: FileInfo, role: str, paired_with: str | None = None) -> dic
     return {**stats, "paired_with": paired_with} if paired_with else stats
 
 
-def totals(report: dict[str, Any], max_fraction: float) -> None:
-    """The run's totals, into the report; too many rejected rows (or no valid one) is an error."""
-    data = [f for f in report["files"] if f["role"] in (LABELLED, EVAL)]
-    rejects = report["outputs"]["rejects"]
-    sums = {k: sum(f[k] for f in data) for k in COUNTS}
+def totals(report: dict[str, Any], data: list[dict[str, Any]], max_fraction: float) -> None:
+    """The totals of the `data` files, into the report; too many rejected rows (or no valid one) fail."""
+    sums, rejects = {k: sum(f[k] for f in data) for k in COUNTS}, report["outputs"]["rejects"]
     reasons = dict(sorted(sum((Counter(f["rejected_by_reason"]) for f in data), Counter()).items()))
     share = sums["rows_rejected"] / sums["rows_read"] if sums["rows_read"] else 0.0
     report["totals"] = {**sums, "reject_fraction": round(share, 6), "rejected_by_reason": reasons}
@@ -48,37 +46,37 @@ def totals(report: dict[str, Any], max_fraction: float) -> None:
         top = [f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
         why = ", ".join(top[:5] + [f"and {len(top) - 5} more reasons"] * (len(top) > 5))
         failed = f"{sums['rows_rejected']} of {sums['rows_read']} rows ({100 * share:.2f}%) failed validation"
-        raise EtlError(f"{failed}, above --max-reject-fraction {max_fraction:g}: {why}; see {rejects}")
+        limit = f"above --max-reject-fraction {max_fraction:g} (the pipeline parameter MaxRejectFraction)"
+        raise EtlError(f"{failed}, {limit}: {why}; see {rejects}")
     if sums["rows_read"] and not sums["rows_written"]:
         raise EtlError(f"no valid rows: all {sums['rows_read']} rows were rejected; see {rejects}")
 
 
-def temp_file(folder: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+def temp_file(path: Path) -> Path:  # beside `path`, renamed onto it when complete
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     return Path(tmp)
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    (tmp := temp_file(path.parent, path.name)).write_text(json.dumps(payload, indent=2) + "\n")
+    (tmp := temp_file(path)).write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(tmp, path)
 
 
 class Outputs:
-    """The two CSV files being written, and the progress log."""
+    """The two CSV files being written (the clean rows by pyarrow's writer, in a thread), the progress log."""
 
-    def __init__(self, folder: Path, names: dict[str, str], progress_seconds: float) -> None:
-        self.folder, self.names, self.progress_seconds = folder, names, progress_seconds
-        self.tmp = {k: temp_file(folder, names[k]) for k in ("full_data", "rejects")}
-        csv.writer(header := io.StringIO(), lineterminator="\n").writerow(CLEAN_NAMES)  # as pandas writes it
+    def __init__(self, folder: Path, names: dict[str, str], progress_seconds: float, schema: Schema) -> None:
+        self.paths = {k: folder / names[k] for k in ("full_data", "rejects")}
+        self.tmp, self.progress_seconds = {k: temp_file(p) for k, p in self.paths.items()}, progress_seconds
+        csv.writer(header := io.StringIO(), lineterminator="\n").writerow(schema.names)  # as pandas writes it
         (data := pa.OSFile(str(self.tmp["full_data"]), "wb")).write(header.getvalue().encode())
-        self.writer = pv.CSVWriter(data, SCHEMA, write_options=pv.WriteOptions(include_header=False))
+        self.writer = pv.CSVWriter(data, schema.arrow, write_options=pv.WriteOptions(include_header=False))
         self.rejects_file = open(self.tmp["rejects"], "w", encoding="utf-8", newline="")  # noqa: SIM115
         self.rejects = csv.writer(self.rejects_file, lineterminator="\n")
-        self.data, self.rows = data, 0
-        self.started = self.last = time.monotonic()
         self.rejects.writerow(["source_file", "line", "reason", "row"])
-        self.thread, self.pending = ThreadPoolExecutor(max_workers=1), Future[None]()
+        self.data, self.rows, self.started = data, 0, time.monotonic()
+        self.last, self.thread, self.pending = self.started, ThreadPoolExecutor(max_workers=1), Future[None]()
         self.pending.set_result(None)
 
     def write(self, stats: dict[str, Any], batch: pa.RecordBatch, rejects: list[Reject]) -> None:
@@ -102,4 +100,4 @@ class Outputs:
         for file in (self.writer, self.data, self.rejects_file):
             file.close()
         for key, tmp in self.tmp.items():
-            os.replace(tmp, self.folder / self.names[key]) if key in keep else tmp.unlink(missing_ok=True)
+            os.replace(tmp, self.paths[key]) if key in keep else tmp.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from contract.artifact import copy_package, package_files
 from contract.routes import FILE as ROUTES_JSON
 from contract.routes import FILE_VARIABLE, RoutesError
 from local.process import ROOT, STATE_DIR, child_environment
@@ -31,7 +32,6 @@ from local.template import FunctionSpec, Template
 BUILD_DIR = STATE_DIR / "build"
 DEFINITION_FILE = "pipeline.json"
 IMAGE_URIS_FILE = "image_uris.json"
-PACKAGES = ("etl", "contract")  # copied next to the deploy package, as functions/deploy/Makefile does
 _RENDERED_FOR = ("deploy",)  # handler packages whose artifact carries the rendered pipeline
 _build_lock = threading.Lock()
 
@@ -110,7 +110,7 @@ def _render_dir(package: Path, root: Path) -> Path:
         for d in ("pipeline", "contract")
         for p in sorted((root / d).glob("*.py"))
     ]
-    etl = [(f"etl/{p.name}", p.read_bytes()) for p in sorted(package.glob("*.py"))]
+    etl = package_files(package)  # what the bundle holds: a change to the ETL or its schema renders anew
     return BUILD_DIR / f"render-{_digest([*sources, *etl], sdk=True)}"
 
 
@@ -168,10 +168,10 @@ def _local_build(logical_id: str, code_uri: Path, root: Path) -> Path:
         shutil.copytree(
             code_uri, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "Makefile")
         )
-        for package in PACKAGES:
-            (staging / package).mkdir()
-            for module in sorted((root / package).glob("*.py")):
-                shutil.copyfile(module, staging / package / module.name)
+        copy_package(root / "etl", staging / "etl")
+        (staging / "contract").mkdir()
+        for module in sorted((root / "contract").glob("*.py")):
+            shutil.copyfile(module, staging / "contract" / module.name)
         shutil.copyfile(compiled_routes(root / "routes.yaml"), staging / ROUTES_JSON)
         rendered = _render(staging / "etl", root)
         for name in (DEFINITION_FILE, IMAGE_URIS_FILE):

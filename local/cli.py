@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from contract.artifact import bundle
 from local.console import Progress, short_id, table
 from local.emulator import CREDENTIALS, Quotas, environment
 from local.process import ROOT, STATE_DIR, STATE_FILE
@@ -121,6 +123,32 @@ def _instructions(runtime: Runtime) -> str:
     )
 
 
+class EtlWatch:
+    """Progress lines, and one more when an execution starts after the ETL (its code or its schema) changed:
+    the stack runs the bundle deployed at start, so the change needs a restart to be deployed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.deployed = progress, self.digest()
+        self.told = self.deployed
+
+    @staticmethod
+    def digest() -> str:
+        return hashlib.sha256(bundle(ROOT / "etl")).hexdigest()
+
+    def __call__(self, kind: str, details: dict[str, Any]) -> None:
+        self.progress.event(kind, details)
+        if kind == "execution-started" and (now := self.digest()) != self.told:
+            self.told = now
+            self.progress.line(
+                "etl",
+                "etl/ changed since `make up` started, and this run uses the ETL deployed then"
+                if now != self.deployed
+                else "etl/ is back to the deployed ETL",
+            )
+            if now != self.deployed:
+                self.progress.line("etl", "restart `make up` (Ctrl-C, then make up) to deploy the change")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     params = dict(p.split("=", 1) for p in args.param)
     if STATE_FILE.exists() and _running(json.loads(STATE_FILE.read_text(encoding="utf-8"))):
@@ -134,7 +162,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         quotas=quotas(args),
         time_scale=args.time_scale,
         log_dir=STATE_DIR / "logs",
-        notify=progress.event,
+        notify=EtlWatch(progress),
         on_log=print_log if args.logs else None,
         stand_ins=args.pipeline,
     )

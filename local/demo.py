@@ -44,6 +44,8 @@ import yaml
 from trigger.routing import digest
 
 from coilgen import Generated, generate
+from coilgen.dictionary import COIL, N_COLUMNS
+from etl.schema import load
 from local.artifacts import render_cached
 from local.console import Progress, short_id, table
 from local.delivery import s3_keys
@@ -53,7 +55,6 @@ from local.runner import TIME_SCALE
 from local.runtime import Runtime, RuntimeStartError, StackRequest
 from local.template import Template
 
-N_COLUMNS = 86
 OBJECT_KEY = "raw/demo/Caravan.csv"
 MARKER_FOLDER = "raw/demo-seed/"
 BURST_FOLDER = "raw/demo-burst/"
@@ -244,6 +245,15 @@ def run_demo(
 ) -> int:
     """The demo; its exit status."""
     progress = Progress()
+    if (
+        shipped := load()
+    ).names != COIL.names:  # the pipeline ships etl/schema.json; the demo's data is COIL's
+        progress.line(
+            "FAILED",
+            f"the demo uploads COIL 2000 data, but etl/schema.json (the schema the pipeline ships) is "
+            f"{shipped.title!r}: run it with the COIL example's (cp etl/examples/coil2000/schema.json etl/)",
+        )
+        return 2
     tracker = Tracker(progress)
     template = Template(ROOT / "template.yaml")
     pipeline_default = str(template.parameters.get("PipelineName", {}).get("Default", "s3-sagemaker-trigger"))

@@ -33,6 +33,7 @@ from typing import Any
 
 from contract import volume
 from contract.artifact import bundle, code_key
+from etl import MAX_REJECT_FRACTION
 
 # The SDK cannot even be imported without a region: it builds boto3 clients at import time. The
 # definition does not depend on the region (the image URI is a deploy-time placeholder and the
@@ -84,7 +85,7 @@ with _sdk_environment(RENDER_REGION):
     from sagemaker.core import image_uris
     from sagemaker.core.processing import ScriptProcessor
     from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
-    from sagemaker.core.workflow.parameters import ParameterInteger, ParameterString
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
     from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.retry import (
@@ -168,14 +169,17 @@ def get_pipeline(
                                   -------> share of the input files: ShardedByS3Key)
         ProcessingVolumeSizeInGB (Integer) ClusterConfig.VolumeSizeInGB (the input and the output
                                   -------> are both on it: the trigger sizes it, contract.volume)
+        MaxRejectFraction (Float) -------> argument --max-reject-fraction (a run fails above it)
         code_uri (fixed) ----------------> input "code" -> /opt/ml/processing/input/code/etl.pyz
         RetryPolicies (RETRY_POLICIES) --> quota/capacity refusals retried up to 10 days; internal
                                            errors, throttling and service faults a few times
 
     The bundle runs as ``python3 etl.pyz --input-dir /opt/ml/processing/input/data
-    --output-dir /opt/ml/processing/output``. The input URL reaches it only through the processing
-    input (an ``S3Uri`` holds 1,024 characters; a container argument would hold 256): the trigger's
-    snapshot folders hold exactly the upload, so the ETL reads every data file it finds there.
+    The bundle runs as ``python3 etl.pyz --input-dir /opt/ml/processing/input/data
+    --output-dir /opt/ml/processing/output --max-reject-fraction <MaxRejectFraction>`` with the schema it
+    ships (etl/schema.json). The input URL reaches it only through the processing input (an ``S3Uri``
+    holds 1,024 characters; a container argument would hold 256): the trigger's snapshot folders hold
+    exactly the upload, so the ETL reads every data file it finds there.
 
     Building makes no AWS call: ``role_arn`` is taken as given and ``code_uri`` must already be an
     ``s3://`` URI (a local path would be uploaded while rendering).
@@ -195,6 +199,7 @@ def get_pipeline(
             name="ProcessingInstanceCount", default_value=instance_count
         )
         processing_volume = ParameterInteger(name=volume.PARAMETER, default_value=volume.DEFAULT_GB)
+        max_reject_fraction = ParameterFloat(name="MaxRejectFraction", default_value=MAX_REJECT_FRACTION)
 
         processor = ScriptProcessor(
             role=role_arn,
@@ -227,16 +232,19 @@ def get_pipeline(
                     ),
                 )
             ],
-            arguments=["--input-dir", INPUT_DIR, "--output-dir", OUTPUT_DIR],
+            # A Float parameter goes into ContainerArguments (strings) as a Std:Join: referenced as itself,
+            # CreatePipeline refuses it (aws/sagemaker-python-sdk#2631).
+            arguments=[
+                *("--input-dir", INPUT_DIR, "--output-dir", OUTPUT_DIR),
+                *("--max-reject-fraction", max_reject_fraction.to_string()),
+            ],
         )
         return Pipeline(
             name=name,
             parameters=[
-                input_url,
-                output_url,
-                processing_instance_type,
-                processing_instance_count,
+                *(input_url, output_url, processing_instance_type, processing_instance_count),
                 processing_volume,
+                max_reject_fraction,
             ],
             steps=[ProcessingStep(name=STEP_NAME, step_args=step_args, retry_policies=list(RETRY_POLICIES))],
             # No automatic SageMaker Experiments trial per execution: the SDK's default would make the

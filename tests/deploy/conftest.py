@@ -7,7 +7,6 @@ PUT to it; its URL replaces the ``ResponseURL`` of the replayed ``events/cfn-*.j
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import pytest
 from deploy import handler
 from deploy import response as cfn_response
 
+from contract.artifact import copy_package
 from local.emulator import Emulator
 from pipeline.__main__ import compile_routes
 from pipeline.pipeline import render_image_uris, render_template
@@ -33,9 +33,7 @@ EVENTS = ROOT / "events"
 def built_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What `sam build` puts next to the deploy package: pipeline.json, image_uris.json, etl/, routes.json."""
     directory = tmp_path_factory.mktemp("deploy-artifact")
-    (directory / "etl").mkdir()
-    for module in ETL_PACKAGE.glob("*.py"):
-        shutil.copyfile(module, directory / "etl" / module.name)
+    copy_package(ETL_PACKAGE, directory / "etl")
     (directory / "pipeline.json").write_text(render_template(directory / "etl"), encoding="utf-8")
     (directory / "image_uris.json").write_text(render_image_uris(), encoding="utf-8")
     (directory / "routes.json").write_text(compile_routes(ROOT / "routes.yaml"), encoding="utf-8")

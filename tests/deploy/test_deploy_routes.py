@@ -68,7 +68,7 @@ def test_a_routed_prefix_overlapping_the_output_fails_the_deploy_in_one_line(dep
     answer = deploy.invoke(deploy.event("cfn-routes-create.json", Properties={"CleanPrefix": "raw/out/"}))
 
     assert answer["Status"] == "FAILED"
-    assert answer["Reason"].startswith("route 1 (prefix 'raw/') and CleanPrefix 'raw/out/' overlap")
+    assert answer["Reason"].startswith("the routed prefix 'raw/' and CleanPrefix 'raw/out/' overlap")
     assert "\n" not in answer["Reason"]
 
 
@@ -86,7 +86,7 @@ def test_the_check_answers_the_parameter_types_of_the_stacks_own_pipeline(
     # Then it answers the types the trigger checks values against
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     assert json.loads(answer["Data"]["ParameterTypes"]) == {
-        OWN: {"InputDataUrl": "String", "OutputDataUrl": "String"}
+        OWN: {"InputDataUrl": "String", "OutputDataUrl": "String", "ProcessingVolumeSizeInGB": "Integer"}
     }
 
 

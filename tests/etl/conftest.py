@@ -14,8 +14,16 @@ import pytest
 import etl
 from coilgen import Generated, generate
 from contract.artifact import BUNDLE_FILE, bundle
+from etl import cli
+from etl.examples.coil2000 import SCHEMA
 
 ETL_PACKAGE = Path(etl.__file__).resolve().parent
+COIL = ("--schema", str(SCHEMA))  # the tests name the COIL example's schema, whatever etl/schema.json holds
+
+
+def main(args: list[str]) -> int:
+    """The ETL in-process (python -m etl ARGS) with the COIL example's schema."""
+    return cli.main([*COIL, *args])
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +59,8 @@ def run_etl(etl_script: Path) -> Callable[..., subprocess.CompletedProcess[str]]
         python: str = sys.executable,
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        cmd = [python, str(etl_script), "--input-dir", str(input_dir), "--output-dir", str(output_dir), *args]
+        cmd = [python, str(etl_script), *COIL, "--input-dir", str(input_dir), "--output-dir", str(output_dir)]
+        cmd += args
         environ = {**os.environ, **(env or {})}
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=environ)
 

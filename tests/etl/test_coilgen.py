@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from coilgen import LAYOUTS, generate
-from etl.rules import COLUMNS
+from coilgen.dictionary import COIL
 
 
 def digest(folder):
@@ -39,8 +39,12 @@ def test_values_stay_in_their_domains_and_about_six_percent_are_targets(tmp_path
     assert train.shape == (data.labelled_rows, 86)
     assert evals.shape == (data.eval_rows, 85)
     values = np.vstack([train, np.column_stack([evals, targets])])
-    lo = np.array([c.lo for c in COLUMNS])
-    hi = np.array([c.hi for c in COLUMNS])
+    domains = [
+        f.categories.to_pylist() if f.categories is not None else [f.c["minimum"], f.c["maximum"]]
+        for f in COIL.fields
+    ]
+    lo = np.array([min(d) for d in domains])
+    hi = np.array([max(d) for d in domains])
     assert ((values >= lo) & (values <= hi)).all()
     assert 0.045 < values[:, 85].mean() < 0.075
     assert (values[:, 0] == 14).sum() == 0  # like the real data, subtype 14 never occurs

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from coilgen.dictionary import col_info_csv
-from etl.read import BLOCK_BYTES
+from etl.read import block_size
 
 ROW86 = "\t".join(["1"] * 86)
 CSV86 = ",".join(["1"] * 86)
@@ -43,7 +43,7 @@ CASES: dict[str, tuple[Callable[[], dict[str, bytes]], str]] = {
     ),
     "only the dictionary": (
         lambda: {"col_info.csv": col_info_csv()},
-        "empty input (only the data dictionary",
+        "empty input (only dictionary files",
     ),
     "unknown shape": (
         lambda: {"data.txt": ("\t".join(["1"] * 12) + "\n").encode() * 3},
@@ -92,7 +92,7 @@ CASES: dict[str, tuple[Callable[[], dict[str, bytes]], str]] = {
             "col_info.csv": col_info_csv().replace(b"MOSHOOFD", b"MOSHOOFX"),
             "ticdata2000.txt": (ROW86 + "\n").encode(),
         },
-        "col_info.csv: data dictionary does not match the built-in schema: "
+        "col_info.csv: data dictionary does not match the schema 'COIL 2000': "
         "column 5 is MOSHOOFX, expected MOSHOOFD",
     ),
 }
@@ -151,6 +151,6 @@ def test_a_line_that_never_ends_is_refused_not_buffered(tmp_path, run_etl, rows)
     result = run_etl(inp, tmp_path / "out")
     assert result.returncode == 1
     assert result.stderr == (
-        f"etl: error: ticdata2000.txt: line {rows + 1} is longer than {BLOCK_BYTES} bytes; "
+        f"etl: error: ticdata2000.txt: line {rows + 1} is longer than {block_size(86)} bytes; "
         "expected rows of a few hundred\n"
     )

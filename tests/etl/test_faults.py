@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from coilgen import ROW_FAULTS
-from etl.cli import main
+from tests.etl.conftest import main
 
 REASONS = {
-    "bad-values": ("is not an integer", "is outside its domain", "missing value"),
+    "bad-values": ("is not an integer", "its maximum", "its minimum", "categories", "missing value"),
     "short-rows": ("expected 86 fields, found", "expected 85 fields, found"),
     "wrong-columns": ("expected 86 fields, found", "expected 85 fields, found"),
     "garbage-bytes": ("is not an integer",),

@@ -12,9 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl.cli import main
-from etl.layout import BOM
-from etl.rules import CLEAN_NAMES, CODES, code_table
+from coilgen.dictionary import CODES, COIL, L0_LABELS, L2_LABELS
+from etl.read import BOM
+from tests.etl.conftest import main
+
+CLEAN_NAMES = COIL.names
 
 
 def run(inp: Path, out: Path, *args: str) -> int:
@@ -57,12 +59,8 @@ def test_named_csv_with_purchase_yes_no_becomes_the_clean_schema(dataset, tmp_pa
     df["Purchase"] = df["Purchase"].map({"No": 0, "Yes": 1})
     df.columns = list(CODES)
     df = df.rename(columns=dict(zip(CODES, CLEAN_NAMES, strict=True)))
-    df["zip_agg_customer_subtype"] = df["zip_agg_customer_subtype"].map(
-        dict(enumerate(code_table("L0")[1], 1))
-    )
-    df["zip_agg_customer_main_type"] = df["zip_agg_customer_main_type"].map(
-        dict(enumerate(code_table("L2")[1], 1))
-    )
+    df["zip_agg_customer_subtype"] = df["zip_agg_customer_subtype"].map(dict(enumerate(L0_LABELS, 1)))
+    df["zip_agg_customer_main_type"] = df["zip_agg_customer_main_type"].map(dict(enumerate(L2_LABELS, 1)))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / "full_data.csv"), df)
 
 

@@ -6,7 +6,7 @@ import csv
 import json
 import shutil
 
-from etl.cli import main
+from tests.etl.conftest import main
 
 
 def test_too_many_rejects_fail_the_run_saying_how_many_and_why(dataset, tmp_path, run_etl):
@@ -21,7 +21,7 @@ def test_too_many_rejects_fail_the_run_saying_how_many_and_why(dataset, tmp_path
     n = data.faulty_rows
     assert result.stderr.startswith(
         f"etl: error: {n} of 4000 rows ({100 * n / 4000:.2f}%) failed validation, "
-        "above --max-reject-fraction 0.01: "
+        "above --max-reject-fraction 0.01 (the pipeline parameter MaxRejectFraction): "
     )
     assert "wrong number of fields" in result.stderr
     assert result.stderr.rstrip().endswith("see rejects.csv")

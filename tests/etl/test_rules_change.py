@@ -1,44 +1,35 @@
-"""Editing the rules module changes what every layout writes, and nothing else has to change.
+"""Editing the schema changes what every layout writes, and nothing else has to change.
 
-The worked example of docs/etl.md ("Change the cleaning rules"), run on a copy of the package: decode
-one more column (MGEMLEEF, average age, through code table L1) and narrow one domain (MAANTHUI, number
-of houses, from 1-10 to 1-5).
+On a copy of the COIL example's schema: decode one more column (zip_agg_avg_age, average age, through
+code table L1, as categories with labels) and narrow one domain (zip_agg_number_of_houses from 1-10 to
+1-5, its maximum).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import shutil
-import subprocess
-import sys
+import json
 from pathlib import Path
 
 import pytest
 
-from contract.artifact import bundle
-from etl.rules import CLEAN_NAMES, code_table
-from tests.etl.conftest import ETL_PACKAGE
+from coilgen.dictionary import COIL, L1_LABELS
+from etl.examples.coil2000 import SCHEMA
 
-AGE, HOUSES = CLEAN_NAMES.index("zip_agg_avg_age"), CLEAN_NAMES.index("zip_agg_number_of_houses")
-EDITS = (
-    ('DECODED = ("MOSTYPE", "MOSHOOFD")', 'DECODED = ("MOSTYPE", "MGEMLEEF", "MOSHOOFD")'),
-    ("MAANTHUI zip_agg_number_of_houses 1-10\n", "MAANTHUI zip_agg_number_of_houses 1-5\n"),
-)
+AGE, HOUSES = COIL.names.index("zip_agg_avg_age"), COIL.names.index("zip_agg_number_of_houses")
 
 
 @pytest.fixture(scope="module")
-def edited_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ETL bundle built from a copy of the package whose rules.py carries the two edits."""
-    copy = tmp_path_factory.mktemp("edited") / "etl"
-    shutil.copytree(ETL_PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    text = (copy / "rules.py").read_text(encoding="utf-8")
-    for old, new in EDITS:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    (copy / "rules.py").write_text(text, encoding="utf-8")
-    path = copy.parent / "etl.pyz"
-    path.write_bytes(bundle(copy))
+def edited_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The COIL example's schema with the two edits, as a user makes them in the JSON file."""
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    age, houses = schema["fields"][AGE], schema["fields"][HOUSES]
+    age["categories"] = [{"value": i, "label": label} for i, label in enumerate(L1_LABELS, 1)]
+    del age["constraints"]["minimum"], age["constraints"]["maximum"]
+    houses["constraints"]["maximum"] = 5
+    path = tmp_path_factory.mktemp("edited") / "schema.json"
+    path.write_text(json.dumps(schema), encoding="utf-8")
     return path
 
 
@@ -48,32 +39,24 @@ def rows(path: Path) -> list[list[str]]:
 
 @pytest.mark.parametrize("layout", ["uci", "seed", "named"])
 def test_one_more_decoded_column_and_a_narrower_domain_apply_to_every_layout(
-    layout, dataset, tmp_path, run_etl, edited_bundle
+    layout, dataset, tmp_path, run_etl, edited_schema
 ):
-    """Given a layout's files, and the rules edited to decode MGEMLEEF and narrow MAANTHUI to 1-5
-    When the ETL runs with the shipped rules and with the edited ones
-    Then the edited run writes the same rows minus those with more than 5 houses, its average age as
-    the L1 labels, and rejects exactly the removed rows, each at its line with the narrowed domain"""
+    """Given a layout's files, and the schema edited to decode the average age and allow at most 5 houses
+    When the ETL runs with the example's schema and with the edited one (--schema)
+    Then the edited run writes the same rows minus those with more than 5 houses, the average age as the
+    L1 labels, and rejects exactly the removed rows, each at its line with the narrowed maximum"""
     data = dataset(layout=layout, rows=1200, seed=41)
     assert run_etl(data.out_dir, tmp_path / "shipped").returncode == 0
-    cmd = [
-        sys.executable,
-        str(edited_bundle),
-        "--input-dir",
-        str(data.out_dir),
-        "--output-dir",
-        str(tmp_path / "edited"),
-    ]
-    result = subprocess.run([*cmd, "--max-reject-fraction", "1"], capture_output=True, text=True, check=False)
+    edited_run = ("--schema", str(edited_schema), "--max-reject-fraction", "1")
+    result = run_etl(data.out_dir, tmp_path / "edited", *edited_run)
     assert result.returncode == 0, result.stderr
     shipped, edited = (
         rows(tmp_path / "shipped" / "full_data.csv"),
         rows(tmp_path / "edited" / "full_data.csv"),
     )
-    assert edited[0] == shipped[0] == list(CLEAN_NAMES)
-    ages = code_table("L1")[1]
+    assert edited[0] == shipped[0] == COIL.names
     kept = [r for r in shipped[1:] if int(r[HOUSES]) <= 5]
-    expected = [[*r[:AGE], ages[int(r[AGE]) - 1], *r[AGE + 1 :]] for r in kept]
+    expected = [[*r[:AGE], L1_LABELS[int(r[AGE]) - 1], *r[AGE + 1 :]] for r in kept]
     assert edited[1:] == expected
     assert 0 < len(kept) < len(shipped) - 1
     rejects = rows(tmp_path / "edited" / "rejects.csv")[1:]
@@ -81,6 +64,6 @@ def test_one_more_decoded_column_and_a_narrower_domain_apply_to_every_layout(
     assert rows(tmp_path / "shipped" / "rejects.csv")[1:] == []
     for source, line, reason, raw in rejects:
         houses = raw.split("\t" if layout == "uci" else ",")[HOUSES]
-        assert reason == f"MAANTHUI (column 2): {houses} is outside its domain 1-5"
+        assert reason == f"zip_agg_number_of_houses (column 2): '{houses}' is above its maximum 5"
         physical = (data.out_dir / source).read_text(encoding="utf-8").split("\n")[int(line) - 1]
         assert physical == raw

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from etl.cli import main
+from tests.etl.conftest import main
 
 
 def resource_config(tmp_path: Path, host: str, hosts: list[str]) -> Path:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from etl.cli import main
+from tests.etl.conftest import main
 
 BASELINE = Path(__file__).resolve().parents[2] / "bench" / "etl_baseline.py"
 

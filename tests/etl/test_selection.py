@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from etl.cli import main
+from tests.etl.conftest import main
 
 
 def test_an_object_url_selects_exactly_that_file(dataset, tmp_path):

@@ -154,6 +154,7 @@ def test_the_five_parameters_have_valid_defaults_once_filled(renders: list[tuple
         {"Name": "ProcessingInstanceType", "Type": "String", "DefaultValue": "ml.m5.xlarge"},
         {"Name": "ProcessingInstanceCount", "Type": "Integer", "DefaultValue": 1},
         {"Name": "ProcessingVolumeSizeInGB", "Type": "Integer", "DefaultValue": 30},
+        {"Name": "MaxRejectFraction", "Type": "Float", "DefaultValue": 0.01},
     ]
 
 
@@ -178,14 +179,18 @@ def test_one_processing_step_named_cleandata_runs_the_etl_bundle_with_python3(
     assert definition["PipelineExperimentConfig"] is None
 
 
-def test_the_input_url_reaches_the_job_only_through_its_processing_input(step: dict[str, Any]) -> None:
+def test_the_job_arguments_carry_the_reject_threshold_and_never_the_input_url(step: dict[str, Any]) -> None:
     # A container argument holds 256 characters, a processing input's S3Uri 1,024: a long key's snapshot
-    # URL as an argument would fail the job, so the URL is not one (finding 13)
+    # URL as an argument would fail the job, so the URL is not one (finding 13). A Float parameter is a
+    # string argument only through Std:Join (CreatePipeline refuses it bare)
+    fraction = {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.MaxRejectFraction"}]}}
     assert step["Arguments"]["AppSpecification"]["ContainerArguments"] == [
         "--input-dir",
         "/opt/ml/processing/input/data",
         "--output-dir",
         "/opt/ml/processing/output",
+        "--max-reject-fraction",
+        fraction,
     ]
 
 
@@ -224,7 +229,13 @@ def test_the_code_is_addressed_by_the_sha256_of_the_etl_bundle(step: dict[str, A
     assert code["S3Input"]["LocalPath"] == "/opt/ml/processing/input/code"
 
 
-@pytest.mark.parametrize("module", sorted(p.name for p in ETL_PACKAGE.glob("*.py")))
+@pytest.mark.parametrize(
+    "module",
+    sorted(
+        p.relative_to(ETL_PACKAGE).as_posix()
+        for p in [*ETL_PACKAGE.glob("*.py"), *ETL_PACKAGE.rglob("*.json")]
+    ),
+)
 def test_a_change_to_any_etl_file_changes_only_the_code_key(
     tmp_path: Path, renders: list[tuple[str, str]], module: str
 ) -> None:
@@ -269,6 +280,7 @@ def test_the_builder_takes_real_values_as_well(tmp_path: Path) -> None:
         "ProcessingInstanceType": "ml.c5.xlarge",
         "ProcessingInstanceCount": 3,
         "ProcessingVolumeSizeInGB": 30,
+        "MaxRejectFraction": 0.01,
     }
     assert definition["Steps"][0]["Arguments"]["RoleArn"] == "arn:aws:iam::123456789012:role/etl"
 
@@ -328,19 +340,25 @@ EXPIRE_AFTER_MIN_MAX = 14400
 
 
 def _amended_schema() -> dict[str, Any]:
-    """The published schema with the two places where it lags the service, amended (and nothing else).
+    """The published schema with the three places where it lags the service, amended (and nothing else).
 
     1. ``RetryPolicy.ExceptionType``: the schema has one string; the service takes a list of them, as
        the SageMaker developer guide's retry policy schema (``"ExceptionType": [String]``) and the SDK's
        ``to_request`` write it.
     2. Top level ``PipelineExperimentConfig`` and ``MlflowConfig``: fields of the service's definition
        that the SDK v3 always writes (``null`` here) and the schema predates.
+    3. A string argument (``ContainerArguments``) may be a ``Std:Join``: the SDK's ``to_string()`` of a
+       Float or Integer parameter (``MaxRejectFraction``), its answer to the service refusing such a
+       parameter referenced bare among string arguments (aws/sagemaker-python-sdk#2631, #2995).
     """
     schema: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
     retry = schema["definitions"]["RetryPolicy"]["properties"]
     retry["ExceptionType"] = {"type": "array", "minItems": 1, "items": retry["ExceptionType"]}
     schema["properties"]["PipelineExperimentConfig"] = {"type": ["object", "null"]}
     schema["properties"]["MlflowConfig"] = {"type": ["object", "null"]}
+    join = {"type": "object", "required": ["Std:Join"], "properties": {"Std:Join": {"type": "object"}}}
+    join["additionalProperties"] = False
+    schema["definitions"]["StringArgumentValue"]["oneOf"].append(join)
     return schema
 
 
@@ -348,7 +366,7 @@ def test_the_definition_is_valid_for_sagemakers_published_schema(definition: dic
     import jsonschema
 
     published: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
-    # The published schema, as is, objects to exactly the two lagging places and nothing else
+    # The published schema, as is, objects to exactly the three lagging places and nothing else
     objections = sorted(
         (e.json_path, e.validator) for e in jsonschema.Draft7Validator(published).iter_errors(definition)
     )

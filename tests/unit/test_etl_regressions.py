@@ -4,7 +4,9 @@ delimiter. In-process through etl.cli.main on small files (no subprocess)."""
 import csv
 from pathlib import Path
 
+from coilgen.dictionary import CODES
 from etl.cli import main
+from etl.examples.coil2000 import SCHEMA
 
 ROW = ["3", *["1"] * 84]  # 85 valid feature values
 
@@ -15,7 +17,16 @@ def run(tmp_path: Path, files: dict[str, str]) -> tuple[int, list[list[str]], li
     inp.mkdir(parents=True)
     for name, text in files.items():
         (inp / name).write_text(text, encoding="utf-8")
-    args = ["--input-dir", str(inp), "--output-dir", str(out), "--max-reject-fraction", "1"]
+    args = [
+        "--schema",
+        str(SCHEMA),
+        "--input-dir",
+        str(inp),
+        "--output-dir",
+        str(out),
+        "--max-reject-fraction",
+        "1",
+    ]
     code = main([*args, "--resource-config", str(tmp_path / "none.json")])
     read = lambda name: list(csv.reader((out / name).open(encoding="utf-8")))[1:]  # noqa: E731
     return code, read("full_data.csv") if (out / "full_data.csv").exists() else [], read("rejects.csv")
@@ -40,8 +51,6 @@ def test_a_quoted_yes_is_a_target_word(tmp_path):
     """Given a named CSV whose Purchase column is quoted ("Yes", "No")
     When the ETL runs
     Then the rows are written with targets 1 and 0"""
-    from etl.rules import CODES
-
     header = ",".join([*CODES[:85], "Purchase"]) + "\n"
     body = "".join(",".join([*ROW, f'"{w}"']) + "\n" for w in ("Yes", "No"))
     code, rows, rejects = run(tmp_path, {"named.csv": header + body})

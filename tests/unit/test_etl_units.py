@@ -1,4 +1,4 @@
-"""The rules and the pure pieces of the ETL on in-memory data: values, rows, blocks, files, pairing."""
+"""The pure pieces of the ETL on in-memory data: values, rows, blocks, files, pairing (the COIL example)."""
 
 from __future__ import annotations
 
@@ -8,61 +8,39 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from coilgen.dictionary import col_info_csv, dictionary_txt
-from etl import clean, rules
-from etl.layout import (
-    BOM,
-    DICTIONARY,
-    EVAL,
-    LABELLED,
-    TARGETS,
-    EtlError,
-    FileInfo,
-    check_dictionary,
-    make_plan,
-    sniff,
-)
+from coilgen.dictionary import CODES, COIL, col_info_csv, dictionary_txt
+from etl import clean
+from etl.examples.coil2000.layout import DICTIONARY, EVAL, LABELLED, TARGETS, check_dictionary, plan, sniff
 from etl.outputs import output_names
-from etl.read import Block, line_numbers
+from etl.read import BOM, Block, EtlError, FileInfo, line_numbers
 
 
-def test_the_rules_give_every_column_its_domain_and_the_decoded_ones_their_labels():
-    by_code = {c.code: c for c in rules.COLUMNS}
-    assert (len(rules.COLUMNS), rules.N_FEATURES) == (86, 85)
-    assert (by_code["MOSTYPE"].lo, by_code["MOSTYPE"].hi) == (1, 41)  # from code table L0
-    assert (by_code["MAANTHUI"].lo, by_code["MAANTHUI"].hi) == (1, 10)  # a range
-    assert by_code["MOSHOOFD"].labels[-1] == "Farmers"
-    assert [c.code for c in rules.COLUMNS if c.labels] == list(rules.DECODED)
-
-
-def test_decoding_a_column_without_a_code_table_is_refused(monkeypatch):
-    monkeypatch.setattr(rules, "DECODED", ("MAANTHUI",))
-    with pytest.raises(ValueError, match="MAANTHUI is in DECODED but its domain 1-10 is not a code table"):
-        rules.column(2, "MAANTHUI", "zip_agg_number_of_houses", "1-10")
+def test_the_coil_schema_gives_every_column_its_domain_and_the_decoded_ones_their_labels():
+    by_name = {f.name: f for f in COIL.fields}
+    assert (len(COIL.fields), COIL.title) == (86, "COIL 2000")
+    assert by_name["zip_agg_customer_subtype"].categories.to_pylist() == list(range(1, 42))
+    assert (
+        by_name["zip_agg_number_of_houses"].c["minimum"],
+        by_name["zip_agg_number_of_houses"].c["maximum"],
+    ) == (1, 10)
+    assert by_name["zip_agg_customer_main_type"].labels[-1].as_py() == "Farmers"
+    assert [f.name for f in COIL.fields if f.labels is not None] == [
+        "zip_agg_customer_subtype",
+        "zip_agg_customer_main_type",
+    ]
 
 
 @pytest.mark.parametrize(
-    ("raw", "code"),
-    [
-        (b" 3 ", 3),
-        (b"03", 3),
-        (b'"3"', 3),
-        (b"+1", 1),
-        (b"-1", -1),
-        (b"", clean.MISSING),
-        (b"x", clean.NOT_CODE),
-        (b"1_0", clean.NOT_CODE),
-        (b"3.5", clean.NOT_CODE),
-        (b"1" * 5000, clean.HUGE),
-    ],
-)
-def test_a_value_that_is_not_a_canonical_code_is_parsed(raw, code):
-    assert clean.parse(raw, None, 0) == code
-
-
-def test_words_are_read_through_their_code_table():
-    column = pa.array([b"No", b"Yes", b" Yes", b"1"], pa.binary())
-    assert clean.column_codes([column], "YesNo")[0].tolist() == [0, 1, 1, clean.NOT_CODE]
+    ("raw", "problem"),
+    [(b" 3 ", clean.OK), (b"03", clean.OK), (b'"3"', clean.OK), (b"+1", clean.OK), (b"-1", clean.BELOW),
+     (b"", clean.MISSING), (b"x", clean.TYPE), (b"1_0", clean.TYPE), (b"3.5", clean.TYPE),
+     (b"1" * 5000, clean.TYPE)],
+)  # fmt: skip
+def test_a_value_that_is_not_a_canonical_integer_is_still_read_or_flagged(raw, problem):
+    field = COIL.fields[1]  # zip_agg_number_of_houses: 1-10
+    values, problems = clean.convert(field, pa.array([raw], pa.binary()))
+    clean.constrain(field, values, problems, ranged=False)
+    assert problems.tolist() == [problem]
 
 
 def block(rows: list[list[bytes]], lines: list[int], odd: list | None = None) -> Block:
@@ -70,8 +48,8 @@ def block(rows: list[list[bytes]], lines: list[int], odd: list | None = None) ->
     return Block(columns, np.array(lines, dtype=np.int64), odd or [])
 
 
-def labelled(ncols: int = 86, words: str | None = None) -> FileInfo:
-    return FileInfo(Path("t.csv"), "t.csv", ncols=ncols, words=words, delimiter=",")
+def labelled(ncols: int = 86) -> FileInfo:
+    return FileInfo(Path("t.csv"), "t.csv", ncols=ncols, delimiter=",", columns=list(range(86)))
 
 
 def test_a_block_keeps_clean_rows_and_rejects_the_others_with_every_reason():
@@ -79,29 +57,24 @@ def test_a_block_keeps_clean_rows_and_rejects_the_others_with_every_reason():
     bad = list(good)
     bad[2], bad[10], bad[85] = b"9", b"x", b"2"
     odd = [(4, b"1,1", 2)]
-    codes, rejects = clean.check(block([good, bad, [b""] * 86], [2, 3, 5], odd), labelled())
-    assert codes.shape == (1, 86)
+    batch, rejects = clean.check(COIL, block([good, bad], [2, 3], odd), labelled(), {})
+    assert batch.num_rows == 1
     reason = (
-        "MGEMOMV (column 3): 9 is outside its domain 1-6; MRELSA (column 11): 'x' is not an integer; "
-        "CARAVAN (column 86): 2 is outside its domain 0-1"
+        "zip_agg_avg_size_household (column 3): '9' is above its maximum 6; "
+        "zip_agg_living_together (column 11): 'x' is not an integer; "
+        "nbr_mobile_home_policies (column 86): '2' is above its maximum 1"
     )
     assert rejects == [
-        (3, b",".join(bad), reason, "MGEMOMV: outside its domain"),
+        (3, b",".join(bad), reason, "zip_agg_avg_size_household: above its maximum"),
         (4, b"1,1", "expected 86 fields, found 2", "wrong number of fields"),
     ]
 
 
-def test_a_named_csv_target_must_be_one_of_its_words():
-    row = [b"1"] * 85 + [b"1"]
-    _, rejects = clean.check(block([row], [2]), labelled(words="YesNo"))
-    assert rejects[0][2:] == ("CARAVAN (column 86): '1' is not No or Yes", "CARAVAN: not No/Yes")
-
-
-def test_clean_rows_are_rendered_with_the_decoded_columns_as_labels():
-    codes = np.ones((1, 86), dtype=np.int64)
-    codes[0, 0], codes[0, 4] = 24, 10
-    batch = clean.render(codes)
-    assert batch.schema.names == list(rules.CLEAN_NAMES)
+def test_clean_rows_are_written_with_the_categories_labels():
+    row = [b"1"] * 86
+    row[0], row[4] = b"24", b"10"
+    batch, _ = clean.check(COIL, block([row], [2]), labelled(), {})
+    assert batch.schema.names == COIL.names
     assert batch.column(0).to_pylist() == ["Young, low educated"]
     assert batch.column(4).to_pylist() == ["Farmers"]
     assert batch.column(1).to_pylist() == [1]
@@ -115,11 +88,11 @@ def info_for(tmp_path: Path, name: str, content: bytes) -> FileInfo:
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
-    return sniff(FileInfo(path, name))
+    return sniff(FileInfo(path, name), COIL)
 
 
 ROW = ",".join(["1"] * 86)
-NUMBERED, NAMED = ",".join(map(str, range(86))), ",".join([*rules.CODES[:85], "Purchase"])
+NUMBERED, NAMED = ",".join(map(str, range(86))), ",".join([*CODES[:85], "Purchase"])
 
 
 @pytest.mark.parametrize("bom", [b"", BOM], ids=["plain", "bom"])
@@ -141,7 +114,7 @@ def test_files_are_recognised_by_content_with_or_without_a_bom(
     tmp_path, name, content, role, layout, header, bom
 ):
     info = info_for(tmp_path, name, bom + content)
-    assert (info.role, info.layout, info.header, info.bom) == (role, layout, header, bool(bom))
+    assert (info.role, info.layout, info.more.get("header"), info.bom) == (role, layout, header, bool(bom))
 
 
 def test_a_bad_first_row_does_not_hide_the_file_shape(tmp_path):
@@ -172,14 +145,17 @@ def test_eval_files_pair_with_their_targets_and_come_after_labelled_files(tmp_pa
         info_for(tmp_path, "c/my_targets.txt", b"1\n"),
         info_for(tmp_path, "z.csv", (ROW + "\n").encode()),
     ]
-    plan = make_plan(infos, hosts=1)
-    assert [f.name for f in plan.labelled] == ["z.csv"]
-    assert [(e.name, t.name) for e, t in plan.pairs] == [
+    jobs = plan(infos, COIL, hosts=1)
+    assert [j.info.name for j in jobs if j.role == LABELLED] == ["z.csv"]
+    pairs = [(j.info.name, j.companion.name) for j in jobs if j.companion]
+    assert pairs == [
         ("a/test.csv", "a/gt.csv"),
         ("b/ticeval2000.txt", "b/tictgts2000.txt"),
         ("c/my_eval.txt", "c/my_targets.txt"),
     ]
-    headers = {t.name: (t.header, t.header_lines) for _, t in plan.pairs}
+    headers = {
+        j.companion.name: (j.companion.more["header"], j.companion.header_lines) for j in jobs if j.companion
+    }
     assert headers == {
         "a/gt.csv": ("numbered", 1),
         "b/tictgts2000.txt": (None, 0),
@@ -190,14 +166,14 @@ def test_eval_files_pair_with_their_targets_and_come_after_labelled_files(tmp_pa
 @pytest.mark.parametrize(
     "content", [dictionary_txt(), col_info_csv()], ids=["dictionary.txt", "col_info.csv"]
 )
-def test_the_shipped_dictionaries_match_the_rules(tmp_path, content):
-    check_dictionary(info_for(tmp_path, "dict", content))
+def test_the_shipped_dictionaries_match_the_schema(tmp_path, content):
+    list(check_dictionary(info_for(tmp_path, "dict", content), COIL))
 
 
 def test_a_dictionary_missing_a_column_is_refused(tmp_path):
     text = dictionary_txt().replace(b"\r\n86 CARAVAN", b"\r\nCARAVAN")
     with pytest.raises(EtlError, match="column 86 is missing, expected CARAVAN"):
-        check_dictionary(info_for(tmp_path, "dictionary.txt", text))
+        list(check_dictionary(info_for(tmp_path, "dictionary.txt", text), COIL))
 
 
 def test_part_files_are_named_after_the_host_only_with_several_hosts():

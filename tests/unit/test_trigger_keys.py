@@ -23,7 +23,7 @@ from trigger.routing import Dataset, route, upload_id
 
 from contract import artifact, datafiles
 from contract.routes import parse as parse_routes
-from etl import layout
+from etl import read
 from etl.outputs import output_names
 
 BUCKET = "example-data-bucket"
@@ -262,10 +262,10 @@ def test_what_is_not_data_starts_no_run_and_says_why(key: str, size: int, why: s
 
 def test_the_etl_bundle_carries_the_same_rule_the_trigger_applies() -> None:
     # Given the rule declared once (contract.datafiles), which the ETL's own check imports
-    assert layout.not_data is datafiles.not_data
+    assert read.not_data is datafiles.not_data
 
     # When the ETL is bundled as the pipeline ships it
-    with zipfile.ZipFile(io.BytesIO(artifact.bundle(Path(layout.__file__).parent))) as bundle:
+    with zipfile.ZipFile(io.BytesIO(artifact.bundle(Path(read.__file__).parent))) as bundle:
         shipped = bundle.read("contract/datafiles.py")
 
     # Then the bundle holds that very module, so a run ignores exactly what the trigger skips
