@@ -64,7 +64,11 @@ def test_the_stack_takes_its_names_and_settings_from_the_template(aws: Emulator,
     trigger = stack.functions["TriggerFunction"]
     assert trigger.environment["PIPELINE_NAME"] == "named-etl"
     assert json.loads(trigger.environment["ROUTE_PARAMETER_TYPES"]) == {
-        "named-etl": {"InputDataUrl": "String", "OutputDataUrl": "String"}
+        "named-etl": {
+            "InputDataUrl": "String",
+            "OutputDataUrl": "String",
+            "ProcessingVolumeSizeInGB": "Integer",
+        }
     }
     [mapping] = stack.event_sources
     assert mapping.function_id == "TriggerFunction"
