@@ -37,6 +37,9 @@ class Upload:
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
+    def describe(self) -> str:
+        return describe(self)
+
 
 def describe(upload: Upload) -> str:
     """The execution description recording ``upload`` (optional fields left out when empty)."""

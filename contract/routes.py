@@ -104,8 +104,10 @@ class Route:
         """Whether a parameter takes ``{volume_gb}`` (so the snapshot's size must fit a volume)."""
         return any(VOLUME in placeholders(template) for template in self.parameters.values())
 
-    def fill(self, values: Mapping[str, object]) -> dict[str, str]:
-        """The route's parameters with every placeholder replaced by ``values``."""
+    def fill(self, values: Mapping[str, object], input_bytes: int = 0) -> dict[str, str]:
+        """The route's parameters with every placeholder replaced by ``values``, and ``{volume_gb}`` by
+        the processing volume for ``input_bytes`` of input (:func:`contract.volume.size_gb`)."""
+        values = {**values, VOLUME: volume.size_gb(input_bytes)}
         return {name: template.format_map(values) for name, template in self.parameters.items()}
 
     def to_json(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from trigger.config import SHIPPED_ROUTES, Config, TriggerMode
+from trigger.config import Config, TriggerMode, shipped_routes
 
 from contract.routes import parse
 from redrive import ReportError, deployed_config, render, waiting
@@ -315,7 +315,7 @@ def test_an_unreadable_function_configuration_is_a_clear_error() -> None:
     stub = Stubber(lam)
     stub.add_client_error("get_function_configuration", "ResourceNotFoundException", "no such function", 404)
     with stub, pytest.raises(ReportError, match="cannot read the trigger function 'gone'"):
-        deployed_config(lam, "gone", SHIPPED_ROUTES)
+        deployed_config(lam, "gone", shipped_routes())
 
 
 def test_the_command_flags_set_the_triggers_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

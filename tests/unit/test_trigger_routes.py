@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from trigger.config import SHIPPED_ROUTES, Config, TriggerMode
+from trigger.config import Config, TriggerMode, shipped_routes
 from trigger.errors import ConfigError
 from trigger.events import Action, ObjectEvent, Skip
 from trigger.request import build_request, idempotency_token
@@ -52,7 +52,7 @@ def routed(key: str, **fields: str | None) -> Dataset:
 
 
 def test_the_shipped_routes_yaml_is_what_a_config_made_in_code_routes() -> None:
-    assert json.loads(compile_routes(ROOT / "routes.yaml")) == SHIPPED_ROUTES.to_json()
+    assert json.loads(compile_routes(ROOT / "routes.yaml")) == shipped_routes().to_json()
 
 
 def test_a_routed_upload_starts_its_pipeline_with_parameters_from_its_key() -> None:
@@ -138,4 +138,6 @@ def test_the_trigger_refuses_routes_it_cannot_read_or_that_overlap_its_folders(t
     with pytest.raises(ConfigError, match="the routed prefix 'clean/' and CLEAN_PREFIX 'clean/' overlap"):
         Config.from_env({**environ, "ROUTES_FILE": str(bad)})
     with pytest.raises(ConfigError, match="ROUTE_PARAMETER_TYPES must be a JSON object"):
-        Config.from_env({**environ, "ROUTES_FILE": str(bad), "ROUTE_PARAMETER_TYPES": "[1]"}, SHIPPED_ROUTES)
+        Config.from_env(
+            {**environ, "ROUTES_FILE": str(bad), "ROUTE_PARAMETER_TYPES": "[1]"}, shipped_routes()
+        )

@@ -441,7 +441,7 @@ def test_a_backoff_cap_that_sqs_would_always_refuse_is_a_configuration_error(cap
 
     # When the trigger reads its settings, Then it refuses the cap, naming the largest it accepts
     with pytest.raises(ConfigError, match=f"and {backoff.MAX_CAP_SECONDS}: SQS's 43200-second"):
-        trigger_config.Config.from_env(environ, trigger_config.SHIPPED_ROUTES)
+        trigger_config.Config.from_env(environ, trigger_config.shipped_routes())
 
 
 def test_the_longest_wait_the_trigger_can_ask_for_fits_sqs_limit_counted_from_the_receive() -> None:
@@ -449,7 +449,7 @@ def test_the_longest_wait_the_trigger_can_ask_for_fits_sqs_limit_counted_from_th
     # Lambda allows (the batching window's 300 s maximum, then the function's 900 s maximum timeout)
     config = trigger_config.Config.from_env(
         {"PIPELINE_NAME": "p", "BACKOFF_CAP_SECONDS": str(backoff.MAX_CAP_SECONDS)},
-        trigger_config.SHIPPED_ROUTES,
+        trigger_config.shipped_routes(),
     )
     since_receive = 300 + 900
 

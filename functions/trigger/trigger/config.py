@@ -16,19 +16,29 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contract.folders import CODE_PREFIX, overlaps, prefix_problem
 from contract.names import PIPELINE_NAME_OR_ARN
-from contract.routes import Routes, RoutesError, loads
-from contract.routes import parse as parse_routes
 from trigger import backoff
 from trigger.errors import ConfigError
 
+if TYPE_CHECKING:  # the routes are read on first use, not at import: a cold start pays nothing for them
+    from contract.routes import Routes
+
 # The build puts routes.json at the artifact's top, beside the trigger package (/var/task/routes.json).
 BUILT_ROUTES_FILE = Path(__file__).resolve().parent.parent / "routes.json"
-# What routes.yaml ships (tests/unit/test_trigger_config.py holds the two equal): the default of a
-# Config made in code, never a fallback for a missing routes file.
-SHIPPED_ROUTES = parse_routes({"routes": [{"prefix": "raw/"}]})
+
+
+@cache
+def shipped_routes() -> Routes:
+    """What routes.yaml ships (tests/unit/test_trigger_routes.py holds the two equal): the default of a
+    Config made in code, never a fallback for a missing routes file."""
+    from contract.routes import parse
+
+    return parse({"routes": [{"prefix": "raw/"}]})
+
+
 DEFAULT_CLEAN_PREFIX = "clean/"
 DEFAULT_SNAPSHOT_PREFIX = "snapshot/"
 DEFAULT_MARKER_NAME = "_SUCCESS"
@@ -48,7 +58,7 @@ class TriggerMode(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Config:
     pipeline_name: str  # the stack's own pipeline: the routes without a ``pipeline`` start it
-    routes: Routes = SHIPPED_ROUTES
+    routes: Routes = field(default_factory=shipped_routes)
     clean_prefix: str = DEFAULT_CLEAN_PREFIX
     snapshot_prefix: str = DEFAULT_SNAPSHOT_PREFIX
     mode: TriggerMode = TriggerMode.OBJECT
@@ -151,6 +161,8 @@ def _seconds(name: str, text: str) -> int:
 
 
 def _routes(path: str) -> Routes:
+    from contract.routes import RoutesError, loads
+
     try:
         return loads(Path(path).read_text(encoding="utf-8"))
     except OSError as err:

@@ -13,12 +13,14 @@ import json
 import re
 import unicodedata
 from hashlib import sha256
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from contract import ledger
 from trigger.routing import Dataset
+
+if TYPE_CHECKING:
+    from contract import ledger
 
 # Versions the token recipe: changing the recipe must change this string, never silently.
 TOKEN_SCHEME = "s3-sagemaker-trigger/1"  # noqa: S105 - an idempotency-token label, not a secret
@@ -53,6 +55,8 @@ def display_name(dataset: Dataset) -> str:
 
 def upload(dataset: Dataset) -> ledger.Upload:
     """What the execution records of its upload (the marker, in marker mode)."""
+    from contract import ledger  # imported on first use (cold start)
+
     src = dataset.source
     version = src.version_id if src.version_id != "null" else None
     return ledger.Upload(
@@ -74,7 +78,7 @@ def build_request(dataset: Dataset, input_bytes: int) -> dict[str, Any]:
     return {
         "PipelineName": dataset.pipeline,
         "PipelineExecutionDisplayName": display_name(dataset),
-        "PipelineExecutionDescription": ledger.describe(upload(dataset)),
+        "PipelineExecutionDescription": upload(dataset).describe(),
         "PipelineParameters": [
             {"Name": name, "Value": value} for name, value in dataset.parameters(input_bytes).items()
         ],

@@ -39,14 +39,16 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from contract import volume
 from contract.datafiles import not_data
 from contract.names import BUCKET_NAME
-from contract.routes import VOLUME, Route, value_problem
 from trigger.config import Config, TriggerMode
 from trigger.events import Action, ObjectEvent, Skip
+
+if TYPE_CHECKING:  # contract.routes is imported on first use (cold start): the config loads it then
+    from contract.routes import Route
 
 MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
 # A processing input's or output's S3Uri, and a pipeline parameter's value, hold 1,024 characters. A
@@ -85,7 +87,7 @@ class Dataset:
 
     def parameters(self, input_bytes: int) -> dict[str, str]:
         """The StartPipelineExecution parameters, for a snapshot of ``input_bytes``."""
-        return self.rule.fill({**self.values, VOLUME: str(volume.size_gb(input_bytes))})
+        return self.rule.fill(self.values, input_bytes)
 
 
 def upload_id(item: ObjectEvent) -> str:
@@ -200,6 +202,8 @@ def route(item: ObjectEvent, config: Config) -> Dataset | Skip:
     dataset = Dataset(
         item, input_url, output_url, relative, snapshot_key, pipeline, rule, values, mode, source_folder
     )
+    from contract.routes import value_problem  # imported on first use, like the routes (cold start)
+
     types = config.parameter_types.get(pipeline, {})
     for name, value in dataset.parameters(item.size or 0).items():
         problem = value_problem(types.get(name, "String"), value)
