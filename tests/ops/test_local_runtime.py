@@ -105,8 +105,10 @@ def failed(runtime: Runtime, recorder: Recorder) -> str:
 
 
 def sentence(execution_arn: str, status: str, pipeline: str) -> str:
+    described = boto3.client("sagemaker").describe_pipeline_execution(PipelineExecutionArn=execution_arn)
     return (
         f"Pipeline {pipeline}: execution {execution_arn} is {status}. "
+        f"It ran: {described['PipelineExecutionDescription']}. "
         f"See why: s3sm status --stack {STACK} --execution {execution_arn} "
         "(or the SageMaker console, Pipelines: "
         "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/pipelines)"

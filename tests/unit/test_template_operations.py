@@ -159,13 +159,14 @@ def test_the_message_is_a_sentence_naming_the_execution_its_status_and_how_to_se
     assert transformer["InputPathsMap"] == {
         "execution": "$.detail.pipelineExecutionArn",
         "status": "$.detail.currentPipelineExecutionStatus",
+        "upload": "$.detail.pipelineExecutionDescription",  # the ledger: the upload that ran
     }
     text = _sub_text(transformer["InputTemplate"])
     # Plain text, not JSON (review finding 7): EventBridge sends such a template's result as it is,
     # where a quoted JSON string would reach the mail in quotes
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
-    assert text.startswith("Pipeline ${PipelineName}: execution <execution> is <status>.")
+    assert text.startswith("Pipeline ${PipelineName}: execution <execution> is <status>. It ran: <upload>.")
     assert "s3sm status --stack ${AWS::StackName} --execution <execution>" in text
     assert "https://${AWS::Region}.console.aws.amazon.com/sagemaker/" in text
     # Filled from the event SageMaker documents, each input path finds its value: the sentence names the
@@ -175,7 +176,9 @@ def test_the_message_is_a_sentence_naming_the_execution_its_status_and_how_to_se
     for name, path in transformer["InputPathsMap"].items():
         message = message.replace(f"<{name}>", _at(event, path))
     execution = event["detail"]["pipelineExecutionArn"]
-    assert message.startswith(f"Pipeline ${{PipelineName}}: execution {execution} is Succeeded. See why: ")
+    assert message.startswith(
+        f"Pipeline ${{PipelineName}}: execution {execution} is Succeeded. It ran: SomeDescription. See why: "
+    )
     assert "<" not in message
     assert '"' not in message
 
