@@ -20,10 +20,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from coilgen import ROW_FAULTS
+from etl.examples.coil2000 import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / "build" / "etl-compat-venv"
@@ -146,11 +148,15 @@ def test_the_output_holds_the_seed_etl_run_with_the_image_pandas(old_python, dat
     """Given the seed's CSVs
     When the seed's pandas ETL runs under the image's pandas and the bundle under the image's Python
     Then both full_data.csv files have the same header line and, read as CSV, the same rows and values"""
-    from etl.rules import CLEAN_NAMES, CODES, code_table
+    fields = json.loads(SCHEMA.read_text(encoding="utf-8"))["fields"]  # the COIL example's
+
+    def labels(field: dict[str, Any]) -> list[str]:
+        return [c["label"] for c in sorted(field["categories"], key=lambda c: c["value"])]
 
     data = dataset(layout="seed", rows=9822, seed=2000)
     schema = tmp_path / "schema.json"
-    schema.write_text(json.dumps([list(CODES), list(CLEAN_NAMES), code_table("L0")[1], code_table("L2")[1]]))
+    codes, names = [f["coil2000:code"] for f in fields], [f["name"] for f in fields]
+    schema.write_text(json.dumps([codes, names, labels(fields[0]), labels(fields[4])]))
     script = tmp_path / "seed_etl.py"
     script.write_text(SEED_ETL)
     subprocess.run(
