@@ -184,9 +184,12 @@ def dumps(routes: Routes) -> str:
 
 
 def start_arns(routes: Routes, own: str, partition: str, region: str, account: str) -> list[str]:
-    """The pipeline ARNs the trigger may start: exactly the routed pipelines (the one derivation)."""
+    """The pipeline ARNs the trigger may start: exactly the routed pipelines (the one derivation).
+    SageMaker writes a pipeline's name in its ARN in lowercase, and IAM compares ARNs exactly."""
     prefix = f"arn:{partition}:sagemaker:{region}:{account}:pipeline/"
-    return [p if p.startswith("arn:") else prefix + p for p in routes.pipelines(own)]
+    return list(
+        dict.fromkeys(p if p.startswith("arn:") else prefix + p.lower() for p in routes.pipelines(own))
+    )
 
 
 def event_pattern(routes: Routes, bucket: str) -> dict[str, Any]:

@@ -12,8 +12,11 @@ and ``until``, and judged:
   unversioned bucket), in any routed pipeline;
 - ``start``: sent to the stack's upload queue as the "Object Created" event S3 sends to EventBridge
   (:func:`message`), ``SendMessageBatch`` 10 at a time. The trigger takes it from there at the queue's
-  pace, and derives the same token from it as from the live upload of that version, so a duplicate
-  starts nothing twice.
+  pace. Sending the same backfill twice starts nothing twice: its messages carry the same version (or
+  eTag), so the same token. A listing has no sequencer, though: on an unversioned bucket a backfilled
+  object's token differs from its live upload's (eTag and sequencer), and on a versioned bucket its
+  output folder does. So backfill what is not also waiting in the upload queue or the dead-letter
+  queue: ``s3sm status`` shows both (docs/operations.md).
 
 ``rerun`` (a UTC timestamp) sends the objects that already ran too, each message with
 ``detail.rerun``: the trigger folds it into the upload's identity, so each gets a new token and a new
@@ -267,7 +270,7 @@ class Backfill:
         """SendMessageBatch; the entries SQS failed on its own side are sent again (botocore retries a
         failed call, not the failed entries of a call that succeeded), the others are reported."""
         entries = {
-            str(i): (item, json.dumps(event, ensure_ascii=False)) for i, (item, event) in enumerate(batch)
+            str(i): (item, json.dumps(event)) for i, (item, event) in enumerate(batch)
         }
         for attempt in range(1, ATTEMPTS + 1):
             answer = self._call(

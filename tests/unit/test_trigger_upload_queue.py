@@ -257,21 +257,15 @@ def test_a_start_that_waiting_cannot_fix_goes_to_the_dead_letter_queue_within_mi
 
 @pytest.mark.parametrize(
     ("code", "status", "why"),
-    [
-        ("NoSuchVersion", 404, "no longer exists"),
-        ("NoSuchKey", 404, "no longer exists"),
-        ("AccessDenied", 403, "cannot be read"),
-        ("AccessDenied", 403, "an SSE-KMS object also needs kms:Decrypt on its KMS key"),
-    ],
+    [("NoSuchVersion", 404, "no longer exists"), ("NoSuchKey", 404, "no longer exists")],
 )
 def test_a_snapshot_that_can_never_be_taken_is_a_logged_skip_not_a_retry(
     stubs: Stubs, load_event: Event, code: str, status: int, why: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Given an upload whose version is gone (deleted before the copy) or unreadable
+    # Given an upload whose version is gone (deleted before the copy)
     record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
     stubs.s3.add_client_error("copy_object", code, "no", status)
-    if code != "AccessDenied":  # an earlier attempt might have made the snapshot: it looks first
-        stubs.s3.add_client_error("head_object", "404", "Not Found", 404)
+    stubs.s3.add_client_error("head_object", "404", "Not Found", 404)  # an earlier attempt's snapshot?
 
     # When it is delivered
     result = invoke({"Records": [record]})
@@ -282,6 +276,25 @@ def test_a_snapshot_that_can_never_be_taken_is_a_logged_skip_not_a_retry(
     (skip,) = [r for r in caplog.records if r.getMessage() == "record skipped"]
     assert skip.levelname == "WARNING"
     assert why in skip.__dict__["reason"]
+
+
+def test_an_upload_the_trigger_may_not_read_is_kept_in_the_dead_letter_queue_not_dropped(
+    stubs: Stubs, load_event: Event, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an upload the trigger's role may not read (its permissions, or a KMS key it may not use)
+    record = copy.deepcopy(load_event("sqs-upload-batch.json")["Records"][1])
+    stubs.s3.add_client_error("copy_object", "AccessDenied", "Access Denied", 403)
+    stubs.postpone(record["receiptHandle"], 0)  # no wait: the redrive policy moves it within minutes
+
+    # When it is delivered
+    result = invoke({"Records": [record]})
+
+    # Then it fails at once, for the dead-letter queue, where a redrive runs it once access is fixed
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    stubs.done()
+    (line,) = [r for r in caplog.records if r.getMessage() == "upload rejected"]
+    assert "an SSE-KMS object also needs kms:Decrypt on its KMS key" in line.__dict__["reason"]
+    assert line.__dict__["reason"].endswith("redrive it once access is fixed")
 
 
 def test_a_throttled_snapshot_is_retried_through_the_queue(stubs: Stubs, load_event: Event) -> None:

@@ -13,9 +13,11 @@ writes and a lifecycle rule expires:
 
 CopyObject handles objects up to 5 GiB; a larger one goes through boto3's managed copy (s3transfer's
 multipart UploadPartCopy). What a failed copy means is decided once, in :func:`classify`: the object
-gone, access denied or the object overwritten (precondition failed) can never succeed, so the upload
-is a logged skip saying why; anything else (throttling, 5xx, timeouts, errors not known to be final)
-is :class:`~trigger.errors.Transient` and the upload is retried through the queue.
+gone or overwritten (precondition failed) can never succeed, so the upload is a logged skip saying
+why; access denied (the role, or a KMS key it may not use) will not pass by waiting but may once access
+is granted, so it is :class:`~trigger.errors.Rejected` (the dead-letter queue within minutes, for a
+redrive); anything else (throttling, 5xx, timeouts, errors not known to be final) is
+:class:`~trigger.errors.Transient` and the upload is retried through the queue.
 
 An earlier attempt for the same upload may have made the snapshot already (the start failed after
 it): a retry, or a copy refused because the source changed since, first looks for the snapshot and
@@ -117,9 +119,9 @@ def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
     if code in _DENIED:
         return (
             f"{what} cannot be read: {code} (the trigger's role needs s3:GetObject/GetObjectVersion on it; "
-            "an SSE-KMS object also needs kms:Decrypt on its KMS key, which the trigger's role is not "
-            "granted; S3 also answers so for a key deleted before its snapshot, to a role that may not "
-            "list it)"
+            "an SSE-KMS object also needs kms:Decrypt on its KMS key, which the stack grants for "
+            "DataKmsKeyArn only; S3 also answers so for a key deleted before its snapshot, to a role that "
+            "may not list it)"
         )
     if code in _CHANGED:
         return (
@@ -195,6 +197,9 @@ def take(
         reason = classify(err, what)
         if reason is None:
             raise Transient(src.key, f"snapshot failed, will retry: {err}") from err
+        if isinstance(err, ClientError) and str(err.response.get("Error", {}).get("Code", "")) in _DENIED:
+            # Access can be granted later (a key policy, a role): kept for a redrive, never dropped
+            raise Rejected(src.key, f"{reason}; redrive it once access is fixed") from err
         return unprocessable(reason)
     return size
 
