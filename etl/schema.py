@@ -125,9 +125,8 @@ def make_field(d: dict[str, Any], where: str, missing: tuple[str, ...], extra: t
     if "enum" in f.c:
         f.c["enum"] = pa.array([logical(f, v, f"{where}.constraints.enum") for v in f.c["enum"]], TYPES[kind])
     try:
-        pc.match_substring_regex(
-            pa.nulls(0, pa.string()), f"^(?:{f.c['pattern']})$"
-        ) if "pattern" in f.c else 0
+        if "pattern" in f.c:  # RE2 compiles it as the check will
+            pc.match_substring_regex(pa.nulls(1, pa.string()), f"^(?:{f.c['pattern']})$")
     except pa.ArrowInvalid as exc:
         raise SchemaError(f"{where}.constraints.pattern: not a valid regular expression ({exc})") from exc
     if "categories" in d:
