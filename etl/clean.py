@@ -162,16 +162,16 @@ def check(schema: Schema, block: Block, info: FileInfo, keys: Keys) -> tuple[pa.
     bad[list(notes)] = True
     dup = duplicates(schema, batch, ~bad, block.lines, info.name, keys) if schema.primary_key else {}
     bad[list(dup)] = True
-    which = np.flatnonzero(bad)
-    as_read: list[pa.Array] = (block.read or block.columns)[: info.ncols]
-    rows = zip(*(map(original, c.take(which).to_pylist()) for c in as_read), strict=True)
-    for j, row in zip(which.tolist(), rows if block.columns else [], strict=True):
+    if not len(which := np.flatnonzero(bad)):
+        return batch, sorted(rejects)
+    as_read = [map(original, c.take(which).to_pylist()) for c in (block.read or block.columns)[: info.ncols]]
+    for j, row in zip(which.tolist(), zip(*as_read, strict=True), strict=True):
         found = [reason(f, info.columns[i], int(matrix[i, j]), None if (r := raws[i]) is None else r[j])
                  for i, f in enumerate(schema.fields) if matrix[i, j]]  # fmt: skip
         found += [v for v in (notes.get(j), dup.get(j)) if v]
         why = "; ".join(t for t, _ in found)
         rejects.append((int(block.lines[j]), info.delimiter.encode().join(row), why, found[0][1]))
-    return (batch.filter(pa.array(~bad)) if len(which) else batch), sorted(rejects)
+    return batch.filter(pa.array(~bad)), sorted(rejects)
 
 
 def duplicates(schema: Schema, batch: pa.RecordBatch, good: np.ndarray, lines: np.ndarray, name: str,
