@@ -74,7 +74,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--input-url", help="the S3 URL of the run; an object URL selects that one file")
     parser.add_argument("--schema", type=Path, help="the Table Schema (default: the shipped etl/schema.json)")
     parser.add_argument(
-        "--max-reject-fraction", type=float, default=MAX_REJECT_FRACTION, help="fail above this"
+        "--max-reject-fraction", type=float, default=MAX_REJECT_FRACTION, help="fail above it"
     )
     parser.add_argument("--progress-seconds", type=float, default=10.0, help="progress log interval")
     config = os.environ.get("LOCAL_RESOURCE_CONFIG", "/opt/ml/config/resourceconfig.json")  # local runner's
@@ -96,12 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             infer.main(args[1:])
             return 0
         schema = load((opts := parse_args(args)).schema)
-    except SchemaError as exc:  # before anything is written
+    except (SchemaError, EtlError, OSError, pa.ArrowInvalid) as exc:  # a schema's, before any output; infer's
         print(f"etl: error: {exc}", file=sys.stderr)
-        return 2
-    except (EtlError, OSError, pa.ArrowInvalid) as exc:  # infer's
-        print(f"etl: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, SchemaError) else 1
     with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc keeps its default
         pa.set_memory_pool(pa.jemalloc_memory_pool())
         pa.jemalloc_set_decay_ms(0)  # freed pages go back at once: the peak stays flat over a long run
