@@ -115,7 +115,8 @@ def cast_together(fields: list[Field], raws: list[pa.Array | None], n: int) -> d
         v = flat.to_numpy().reshape(len(ids), n)
         lo = np.array([fields[i].c.get("minimum", limits.min) for i in ids])
         hi = np.array([fields[i].c.get("maximum", limits.max) for i in ids])
-        problems = np.where(v < lo[:, None], BELOW, np.where(v > hi[:, None], ABOVE, OK)).astype(np.int8)
+        problems = np.zeros(v.shape, np.int8)
+        problems[v < lo[:, None]], problems[v > hi[:, None]] = BELOW, ABOVE
         done |= {i: (flat.slice(k * n, n), problems[k]) for k, i in enumerate(ids)}
     return done
 

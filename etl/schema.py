@@ -95,7 +95,9 @@ def keys(obj: Any, allowed: set[str], where: str) -> dict[str, Any]:
 def strings(d: dict[str, Any], key: str, default: list[str], where: str) -> tuple[str, ...]:
     """d[key], a list of strings (or of objects with a string value: missingValues with labels)."""
     value = d.get(key, default)
-    values = [v.get("value") if isinstance(v, dict) else v for v in value] if isinstance(value, list) else [0]
+    values: list[Any] = (
+        [v.get("value") if isinstance(v, dict) else v for v in value] if isinstance(value, list) else [0]
+    )
     if not all(isinstance(v, str) for v in values):
         raise SchemaError(f"{where}.{key}: expected a list of strings")
     return tuple(values)
