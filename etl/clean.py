@@ -24,13 +24,15 @@ def original(field: bytes) -> bytes:  # the file's bytes of a field read as lati
 
 @cache
 def fast(kind: str, fmt: str, missing: tuple[str, ...]) -> bool:
-    """Whether a column may be cast whole (else, or when that fails, it is read piece by piece)."""
+    """Whether a column may be cast whole, no missing value reading as a value (else, or when that fails,
+    it is read piece by piece)."""
     if kind not in ("integer", "number", "date", "datetime") or fmt != FORMATS.get(kind, ""):
         return False
-    try:
-        return not [pa.array([m.strip(TRIM)]).cast(TYPES[kind]) for m in missing]
-    except pa.ArrowInvalid:
-        return True
+    for value in missing:
+        with contextlib.suppress(pa.ArrowInvalid):
+            pa.array([value.strip(TRIM)]).cast(TYPES[kind])
+            return False  # it reads as a value
+    return True
 
 
 def flag(problem: np.ndarray, mask: pa.Array | np.ndarray, code: int) -> None:

@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
+from etl import clean
 from etl.cli import main
 from etl.examples.coil2000 import SCHEMA as COIL_SCHEMA
 from etl.infer import draft
@@ -180,3 +182,13 @@ def test_a_run_above_the_threshold_leaves_its_rejects_and_report_in_the_report_f
     assert list((tmp_path / "out").iterdir()) == []
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert (report["status"], report["totals"]["rows_rejected"]) == ("failed", 1)
+
+
+def test_a_missing_value_that_reads_as_a_number_stays_missing_whatever_its_place_in_the_list(tmp_path):
+    """Given an integer field whose missing values are "" and "0"
+    When a block holds 0 and 5
+    Then 0 is missing (not the number 0) and 5 is 5"""
+    schema = {"missingValues": ["", "0"], "fields": [{"name": "a", "type": "integer"}]}
+    field = load(schema_file(tmp_path, schema)).fields[0]
+    values, problems = clean.convert(field, pa.array([b"0", b"5"], pa.binary()))
+    assert (values.to_pylist(), problems.tolist()) == ([None, 5], [clean.MISSING, clean.OK])
