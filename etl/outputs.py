@@ -52,9 +52,7 @@ def totals(report: dict[str, Any], data: list[dict[str, Any]], max_fraction: flo
         raise EtlError(f"no valid rows: all {sums['rows_read']} rows were rejected; see {rejects}")
 
 
-def temp_file(
-    path: Path, folder: Path
-) -> Path:  # in `folder` (the output's), renamed onto `path` when complete
+def temp_file(path: Path, folder: Path) -> Path:  # in `folder` (the output's), renamed onto `path` at the end
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     return Path(tmp)
@@ -73,10 +71,8 @@ class Outputs:
     ) -> None:
         """`folders`: the clean data's (where every temporary file is) and the rejects' and report's."""
         self.paths = {"full_data": folders[0] / names["full_data"], "rejects": folders[1] / names["rejects"]}
-        self.tmp, self.progress_seconds = (
-            {k: temp_file(p, folders[0]) for k, p in self.paths.items()},
-            progress_seconds,
-        )
+        self.tmp = {k: temp_file(p, folders[0]) for k, p in self.paths.items()}
+        self.progress_seconds = progress_seconds
         csv.writer(header := io.StringIO(), lineterminator="\n").writerow(schema.names)  # as pandas writes it
         (data := pa.OSFile(str(self.tmp["full_data"]), "wb")).write(header.getvalue().encode())
         self.writer = pv.CSVWriter(data, schema.arrow, write_options=pv.WriteOptions(include_header=False))
