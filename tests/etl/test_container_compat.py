@@ -146,11 +146,12 @@ def test_the_output_holds_the_seed_etl_run_with_the_image_pandas(old_python, dat
     """Given the seed's CSVs
     When the seed's pandas ETL runs under the image's pandas and the bundle under the image's Python
     Then both full_data.csv files have the same header line and, read as CSV, the same rows and values"""
-    from etl.rules import CLEAN_NAMES, CODES, code_table
+    from coilgen.dictionary import CODES, COIL  # the COIL example's codes, names and labels
 
     data = dataset(layout="seed", rows=9822, seed=2000)
+    labels = [f.labels.to_pylist() for f in COIL.fields if f.labels is not None]  # L0 and L2, codes 1...
     schema = tmp_path / "schema.json"
-    schema.write_text(json.dumps([list(CODES), list(CLEAN_NAMES), code_table("L0")[1], code_table("L2")[1]]))
+    schema.write_text(json.dumps([list(CODES), COIL.names, *labels]))
     script = tmp_path / "seed_etl.py"
     script.write_text(SEED_ETL)
     subprocess.run(
