@@ -24,13 +24,15 @@ def original(field: bytes) -> bytes:  # the file's bytes of a field read as lati
 
 @cache
 def fast(kind: str, fmt: str, missing: tuple[str, ...]) -> bool:
-    """Whether a column may be cast whole (else, or when that fails, it is read piece by piece)."""
+    """Whether a column may be cast whole, no missing value reading as a value (else, or when that fails,
+    it is read piece by piece)."""
     if kind not in ("integer", "number", "date", "datetime") or fmt != FORMATS.get(kind, ""):
         return False
-    try:
-        return not [pa.array([m.strip(TRIM)]).cast(TYPES[kind]) for m in missing]
-    except pa.ArrowInvalid:
-        return True
+    for value in missing:
+        with contextlib.suppress(pa.ArrowInvalid):
+            pa.array([value.strip(TRIM)]).cast(TYPES[kind])
+            return False  # it reads as a value
+    return True
 
 
 def flag(problem: np.ndarray, mask: pa.Array | np.ndarray, code: int) -> None:
@@ -115,7 +117,8 @@ def cast_together(fields: list[Field], raws: list[pa.Array | None], n: int) -> d
         v = flat.to_numpy().reshape(len(ids), n)
         lo = np.array([fields[i].c.get("minimum", limits.min) for i in ids])
         hi = np.array([fields[i].c.get("maximum", limits.max) for i in ids])
-        problems = np.where(v < lo[:, None], BELOW, np.where(v > hi[:, None], ABOVE, OK)).astype(np.int8)
+        problems = np.zeros(v.shape, np.int8)
+        problems[v < lo[:, None]], problems[v > hi[:, None]] = BELOW, ABOVE
         done |= {i: (flat.slice(k * n, n), problems[k]) for k, i in enumerate(ids)}
     return done
 
@@ -162,16 +165,16 @@ def check(schema: Schema, block: Block, info: FileInfo, keys: Keys) -> tuple[pa.
     bad[list(notes)] = True
     dup = duplicates(schema, batch, ~bad, block.lines, info.name, keys) if schema.primary_key else {}
     bad[list(dup)] = True
-    which = np.flatnonzero(bad)
-    as_read: list[pa.Array] = (block.read or block.columns)[: info.ncols]
-    rows = zip(*(map(original, c.take(which).to_pylist()) for c in as_read), strict=True)
-    for j, row in zip(which.tolist(), rows if block.columns else [], strict=True):
+    if not len(which := np.flatnonzero(bad)):
+        return batch, sorted(rejects)
+    as_read = [map(original, c.take(which).to_pylist()) for c in (block.read or block.columns)[: info.ncols]]
+    for j, row in zip(which.tolist(), zip(*as_read, strict=True), strict=True):
         found = [reason(f, info.columns[i], int(matrix[i, j]), None if (r := raws[i]) is None else r[j])
                  for i, f in enumerate(schema.fields) if matrix[i, j]]  # fmt: skip
         found += [v for v in (notes.get(j), dup.get(j)) if v]
         why = "; ".join(t for t, _ in found)
         rejects.append((int(block.lines[j]), info.delimiter.encode().join(row), why, found[0][1]))
-    return (batch.filter(pa.array(~bad)) if len(which) else batch), sorted(rejects)
+    return batch.filter(pa.array(~bad)), sorted(rejects)
 
 
 def duplicates(schema: Schema, batch: pa.RecordBatch, good: np.ndarray, lines: np.ndarray, name: str,

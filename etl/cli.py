@@ -30,7 +30,8 @@ def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any]) -> Non
     except (ValueError, KeyError, TypeError) as exc:
         raise EtlError(f"{path}: unreadable resource config ({exc}); expected its hosts") from exc
     report.update(host=host, hosts=hosts, outputs=(names := outputs.output_names(host, hosts)))
-    opts.output_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (opts.output_dir, opts.report_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     (opts.output_dir / names["full_data"]).unlink(missing_ok=True)  # a failed run leaves no clean data
     lay = schema.layout or read  # the example's layout rules, or a CSV file with a header
     infos, report["ignored"], wanted = read.discover(opts.input_dir, opts.input_url, sharded=len(hosts) > 1)
@@ -45,7 +46,7 @@ def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any]) -> Non
         report["note"] = f"this instance received {gone or f'no data files (one {some})'}"
     keep: tuple[str, ...] = ()
     keys: clean.Keys = {}
-    out, data = outputs.Outputs(opts.output_dir, names, opts.progress_seconds, schema), []
+    out, data = outputs.Outputs((opts.output_dir, opts.report_dir), names, opts.progress_seconds, schema), []
     try:
         for job in jobs:
             group = [outputs.file_stats(job.info, job.role, job.companion.name if job.companion else None)]
@@ -71,15 +72,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m etl", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--input-dir", type=Path, default=Path("/opt/ml/processing/input/data"))
     parser.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/output"))
+    parser.add_argument(
+        "--report-dir", type=Path, help="for rejects.csv and report.json (default: --output-dir)"
+    )
     parser.add_argument("--input-url", help="the S3 URL of the run; an object URL selects that one file")
     parser.add_argument("--schema", type=Path, help="the Table Schema (default: the shipped etl/schema.json)")
     parser.add_argument(
-        "--max-reject-fraction", type=float, default=MAX_REJECT_FRACTION, help="fail above this"
+        "--max-reject-fraction", type=float, default=MAX_REJECT_FRACTION, help="fail above it"
     )
     parser.add_argument("--progress-seconds", type=float, default=10.0, help="progress log interval")
     config = os.environ.get("LOCAL_RESOURCE_CONFIG", "/opt/ml/config/resourceconfig.json")  # local runner's
     parser.add_argument("--resource-config", default=config, help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
+    opts.report_dir = opts.report_dir or opts.output_dir
     if not 0.0 <= opts.max_reject_fraction <= 1.0:
         parser.error("--max-reject-fraction must be between 0 and 1")
     return opts
@@ -96,12 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             infer.main(args[1:])
             return 0
         schema = load((opts := parse_args(args)).schema)
-    except SchemaError as exc:  # before anything is written
+    except (SchemaError, EtlError, OSError, pa.ArrowInvalid) as exc:  # a schema's, before any output; infer's
         print(f"etl: error: {exc}", file=sys.stderr)
-        return 2
-    except (EtlError, OSError, pa.ArrowInvalid) as exc:  # infer's
-        print(f"etl: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, SchemaError) else 1
     with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc keeps its default
         pa.set_memory_pool(pa.jemalloc_memory_pool())
         pa.jemalloc_set_decay_ms(0)  # freed pages go back at once: the peak stays flat over a long run
@@ -123,5 +125,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"etl: error: {exc}", file=sys.stderr)
     report |= {"finished_at": stamp(), "seconds": round(time.monotonic() - started, 3)}
     if "outputs" in report:
-        outputs.write_json(opts.output_dir / report["outputs"]["report"], report)
+        outputs.write_json(opts.report_dir / report["outputs"]["report"], report, opts.output_dir)
     return code

@@ -16,6 +16,7 @@ from etl.schema import FALSE, TRUE
 YES, NO = ("yes", "Yes", "YES", "y", "Y"), ("no", "No", "NO", "n", "N")  # read as true and false too
 FEW = 12  # at most this many distinct values (and at most half the rows): a closed list
 KINDS = {"integer": pa.types.is_integer, "number": pa.types.is_floating, "boolean": pa.types.is_boolean}
+PROFILE = "https://datapackage.org/profiles/2.1/tableschema.json"
 KINDS |= {"date": pa.types.is_date, "datetime": pa.types.is_timestamp}
 
 
@@ -46,26 +47,15 @@ def draft(path: Path, rows: int) -> dict[str, Any]:
         while data.count(b"\n") <= rows + info.header_lines and (chunk := stream.read(1 << 20)):
             data += chunk
     lines = data.removeprefix(BOM).split(b"\n")[: rows + 1 + info.header_lines]
-    body, parse = (
-        pa.py_buffer(b"\n".join(lines)),
-        pv.ParseOptions(delimiter="\t" if b"\t" in lines[0] else ","),
-    )
-    skip = pv.ReadOptions(skip_rows=info.header_lines)
-    yes_no = pv.ConvertOptions(
-        strings_can_be_null=True, true_values=[*TRUE, *YES], false_values=[*FALSE, *NO]
-    )
-    typed = pv.read_csv(body, skip, parse, yes_no)
-    strings = pv.ConvertOptions(column_types=dict.fromkeys(typed.column_names, pa.string()))
-    text = pv.read_csv(body, skip, parse, strings)
+    body, skip = pa.py_buffer(b"\n".join(lines)), pv.ReadOptions(skip_rows=info.header_lines)
+    parse = pv.ParseOptions(delimiter="\t" if b"\t" in lines[0] else ",")
+    bools = pv.ConvertOptions(strings_can_be_null=True, true_values=[*TRUE, *YES], false_values=[*FALSE, *NO])
+    typed = pv.read_csv(body, skip, parse, bools)
+    as_text = pv.ConvertOptions(column_types=dict.fromkeys(typed.column_names, pa.string()))
+    text = pv.read_csv(body, skip, parse, as_text)
     fields = [describe(n, typed.column(n), text.column(n)) for n in typed.column_names]
-    profile = "https://datapackage.org/profiles/2.1/tableschema.json"
-    return {
-        "$schema": profile,
-        "title": info.stem,
-        "fieldsMatch": "exact",
-        "missingValues": [""],
-        "fields": fields,
-    }
+    draft = {"$schema": PROFILE, "title": info.stem, "fieldsMatch": "exact", "missingValues": [""]}
+    return draft | {"fields": fields}
 
 
 def main(argv: Sequence[str]) -> None:

@@ -52,23 +52,27 @@ def totals(report: dict[str, Any], data: list[dict[str, Any]], max_fraction: flo
         raise EtlError(f"no valid rows: all {sums['rows_read']} rows were rejected; see {rejects}")
 
 
-def temp_file(path: Path) -> Path:  # beside `path`, renamed onto it when complete
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def temp_file(path: Path, folder: Path) -> Path:  # in `folder` (the output's), renamed onto `path` at the end
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     return Path(tmp)
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    (tmp := temp_file(path)).write_text(json.dumps(payload, indent=2) + "\n")
+def write_json(path: Path, payload: dict[str, Any], folder: Path) -> None:
+    (tmp := temp_file(path, folder)).write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(tmp, path)
 
 
 class Outputs:
     """The two CSV files being written (the clean rows by pyarrow's writer, in a thread), the progress log."""
 
-    def __init__(self, folder: Path, names: dict[str, str], progress_seconds: float, schema: Schema) -> None:
-        self.paths = {k: folder / names[k] for k in ("full_data", "rejects")}
-        self.tmp, self.progress_seconds = {k: temp_file(p) for k, p in self.paths.items()}, progress_seconds
+    def __init__(
+        self, folders: tuple[Path, Path], names: dict[str, str], progress_seconds: float, schema: Schema
+    ) -> None:
+        """`folders`: the clean data's (where every temporary file is) and the rejects' and report's."""
+        self.paths = {"full_data": folders[0] / names["full_data"], "rejects": folders[1] / names["rejects"]}
+        self.tmp = {k: temp_file(p, folders[0]) for k, p in self.paths.items()}
+        self.progress_seconds = progress_seconds
         csv.writer(header := io.StringIO(), lineterminator="\n").writerow(schema.names)  # as pandas writes it
         (data := pa.OSFile(str(self.tmp["full_data"]), "wb")).write(header.getvalue().encode())
         self.writer = pv.CSVWriter(data, schema.arrow, write_options=pv.WriteOptions(include_header=False))

@@ -19,16 +19,11 @@ SCHEMA_KEYS = DOCS | {"$schema", "examples", "fields", "missingValues", "primary
 FIELD_KEYS = DOCS | {"type", "format", "example", "constraints", "categories", "categoriesOrdered", "rdfType"}
 FIELD_KEYS |= {"missingValues", "trueValues", "falseValues"}
 TYPES = {"integer": pa.int64(), "number": pa.float64(), "string": pa.string(), "any": pa.string()}
-TYPES |= {"boolean": pa.bool_()}
-TYPES |= {"date": pa.date32(), "datetime": pa.timestamp("s")}
+TYPES |= {"boolean": pa.bool_(), "date": pa.date32(), "datetime": pa.timestamp("s")}
 ORDERED, TEXT = ("integer", "number", "date", "datetime"), ("string", "any")
 CONSTRAINTS = {"required": (bool, TYPES), "minimum": (object, ORDERED), "maximum": (object, ORDERED)}
-CONSTRAINTS |= {
-    "enum": (list, TYPES),
-    "pattern": (str, TEXT),
-    "minLength": (int, TEXT),
-    "maxLength": (int, TEXT),
-}
+CONSTRAINTS |= {"enum": (list, TYPES), "pattern": (str, TEXT), "minLength": (int, TEXT)}
+CONSTRAINTS |= {"maxLength": (int, TEXT)}
 FORMATS = {"date": "%Y-%m-%d", "datetime": "%Y-%m-%dT%H:%M:%S"}  # the standard's defaults, as strptime's
 MATCHES = ("exact", "equal", "subset", "superset", "partial")
 TRUE, FALSE = ("true", "True", "TRUE", "1"), ("false", "False", "FALSE", "0")
@@ -44,11 +39,11 @@ class Field:
     type: str
     format: str
     missing: tuple[str, ...]
+    true: tuple[str, ...]
+    false: tuple[str, ...]
     c: dict[str, Any] = field(default_factory=dict)  # the constraints, their values as the field's type
     categories: pa.Array | None = None
     labels: pa.Array | None = None  # written instead of the category values
-    true: tuple[str, ...] = TRUE
-    false: tuple[str, ...] = FALSE
     extra: dict[str, Any] = field(default_factory=dict)  # the layout's own properties
 
     @property
@@ -97,17 +92,19 @@ def keys(obj: Any, allowed: set[str], where: str) -> dict[str, Any]:
     return obj
 
 
-def strings(value: Any, where: str) -> tuple[str, ...]:
-    """A list of strings (or of objects with a string value: missingValues with labels)."""
+def strings(d: dict[str, Any], key: str, default: list[str], where: str) -> tuple[str, ...]:
+    """d[key], a list of strings (or of objects with a string value: missingValues with labels)."""
+    value = d.get(key, default)
     values: list[Any] = (
         [v.get("value") if isinstance(v, dict) else v for v in value] if isinstance(value, list) else [0]
     )
     if not all(isinstance(v, str) for v in values):
-        raise SchemaError(f"{where}: expected a list of strings")
+        raise SchemaError(f"{where}.{key}: expected a list of strings")
     return tuple(values)
 
 
-def make_field(d: dict[str, Any], where: str, missing: tuple[str, ...]) -> Field:
+def make_field(d: dict[str, Any], where: str, missing: tuple[str, ...], extra: tuple[str, ...]) -> Field:
+    d = keys(d, FIELD_KEYS | set(extra), where)
     name, kind, fmt = d.get("name"), d.get("type", "any"), d.get("format", "default")
     if not isinstance(name, str) or not name:
         raise SchemaError(f"{where}.name: expected the column's name")
@@ -116,29 +113,24 @@ def make_field(d: dict[str, Any], where: str, missing: tuple[str, ...]) -> Field
         raise SchemaError(f"{where}.type: {kind!r} is not supported; expected one of {', '.join(TYPES)}")
     if fmt != "default" and (kind not in FORMATS or not isinstance(fmt, str) or fmt == "any"):
         raise SchemaError(f"{where}.format: {fmt!r} is not supported for a {kind}")
-    f = Field(name, kind, FORMATS.get(kind, "") if fmt == "default" else fmt, missing)
-    f.missing = strings(d.get("missingValues", list(missing)), f"{where}.missingValues")
     if ("trueValues" in d or "falseValues" in d) and kind != "boolean":
         raise SchemaError(f"{where}.trueValues: only a boolean field has them")
-    f.true, f.false = (
-        strings(d.get(k, list(v)), where) for k, v in (("trueValues", TRUE), ("falseValues", FALSE))
-    )
+    true, false = strings(d, "trueValues", list(TRUE), where), strings(d, "falseValues", list(FALSE), where)
+    missing = strings(d, "missingValues", list(missing), where)
+    f = Field(name, kind, FORMATS.get(kind, "") if fmt == "default" else fmt, missing, true, false)
+    f.extra = {k: d[k] for k in extra if k in d}
     for key, value in keys(d.get("constraints", {}), set(CONSTRAINTS), f"{where}.constraints").items():
         at, (want, kinds) = f"{where}.constraints.{key}", CONSTRAINTS[key]
         if kind not in kinds or not (want is object or type(value) is want) or value == []:
             raise SchemaError(f"{at}: {value!r} does not apply to a {kind} field")
-        f.c[key] = (
-            [logical(f, v, at) for v in value]
-            if key == "enum"
-            else logical(f, value, at)
-            if want is object
-            else value
-        )
+        f.c[key] = logical(f, value, at) if want is object else value
+    if "enum" in f.c:
+        f.c["enum"] = pa.array([logical(f, v, f"{where}.constraints.enum") for v in f.c["enum"]], TYPES[kind])
     try:
-        pc.match_substring_regex(pa.array([""]), f"^(?:{f.c['pattern']})$") if "pattern" in f.c else None
+        if "pattern" in f.c:  # RE2 compiles it as the check will
+            pc.match_substring_regex(pa.nulls(1, pa.string()), f"^(?:{f.c['pattern']})$")
     except pa.ArrowInvalid as exc:
         raise SchemaError(f"{where}.constraints.pattern: not a valid regular expression ({exc})") from exc
-    f.c["enum"] = pa.array(f.c["enum"], TYPES[kind]) if "enum" in f.c else None
     if "categories" in d:
         f.categories, f.labels = categories(f, d["categories"], f"{where}.categories")
     return f
@@ -161,23 +153,17 @@ def load(path: Path | None = None) -> Schema:
     """The schema at `path`, or the shipped one (read from inside etl.pyz too)."""
     where = str(path or SHIPPED)
     try:
-        d = json.loads((path or files("etl") / SHIPPED).read_text(encoding="utf-8"))
+        d = keys(json.loads((path or files("etl") / SHIPPED).read_text(encoding="utf-8")), SCHEMA_KEYS, where)
     except (OSError, ValueError) as exc:
         raise SchemaError(f"{where}: not a readable JSON file ({exc})") from exc
-    layout, extra = keys(d, SCHEMA_KEYS, where).get(LAYOUT), tuple[str, ...]()
-    if layout is not None:
-        try:
-            extra = (layout := importlib.import_module(f"etl.examples.{layout}.layout")).FIELD_PROPERTIES
-        except (ImportError, TypeError) as exc:
-            raise SchemaError(f"{where}.{LAYOUT}: {layout!r} is not an example under etl/examples") from exc
-    missing = strings(d.get("missingValues", [""]), f"{where}.missingValues")
+    try:
+        layout = importlib.import_module(f"etl.examples.{d[LAYOUT]}.layout") if LAYOUT in d else None
+    except (ImportError, TypeError) as exc:
+        raise SchemaError(f"{where}.{LAYOUT}: {d[LAYOUT]!r} is not an example under etl/examples") from exc
+    extra, missing = layout.FIELD_PROPERTIES if layout else (), strings(d, "missingValues", [""], where)
     if not isinstance(d.get("fields"), list) or not d["fields"]:
         raise SchemaError(f"{where}.fields: expected a non-empty list of fields")
-    fields = []
-    for i, fd in enumerate(d["fields"]):
-        at = f"{where}.fields[{i}]"
-        fields.append(make_field(keys(fd, FIELD_KEYS | set(extra), at), at, missing))
-        fields[-1].extra = {k: fd[k] for k in extra if k in fd}
+    fields = [make_field(fd, f"{where}.fields[{i}]", missing, extra) for i, fd in enumerate(d["fields"])]
     names = [f.name for f in fields]
     if dup := [n for n in names if names.count(n) > 1]:
         raise SchemaError(f"{where}.fields: the name {dup[0]!r} is used twice")

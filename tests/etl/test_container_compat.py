@@ -20,12 +20,10 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from coilgen import ROW_FAULTS
-from etl.examples.coil2000 import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / "build" / "etl-compat-venv"
@@ -148,15 +146,12 @@ def test_the_output_holds_the_seed_etl_run_with_the_image_pandas(old_python, dat
     """Given the seed's CSVs
     When the seed's pandas ETL runs under the image's pandas and the bundle under the image's Python
     Then both full_data.csv files have the same header line and, read as CSV, the same rows and values"""
-    fields = json.loads(SCHEMA.read_text(encoding="utf-8"))["fields"]  # the COIL example's
-
-    def labels(field: dict[str, Any]) -> list[str]:
-        return [c["label"] for c in sorted(field["categories"], key=lambda c: c["value"])]
+    from coilgen.dictionary import CODES, COIL  # the COIL example's codes, names and labels
 
     data = dataset(layout="seed", rows=9822, seed=2000)
+    labels = [f.labels.to_pylist() for f in COIL.fields if f.labels is not None]  # L0 and L2, codes 1...
     schema = tmp_path / "schema.json"
-    codes, names = [f["coil2000:code"] for f in fields], [f["name"] for f in fields]
-    schema.write_text(json.dumps([codes, names, labels(fields[0]), labels(fields[4])]))
+    schema.write_text(json.dumps([list(CODES), COIL.names, *labels]))
     script = tmp_path / "seed_etl.py"
     script.write_text(SEED_ETL)
     subprocess.run(

@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
+from etl import clean
 from etl.cli import main
 from etl.examples.coil2000 import SCHEMA as COIL_SCHEMA
 from etl.infer import draft
@@ -164,3 +166,29 @@ def test_a_schema_using_what_is_not_supported_is_refused_naming_the_property(
     assert err.count("\n") == 1
     assert message in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_above_the_threshold_leaves_its_rejects_and_report_in_the_report_folder(tmp_path):
+    """Given a CSV with one bad row in eight and a report folder apart from the output folder (the
+    pipeline's Continuous output, uploaded even when the job fails)
+    When the ETL runs with the default threshold
+    Then it fails, rejects.csv and report.json are in the report folder (nothing else: no temporary file),
+    and full_data.csv is nowhere"""
+    schema = draft(write(tmp_path / "in", "customers.csv", CUSTOMERS), rows=100)
+    write(tmp_path / "in", "customers.csv", CUSTOMERS.replace("34.50", "x"))
+    code, rows, _ = run(tmp_path, schema_file(tmp_path, schema), "--report-dir", str(tmp_path / "report"))
+    assert (code, rows) == (1, [])
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["rejects.csv", "report.json"]
+    assert list((tmp_path / "out").iterdir()) == []
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert (report["status"], report["totals"]["rows_rejected"]) == ("failed", 1)
+
+
+def test_a_missing_value_that_reads_as_a_number_stays_missing_whatever_its_place_in_the_list(tmp_path):
+    """Given an integer field whose missing values are "" and "0"
+    When a block holds 0 and 5
+    Then 0 is missing (not the number 0) and 5 is 5"""
+    schema = {"missingValues": ["", "0"], "fields": [{"name": "a", "type": "integer"}]}
+    field = load(schema_file(tmp_path, schema)).fields[0]
+    values, problems = clean.convert(field, pa.array([b"0", b"5"], pa.binary()))
+    assert (values.to_pylist(), problems.tolist()) == ([None, 5], [clean.MISSING, clean.OK])
