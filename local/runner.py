@@ -12,9 +12,7 @@ runner reads the definition stored *for that execution* and its parameters, then
   S3 inputs are downloaded with S3Prefix semantics (``ShardedByS3Key``: the keys are dealt out to the
   instances); ``/opt/ml/config/resourceconfig.json`` names the instance (``algo-N``) and all hosts,
   and ``LOCAL_RESOURCE_CONFIG`` tells the script where it is; the outputs are uploaded at the end of
-  the job, and only those with ``S3UploadMode`` ``Continuous`` when it fails (SageMaker uploads those
-  while the job runs; its documentation promises ``EndOfJob`` outputs only "after the job completes").
-  ``python3``/``python`` entrypoints run with this interpreter;
+  the job. ``python3``/``python`` entrypoints run with this interpreter;
 - any other step type, or a processing feature with no local equivalent (Pipe mode, manifest files,
   compressed input), fails the execution with a message saying so, before anything runs.
 
@@ -629,13 +627,9 @@ class Runner:
                 instances = [_Instance(host, Path(tmp) / host) for host in hosts]
                 for index, instance in enumerate(instances):
                     self._prepare(instance, index, hosts, job.inputs, job.outputs, args, job.cluster)
-                try:
-                    self._run_instances(
-                        instances, job.entrypoint, job.arguments, job.environment, job.max_runtime, info, step
-                    )
-                except StepFailed:  # what a Continuous output holds was uploaded while the job ran
-                    self._upload_outputs(instances, [o for o in job.outputs if _continuous(o)])
-                    raise
+                self._run_instances(
+                    instances, job.entrypoint, job.arguments, job.environment, job.max_runtime, info, step
+                )
                 return self._upload_outputs(instances, job.outputs)
         finally:
             with self._lock:
@@ -867,10 +861,6 @@ class Runner:
                     self.s3.upload_file(str(path), bucket, key, Config=_TRANSFER)
             uris.append(f"s3://{bucket}/{prefix}")
         return uris
-
-
-def _continuous(output: Mapping[str, Any]) -> bool:
-    return bool(output["S3Output"].get("S3UploadMode") == "Continuous")
 
 
 def map_opt_ml(text: str, root: Path) -> str:

@@ -48,10 +48,6 @@ INPUT_NAME = "data"
 OUTPUT_NAME = "clean"
 INPUT_DIR = "/opt/ml/processing/input/data"
 OUTPUT_DIR = "/opt/ml/processing/output"
-REPORT_NAME, REPORT_DIR = (
-    "report",
-    "/opt/ml/processing/report",
-)  # rejects.csv and report.json, even of a failed run
 DEFAULT_INSTANCE_COUNT = 1
 
 # Opt out of the SDK's telemetry (it would call an AWS endpoint while rendering).
@@ -166,10 +162,8 @@ def get_pipeline(
         ----------                         ScriptProcessor: scikit-learn 1.4-2-py312 image, python3 etl.pyz
         InputDataUrl (String) -----------> input "data": S3Prefix, ShardedByS3Key, File
                                              s3://... -> /opt/ml/processing/input/data
-        OutputDataUrl (String) <---------- output "clean": EndOfJob (full_data.csv)
+        OutputDataUrl (String) <---------- output "clean": EndOfJob
                                              /opt/ml/processing/output -> s3://...
-                                   <---------- output "report": Continuous (rejects.csv, report.json:
-                                             /opt/ml/processing/report -> s3://... also of a failed run)
         ProcessingInstanceType (String) -> ClusterConfig.InstanceType
         ProcessingInstanceCount (Integer)  ClusterConfig.InstanceCount (each instance gets its
                                   -------> share of the input files: ShardedByS3Key)
@@ -181,10 +175,10 @@ def get_pipeline(
                                            errors, throttling and service faults a few times
 
     The bundle runs as ``python3 etl.pyz --input-dir /opt/ml/processing/input/data
-    --output-dir /opt/ml/processing/output --report-dir /opt/ml/processing/report
-    --max-reject-fraction <MaxRejectFraction>`` with the schema it ships (etl/schema.json). The input URL
-    reaches it only through the processing input (an ``S3Uri`` holds 1,024 characters; a container
-    argument would hold 256): the trigger's snapshot folders hold
+    The bundle runs as ``python3 etl.pyz --input-dir /opt/ml/processing/input/data
+    --output-dir /opt/ml/processing/output --max-reject-fraction <MaxRejectFraction>`` with the schema it
+    ships (etl/schema.json). The input URL reaches it only through the processing input (an ``S3Uri``
+    holds 1,024 characters; a container argument would hold 256): the trigger's snapshot folders hold
     exactly the upload, so the ETL reads every data file it finds there.
 
     Building makes no AWS call: ``role_arn`` is taken as given and ``code_uri`` must already be an
@@ -236,18 +230,12 @@ def get_pipeline(
                     s3_output=ProcessingS3Output(
                         s3_uri=output_url, local_path=OUTPUT_DIR, s3_upload_mode="EndOfJob"
                     ),
-                ),
-                ProcessingOutput(  # uploaded while the job runs: there when it fails, unlike EndOfJob's
-                    output_name=REPORT_NAME,
-                    s3_output=ProcessingS3Output(
-                        s3_uri=output_url, local_path=REPORT_DIR, s3_upload_mode="Continuous"
-                    ),
-                ),
+                )
             ],
             # A Float parameter goes into ContainerArguments (strings) as a Std:Join: referenced as itself,
             # CreatePipeline refuses it (aws/sagemaker-python-sdk#2631).
             arguments=[
-                *("--input-dir", INPUT_DIR, "--output-dir", OUTPUT_DIR, "--report-dir", REPORT_DIR),
+                *("--input-dir", INPUT_DIR, "--output-dir", OUTPUT_DIR),
                 *("--max-reject-fraction", max_reject_fraction.to_string()),
             ],
         )

@@ -189,8 +189,6 @@ def test_the_job_arguments_carry_the_reject_threshold_and_never_the_input_url(st
         "/opt/ml/processing/input/data",
         "--output-dir",
         "/opt/ml/processing/output",
-        "--report-dir",
-        "/opt/ml/processing/report",
         "--max-reject-fraction",
         fraction,
     ]
@@ -208,11 +206,7 @@ def test_the_data_input_is_sharded_by_s3_key_from_input_data_url(step: dict[str,
     }
 
 
-def test_the_clean_output_goes_to_output_data_url_at_end_of_job_and_the_report_continuously(
-    step: dict[str, Any],
-) -> None:
-    """The clean data is uploaded only when the job completes; rejects.csv and report.json as they are
-    written (Continuous), so a failed run's reach OutputDataUrl too."""
+def test_the_clean_output_goes_to_output_data_url_at_end_of_job(step: dict[str, Any]) -> None:
     assert step["Arguments"]["ProcessingOutputConfig"]["Outputs"] == [
         {
             "OutputName": "clean",
@@ -221,15 +215,7 @@ def test_the_clean_output_goes_to_output_data_url_at_end_of_job_and_the_report_c
                 "LocalPath": "/opt/ml/processing/output",
                 "S3UploadMode": "EndOfJob",
             },
-        },
-        {
-            "OutputName": "report",
-            "S3Output": {
-                "S3Uri": {"Get": "Parameters.OutputDataUrl"},
-                "LocalPath": "/opt/ml/processing/report",
-                "S3UploadMode": "Continuous",
-            },
-        },
+        }
     ]
 
 
