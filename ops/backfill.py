@@ -269,9 +269,7 @@ class Backfill:
     def _send(self, queue: str, batch: list[tuple[Item, dict[str, Any]]], outcome: Outcome) -> None:
         """SendMessageBatch; the entries SQS failed on its own side are sent again (botocore retries a
         failed call, not the failed entries of a call that succeeded), the others are reported."""
-        entries = {
-            str(i): (item, json.dumps(event)) for i, (item, event) in enumerate(batch)
-        }
+        entries = {str(i): (item, json.dumps(event)) for i, (item, event) in enumerate(batch)}
         for attempt in range(1, ATTEMPTS + 1):
             answer = self._call(
                 f"sending to the upload queue {queue} (SendMessageBatch)",
