@@ -290,16 +290,23 @@ def test_a_throttled_snapshot_copy_is_retried_through_the_queue_and_runs_once(st
     assert stack.executed_keys() == [KEY]
 
 
-def test_denied_access_to_the_upload_is_a_logged_skip_not_a_silent_drop(stack: Stack) -> None:
-    # Given the trigger's role not allowed to read the upload
+def test_denied_access_to_the_upload_is_kept_for_a_redrive_not_dropped(stack: Stack) -> None:
+    # Given the trigger's role not allowed to read the upload (its permissions, or a KMS key)
     stack.s3_rule = lambda key, attempt: stack.reply(403, "AccessDenied", "Access Denied")
     stack.upload(KEY)
 
-    # When it is delivered, Then it is skipped at WARNING, saying what the role needs
-    stack.deliver()
-    (skip,) = [r for r in stack.log_records() if r["message"] == "record skipped" and r.get("key")]
-    assert (skip["level"], skip["key"]) == ("WARNING", KEY)
-    assert "s3:GetObject" in skip["reason"]
+    # When the queue delivers it until its redrive policy moves it on (no wait between: minutes on AWS)
+    delivery = stack.deliver()
+
+    # Then it failed every time, nothing ran, and it waits in the dead-letter queue for a redrive once
+    # access is fixed; the line says what the role needs
+    assert len(set(delivery.failures)) == 1
+    assert stack.executed_keys() == []
+    assert len(stack.dlq_bodies()) == 1
+    rejected = [r for r in stack.log_records() if r["message"] == "upload rejected" and r.get("key") == KEY]
+    assert rejected
+    assert rejected[0]["level"] == "WARNING"
+    assert "s3:GetObject" in rejected[0]["reason"]
 
 
 # -- one bad message among good ones --------------------------------------------------------------------
