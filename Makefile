@@ -40,6 +40,7 @@ define make_venv
 	$(PY313) -m venv $(1)
 	$(1)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@echo "$(1)/bin/uv pip sync --python $(1)/bin/python $(2)"
+	@echo "--> $(1): installing and compiling bytecode (about a minute the first time, quiet while compiling; later imports are fast)..."
 	@if [ -t 2 ]; then $(1)/bin/uv pip sync --python $(1)/bin/python $(2); \
 	else $(1)/bin/uv pip sync --python $(1)/bin/python $(2) 2>&1 | { grep -v '^ [-+~] ' || true; }; fi
 	@echo "--> $(1): ready, $$(du -sh $(1) | cut -f1) on disk"
@@ -113,13 +114,13 @@ demo: $(VENV)/.stamp ## The main job, locally: upload -> trigger -> pipeline -> 
 	$(PY) -m local demo $(LOCAL_QUOTAS)
 
 .PHONY: up
-up: $(VENV)/.stamp ## The local runtime (quotas: 20 executions, 4 instances) in the foreground; Ctrl-C stops
-	$(PY) -m local up $(LOCAL_QUOTAS)
+up: $(VENV)/.stamp ## The local runtime on port 4599 (PORT=N to change; quotas: 20 executions, 4 instances); Ctrl-C stops
+	$(PY) -m local up $(LOCAL_QUOTAS) $(if $(PORT),--port $(PORT))
 
 .PHONY: invoke
-invoke: $(VENV)/.stamp ## Docker-free `sam local invoke`: make invoke EVENT=events/s3-put.json [FUNCTION=TriggerFunction]
-	@[ -n "$(EVENT)" ] || { echo "usage: make invoke EVENT=events/<file>.json [FUNCTION=<logical id>]"; exit 2; }
-	$(PY) -m local invoke $(EVENT) $(if $(FUNCTION),--function $(FUNCTION))
+invoke: $(VENV)/.stamp ## Docker-free `sam local invoke`: make invoke EVENT=events/s3-put.json [FUNCTION=TriggerFunction] [RUNNING=1: into `make up`]
+	@[ -n "$(EVENT)" ] || { echo "usage: make invoke EVENT=events/<file>.json [FUNCTION=<logical id>] [RUNNING=1]"; exit 2; }
+	$(PY) -m local invoke $(EVENT) $(if $(FUNCTION),--function $(FUNCTION)) $(if $(RUNNING),--running)
 
 .PHONY: status
 status: $(VENV)/.stamp ## s3sm status: recent runs, uploads waiting, dead letters (the running `make up`, or STACK=name)

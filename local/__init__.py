@@ -1,10 +1,14 @@
-"""local: the whole system on one machine, without AWS or Docker.
+"""local: the whole system on one machine, without AWS or Docker (``python -m local``, :mod:`local.cli`).
 
-``python -m local demo|up|status|invoke|prepare`` (see :mod:`local.cli`). The parts: :mod:`local.emulator`
-(moto server with fidelity fixes), :mod:`local.template` (names and settings read from template.yaml),
-:mod:`local.stack` (local deploy; the real deploy function answers a local ResponseURL),
-:mod:`local.functions` (a Lambda execution environment per function), :mod:`local.delivery` (S3 events
-to the trigger with Lambda's retry-then-dead-letter semantics), :mod:`local.runner` (runs each started
-execution's processing step as a subprocess) and :mod:`local.runtime` (all of it started and stopped as
-one).
+:mod:`local.emulator` (moto's server, patched where it differs from AWS), :mod:`local.stack` (the
+template deployed into it; the real deploy function answers the custom resources), :mod:`local.lambdas`
+(a function's artifact run in a process), :mod:`local.delivery` (the SQS event source mapping),
+:mod:`local.runner` (each execution's processing step), :mod:`local.notifications` (what SageMaker and
+CloudWatch would send) and :mod:`local.runtime` (all of it started and stopped as one).
 """
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = ROOT / ".local-runtime"  # gitignored: the state file, logs, build cache, bytecode cache
+STATE_FILE = STATE_DIR / "runtime.json"  # a running `up`: endpoint, region, pid, its stacks and outputs

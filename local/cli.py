@@ -1,12 +1,12 @@
-"""``python -m local {demo,up,invoke,status,prepare}``: the local runtime's commands.
+"""``python -m local {up,demo,invoke,prepare}``: the local runtime's commands.
 
+- ``up [--port N] [--param NAME=VALUE ...] [--pipeline NAME ...] [quota flags] [--logs]``: the runtime in
+  the foreground on a fixed port (default :data:`DEFAULT_PORT`); every upload under a routed prefix runs,
+  every other one is reported with why; Ctrl-C stops it. ``.venv/bin/s3sm status`` reports on it.
 - ``demo``: the whole flow on generated data, checked; exit 0 only if it all checks out.
-- ``up [--port N] [--param NAME=VALUE ...] [--max-concurrent-executions N] [--max-processing-instances M]
-  [--time-scale F] [--logs]``: the runtime in the foreground, with the account's quotas (defaults 20 and
-  4); every file dropped under raw/ runs; Ctrl-C stops it.
-- ``invoke EVENT [--function LogicalId] [--env-vars FILE] [--source]``: a Docker-free `sam local invoke`.
-- ``status [--json]``: the executions of the runtime ``up`` started.
-- ``prepare``: build the local function artifacts ahead of the first run.
+- ``invoke EVENT [--function LogicalId] [--env-vars FILE] [--source] [--running]``: a Docker-free
+  ``sam local invoke`` (:mod:`local.invoke`).
+- ``prepare``: build the deploy function's artifact ahead of the first run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -24,20 +25,131 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from contract.artifact import bundle
-from local.console import Progress, short_id, table
-from local.emulator import CREDENTIALS, Quotas, environment
-from local.process import ROOT, STATE_DIR, STATE_FILE
+from local import ROOT, STATE_DIR, STATE_FILE
+from local.emulator import CREDENTIALS, Quotas
 from local.runner import TIME_SCALE
-from local.runtime import DEFAULT_STACK, Runtime, RuntimeStartError, StackRequest, print_log
+from local.runtime import DEFAULT_STACK, Runtime, RuntimeStartError, StackRequest
+from ops.target import running_runtime
 
-ENDPOINT_FILE = STATE_DIR / "endpoint"
+DEFAULT_PORT = 4599  # `make up`'s emulator, so that the commands it prints stay valid across restarts
 
 
 class CommandError(Exception):
     """A command cannot do what was asked; the message says why and what to do."""
+
+
+def short_id(execution_arn: str) -> str:
+    """The execution ID, the last part of an execution ARN."""
+    return execution_arn.rsplit("/", 1)[-1]
+
+
+class Progress:
+    """Prints one line per event, prefixed with the seconds since the command started; thread-safe."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream, self.started, self._lock = stream or sys.stdout, time.monotonic(), threading.Lock()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def line(self, stage: str, text: str) -> None:
+        with self._lock:
+            print(f"[{self.elapsed():6.1f}s] {stage:<11} {text}", file=self.stream, flush=True)
+
+    def event(self, kind: str, details: dict[str, Any]) -> None:
+        """The runtime's notifications, as progress lines (the chatty ones are left out)."""
+        text = describe(kind, details)
+        if text is not None:
+            self.line(*text)
+
+
+def _key(url: str) -> str:
+    """An s3:// URL without its bucket (the progress lines name the bucket once, at deploy)."""
+    return url[5:].partition("/")[2] if url.startswith("s3://") else url
+
+
+def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
+    """(stage, text) for a runtime notification, or None for those not worth a line."""
+    params = d.get("parameters") or {}
+    match kind:
+        case "emulator":
+            return "emulator", f"moto server on {d['endpoint']}"
+        case "quotas":
+            quotas, scale = d["quotas"], Fraction(d["time_scale"]).limit_denominator(10000)
+            executions, instances = quotas.max_concurrent_executions, quotas.max_processing_instances
+            return "quotas", (
+                f"{executions or 'unlimited'} concurrent executions, {instances or 'unlimited'} processing "
+                f"instances (beyond: ResourceLimitExceeded); waits x{scale}"
+            )
+        case "stack":
+            stack = d["stack"]
+            pipelines = ", ".join(stack.pipeline_names()) or "?"
+            bucket, mode = stack.outputs.get("DataBucketName", "?"), stack.parameters.get("TriggerMode", "?")
+            return (
+                "deploy",
+                f"stack {stack.name}: bucket {bucket}, pipeline {pipelines} ({mode} mode), "
+                f"{d['seconds']:.1f} s",
+            )
+        case "stand-in":
+            declared = ", ".join(d["declares"])
+            return "pipeline", f"{d['pipeline']}: a stand-in declaring {declared} (runs recorded, not run)"
+        case "skipped":
+            return "skipped", f"{d.get('key') or '(no object)'}: {d.get('reason')}"
+        case "unrouted":
+            return "skipped", f"{d['key']}: outside every route (routes: {', '.join(d['prefixes'])})"
+        case "started":
+            return "trigger", f"{d.get('key')}: started {short_id(str(d.get('execution_arn', '')))}"
+        case "execution-replayed":
+            return (
+                "trigger",
+                f"duplicate delivery: same execution {short_id(d['arn'])} "
+                "(same ClientRequestToken: nothing runs twice)",
+            )
+        case "invoked" if d.get("failed"):
+            return (
+                "trigger",
+                f"{d['failed']} of {d['batch']} back to the queue for a later try "
+                f"[{d['duration_ms']:.0f} ms]",
+            )
+        case "invoke-error":
+            error = d["error"]
+            return "trigger", (
+                f"batch of {d['batch']} failed as a whole: {error.get('errorType')}: "
+                f"{error.get('errorMessage')} "
+                "(back in the queue after its visibility timeout)"
+            )
+        case "execution-started":
+            return (
+                "execution",
+                f"{short_id(d['arn'])} running on {_key(params.get('InputDataUrl', '(default input)'))}",
+            )
+        case "step-retrying" if d["attempt"] == 2:  # the first retry says it all; more would flood a burst
+            reason, limit = (
+                str(d["reason"]).split(":", 1)[0],
+                str(d["policy"]).partition("(")[2].partition(")")[0],
+            )
+            return "retrying", (
+                f"{short_id(d['arn'])} {d['step']}: {reason}; retried every {d['wait']:.0f} s or so "
+                f"({d['local_wait']:.2f} s here), {limit}"
+            )
+        case "execution-recorded":
+            values = ", ".join(f"{k}={v}" for k, v in params.items())
+            return "recorded", f"{short_id(d['arn'])} of {d['pipeline']} started with {values}"
+        case "execution-succeeded":
+            out = _key(params.get("OutputDataUrl", "(default output)"))
+            return "succeeded", f"{short_id(d['arn'])} -> {out} ({d['seconds']:.1f} s)"
+        case "execution-failed":
+            return "FAILED", f"{short_id(d['arn'])}: {d['reason']}"
+        case "topic-notification":  # what the notification topic would send (local/notifications.py)
+            # the sentence names `s3sm` as a deployed stack's operator runs it; here it runs from .venv
+            message = re.sub(r"(?<![\w/.])s3sm ", ".venv/bin/s3sm ", " ".join(d["message"].split()))
+            return "notify", f"{d['topic']}: {message}"
+        case "poll-error" | "record-error" | "notification-error":
+            return "warning", f"{kind}: {d}"
+    return None
 
 
 # -- up ------------------------------------------------------------------------------------------
@@ -45,36 +157,36 @@ class CommandError(Exception):
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops ``up`` the way Ctrl-C does (cleanly)."""
+    """SIGTERM stops ``up`` the way Ctrl-C does (cleanly), even when started from a shell that ignores
+    SIGINT in background jobs."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    # Ctrl-C too, even when started from a shell that ignores SIGINT in background jobs.
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = (
+        signal.signal(signal.SIGTERM, handler),
+        signal.signal(signal.SIGINT, signal.default_int_handler),
+    )
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
 
 
 def runtime_state(runtime: Runtime) -> dict[str, Any]:
     """What runtime.json says about a running runtime (``s3sm`` finds it there)."""
-    stacks = []
-    for stack in runtime.stacks:
-        pipelines = stack.pipeline_names()
-        stacks.append(
-            {
-                "name": stack.name,
-                "bucket": stack.ref("DataBucket"),
-                "pipelines": pipelines,
-                "parameters": stack.parameters,
-                "dead_letter_queue": stack.outputs.get("TriggerDeadLetterQueueUrl", ""),
-                "outputs": stack.outputs,  # what `s3sm` reads, as it reads a deployed stack's outputs
-            }
-        )
+    stacks = [
+        {
+            "name": stack.name,
+            "bucket": stack.outputs.get("DataBucketName", ""),
+            "pipelines": stack.pipeline_names(),
+            "parameters": stack.parameters,
+            "dead_letter_queue": stack.outputs.get("TriggerDeadLetterQueueUrl", ""),
+            "outputs": stack.outputs,  # what `s3sm` reads, as it reads a deployed stack's outputs
+        }
+        for stack in runtime.stacks
+    ]
     return {
         "endpoint": runtime.endpoint_url,
         "region": runtime.emulator.region,
@@ -83,41 +195,30 @@ def runtime_state(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def _write_state(runtime: Runtime) -> None:
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    STATE_FILE.write_text(json.dumps(runtime_state(runtime), indent=2), encoding="utf-8")
-    ENDPOINT_FILE.write_text(runtime.endpoint_url + "\n", encoding="utf-8")
-
-
-def _clear_state() -> None:
-    for path in (STATE_FILE, ENDPOINT_FILE):
-        path.unlink(missing_ok=True)
-
-
-def _instructions(runtime: Runtime) -> str:
+def instructions(runtime: Runtime) -> str:
+    """What ``up`` prints once ready: every command runs as printed, from the project's folder."""
     stack = runtime.stacks[0]
-    bucket = stack.ref("DataBucket")
-    raw = stack.attribute("Routes", "UploadPrefixes").split(",")[0].removesuffix("*")  # the first routed
-    endpoint = runtime.endpoint_url
-    region = runtime.emulator.region
-    creds = " ".join(f"{k}={v}" for k, v in CREDENTIALS.items())
-    boto = (
-        f"python -c \"import boto3; boto3.client('s3', endpoint_url='{endpoint}', region_name='{region}', "
-        f"aws_access_key_id='testing', aws_secret_access_key='testing')"
-        f".upload_file('data.csv', '{bucket}', '{raw}data.csv')\""
-    )
+    bucket, routed = stack.outputs["DataBucketName"], stack.outputs.get("UploadUrls", "").split(",")
+    raw = routed[0].removeprefix(f"s3://{bucket}/").removesuffix("*") or "raw/"
+    variables = {
+        "AWS_ENDPOINT_URL": runtime.endpoint_url,
+        **CREDENTIALS,
+        "AWS_DEFAULT_REGION": runtime.emulator.region,
+    }
     return "\n".join(
         [
             "",
-            f"Local runtime up: endpoint {endpoint}, bucket {bucket}, uploads under {raw} run the pipeline "
+            f"Local runtime up: endpoint {runtime.endpoint_url}, bucket {bucket}, uploads under "
+            f"{', '.join(u.removeprefix(f's3://{bucket}/') for u in routed)} run "
             f"(TriggerMode={stack.parameters.get('TriggerMode')}).",
-            "Drop a file (from another terminal):",
-            f"  export {creds} AWS_DEFAULT_REGION={region}",
-            f"  aws s3 cp data.csv s3://{bucket}/{raw}data.csv --endpoint-url {endpoint}",
-            "or with boto3:",
-            f"  {boto}",
-            "Watch the executions: .venv/bin/s3sm status (make status); notifications print here.",
-            "Ctrl-C stops everything.",
+            "Drop a file, from another terminal in this folder:",
+            f"  export {' '.join(f'{k}={v}' for k, v in variables.items())}",
+            "  .venv/bin/python -c \"import boto3, sys; boto3.client('s3').upload_file(*sys.argv[1:])\" "
+            f"data.csv {bucket} {raw}data.csv",
+            "Replay a sample event into it: make invoke EVENT=events/s3-put.json RUNNING=1",
+            "Watch the executions: .venv/bin/s3sm status (make status); "
+            "skips, runs and notifications print here.",
+            "Objects live in memory only: stopping (Ctrl-C) forgets them.",
             "",
         ]
     )
@@ -139,53 +240,56 @@ class EtlWatch:
         self.progress.event(kind, details)
         if kind == "execution-started" and (now := self.digest()) != self.told:
             self.told = now
+            changed = now != self.deployed
             self.progress.line(
                 "etl",
                 "etl/ changed since `make up` started, and this run uses the ETL deployed then"
-                if now != self.deployed
+                if changed
                 else "etl/ is back to the deployed ETL",
             )
-            if now != self.deployed:
+            if changed:
                 self.progress.line("etl", "restart `make up` (Ctrl-C, then make up) to deploy the change")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    params = dict(p.split("=", 1) for p in args.param)
-    if STATE_FILE.exists() and _running(json.loads(STATE_FILE.read_text(encoding="utf-8"))):
+    if (state := running_runtime()) is not None:
         raise CommandError(
-            f"a local runtime is already running ({STATE_FILE}); stop it first (Ctrl-C in its terminal)"
+            f"a local runtime is already running (pid {state['pid']}, {STATE_FILE}); stop it first"
         )
     progress = Progress()
     runtime = Runtime(
-        stacks=[StackRequest(args.stack, params)],
+        stacks=[StackRequest(args.stack, dict(p.split("=", 1) for p in args.param))],
         port=args.port,
         quotas=quotas(args),
         time_scale=args.time_scale,
         log_dir=STATE_DIR / "logs",
         notify=EtlWatch(progress),
-        on_log=print_log if args.logs else None,
+        on_log=(lambda fid, line: print(f"  [{fid}] {line}", file=sys.stderr)) if args.logs else None,
         stand_ins=args.pipeline,
     )
-    stopping = threading.Event()
     with _terminate_as_interrupt():
         try:
             runtime.start()
             runtime.warm_up()
-            _write_state(runtime)
-            print(_instructions(runtime), flush=True)
-            while not stopping.wait(0.5):
-                pass
+            STATE_DIR.mkdir(parents=True, exist_ok=True)
+            STATE_FILE.write_text(json.dumps(runtime_state(runtime), indent=2), encoding="utf-8")
+            print(instructions(runtime), flush=True)
+            threading.Event().wait()
         except KeyboardInterrupt:
             progress.line("stop", "stopping (delivery, runner, functions, emulator)...")
         except RuntimeStartError as exc:
             raise CommandError(str(exc)) from exc
+        except OSError as exc:  # the port is taken
+            raise CommandError(
+                f"cannot serve on port {args.port}: {exc.strerror} (another `make up`? --port N)"
+            ) from exc
         finally:
             previous = signal.signal(
                 signal.SIGINT, signal.SIG_IGN
             )  # a second Ctrl-C must not cut the stop short
             try:
                 runtime.stop()
-                _clear_state()
+                STATE_FILE.unlink(missing_ok=True)
             finally:
                 signal.signal(signal.SIGINT, previous)
     progress.line("stopped", "nothing left running")
@@ -200,7 +304,17 @@ def quotas(args: argparse.Namespace) -> Quotas:
         raise CommandError(str(exc)) from exc
 
 
-def add_quota_flags(parser: argparse.ArgumentParser) -> None:
+def _fraction(text: str) -> float:
+    try:
+        value = float(Fraction(text))
+    except (ValueError, ZeroDivisionError) as exc:
+        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _quota_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that make the local runtime an account with SageMaker's quotas (``up`` and ``demo``)."""
     defaults = Quotas()
     parser.add_argument(
@@ -229,93 +343,7 @@ def add_quota_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(Fraction(text))
-    except (ValueError, ZeroDivisionError) as exc:
-        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
-
-
-# -- status ----------------------------------------------------------------------------------------
-
-
-def _running(state: dict[str, Any]) -> bool:
-    try:
-        os.kill(int(state["pid"]), 0)
-    except (OSError, KeyError, ValueError):
-        return False
-    return True
-
-
-def _state() -> dict[str, Any]:
-    if not STATE_FILE.is_file():
-        raise CommandError("no local runtime is running: start one with `make up` (python -m local up)")
-    state: dict[str, Any] = json.loads(STATE_FILE.read_text(encoding="utf-8"))
-    if not _running(state):
-        _clear_state()
-        raise CommandError(f"the local runtime (pid {state.get('pid')}) is gone: start one with `make up`")
-    return state
-
-
-def executions(pipelines: list[str]) -> list[dict[str, Any]]:
-    """Each execution of the pipelines with its input, output, status, step status and failure reason."""
-    import boto3  # only now: the state file told us where the emulator is
-
-    sagemaker = boto3.client("sagemaker")
-    found: list[dict[str, Any]] = []
-    for pipeline in pipelines:
-        summaries = sagemaker.list_pipeline_executions(PipelineName=pipeline)["PipelineExecutionSummaries"]
-        for summary in summaries:
-            arn = summary["PipelineExecutionArn"]
-            params = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)[
-                "PipelineParameters"
-            ]
-            values = {p["Name"]: p["Value"] for p in params}
-            steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)[
-                "PipelineExecutionSteps"
-            ]
-            reason = summary.get("PipelineExecutionFailureReason") or ""
-            found.append(
-                {
-                    "pipeline": pipeline,
-                    "execution": short_id(arn),
-                    "arn": arn,
-                    "started": summary["StartTime"].isoformat(timespec="seconds"),
-                    "status": summary["PipelineExecutionStatus"],
-                    "steps": ", ".join(f"{s['StepName']} {s['StepStatus']}" for s in steps) or "-",
-                    "input": values.get("InputDataUrl", "(default)"),
-                    "output": values.get("OutputDataUrl", "(default)"),
-                    "reason": reason,
-                }
-            )
-    found.sort(key=lambda e: str(e["started"]))
-    return found
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    state = _state()
-    env = {"AWS_ENDPOINT_URL": state["endpoint"], "AWS_DEFAULT_REGION": state["region"], **CREDENTIALS}
-    env["AWS_REGION"] = state["region"]
-    pipelines = [p for s in state["stacks"] for p in s["pipelines"]]
-    with environment(env):
-        found = executions(pipelines)
-    if args.json:
-        print(json.dumps(found, indent=2))
-        return 0
-    print(f"local runtime at {state['endpoint']} (pid {state['pid']}); pipelines: {', '.join(pipelines)}")
-    if not found:
-        print("no executions yet: drop a file under the raw prefix")
-        return 0
-    headers = ["execution", "status", "step", "input", "output", "failure reason"]
-    keys = ["execution", "status", "steps", "input", "output", "reason"]
-    print(table(headers, [[e[k] for k in keys] for e in found], max_width=args.width))
-    return 0
-
-
-# -- invoke / demo ----------------------------------------------------------------------------------
+# -- invoke / demo / prepare ------------------------------------------------------------------------
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -324,24 +352,28 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     env_file = None if args.env_vars == "" else Path(args.env_vars)
     try:
         return invoke(
-            Path(args.event), function=args.function, env_file=env_file, prefer_build=not args.source
+            Path(args.event),
+            function=args.function,
+            env_file=env_file,
+            prefer_build=not args.source,
+            running=args.running,
         )
-    except InvokeError as exc:
+    except (InvokeError, RuntimeStartError) as exc:
         raise CommandError(str(exc)) from exc
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from local.artifacts import BuildError, prepare
-    from local.template import Template, TemplateError
+    from local.runtime import deploy_artifact
 
     started = time.monotonic()
     try:
-        built = prepare(Template(ROOT / "template.yaml"))
-    except (BuildError, TemplateError) as exc:
+        built = deploy_artifact()
+    except RuntimeStartError as exc:
         raise CommandError(str(exc)) from exc
-    for path in built:
-        print(f"built {path.relative_to(ROOT)}")
-    print(f"local function artifacts ready in {time.monotonic() - started:.1f} s")
+    print(
+        f"the deploy function's artifact is ready in {built.relative_to(ROOT)} "
+        f"({time.monotonic() - started:.1f} s)"
+    )
     return 0
 
 
@@ -362,17 +394,22 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="the whole flow on generated data, checked end to end")
     demo.add_argument("--rows", type=int, default=5000, help="rows of the object-mode file (default 5000)")
-    add_quota_flags(demo)
+    _quota_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
     prepare = commands.add_parser(
-        "prepare", help="build the local function artifacts now (the deploy function's rendered pipeline)"
+        "prepare", help="build the deploy function's artifact now (renders the pipeline)"
     )
     prepare.set_defaults(func=cmd_prepare)
 
     up = commands.add_parser("up", help="run the local runtime in the foreground until Ctrl-C")
-    up.add_argument("--port", type=int, default=0, help="the emulator's port (default: a free one)")
-    up.add_argument("--stack", default=DEFAULT_STACK, help=f"local stack name (default {DEFAULT_STACK})")
+    up.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="the emulator's port (default %(default)s; 0: a free one)",
+    )
+    up.add_argument("--stack", default=DEFAULT_STACK, help="local stack name (default %(default)s)")
     up.add_argument(
         "--param",
         action="append",
@@ -380,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="template parameter override, repeatable",
     )
-    add_quota_flags(up)
+    _quota_flags(up)
     up.add_argument(
         "--pipeline",
         action="append",
@@ -403,12 +440,13 @@ def main(argv: list[str] | None = None) -> int:
     invoke.add_argument(
         "--source", action="store_true", help="run from source even if `sam build` output exists"
     )
+    invoke.add_argument(
+        "--running",
+        action="store_true",
+        help="into the running `make up`: put the event's objects into its bucket, "
+        "as uploads (their runs show there)",
+    )
     invoke.set_defaults(func=cmd_invoke)
-
-    status = commands.add_parser("status", help="executions of the running `up` runtime")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.add_argument("--width", type=int, default=70, help="cut cells longer than this (default 70)")
-    status.set_defaults(func=cmd_status)
 
     args = parser.parse_args(argv)
     for param in getattr(args, "param", []):
@@ -422,4 +460,4 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-__all__ = ["CommandError", "executions", "main", "runtime_state"]
+__all__ = ["DEFAULT_PORT", "CommandError", "Progress", "describe", "main", "runtime_state", "short_id"]

@@ -3,10 +3,10 @@
 moto keeps SQS queues (visibility timeouts, receive counts, the redrive policy's move to the dead-letter
 queue after ``maxReceiveCount`` receives) but has no event source mappings: it cannot invoke a Lambda
 function without Docker. :class:`Delivery` is the mapping's poller, configured from the template's
-``Type: SQS`` event (:class:`local.template.SqsEventSource`):
+``Type: SQS`` event (:class:`local.lambdas.SqsEventSource`):
 
 - ``ScalingConfig.MaximumConcurrency`` pollers, each invoking its own execution environment
-  (:class:`local.functions.FunctionProcess`): that many invocations at once, as Lambda caps them;
+  (:class:`local.lambdas.FunctionProcess`): that many invocations at once, as Lambda caps them;
 - each receives up to ``BatchSize`` messages (SQS returns at most 10 per call: more are gathered over
   ``MaximumBatchingWindowInSeconds``), with every system attribute, and invokes the function with the
   event Lambda sends (``Records`` of ``messageId``, ``receiptHandle``, ``body``, ``attributes`` incl.
@@ -29,72 +29,40 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
 
 from botocore.exceptions import BotoCoreError, ClientError
+from trigger.errors import UnsupportedEvent
+from trigger.events import ObjectEvent, normalise
 
-from local.functions import FunctionProcess
+from local.lambdas import FunctionProcess
 from local.stack import EventSource
 
 Notify = Callable[[str, dict[str, Any]], None]  # (what happened, details)
 LONG_POLL_SECONDS = 1  # also the longest a stop() waits for a poller
 SQS_RECEIVE_MAX = 10  # ReceiveMessage's MaxNumberOfMessages limit
+RECORD_ATTRIBUTES = (  # the system attributes a record of Lambda's SQS event carries
+    "ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber", "MessageGroupId", "MessageDeduplicationId", "AWSTraceHeader",
+)  # fmt: skip
 
 
 def _ignore(kind: str, details: dict[str, Any]) -> None:
     return
 
 
-@dataclass
-class DeliveryStats:
-    batches: int = 0
-    messages: int = 0  # messages handed to the function (a message received twice counts twice)
-    deleted: int = 0
-    item_failures: int = 0  # messages the function reported failed
-    errors: int = 0  # invocations that failed as a whole
-
-
 def s3_keys(body: str) -> list[str]:
-    """The object keys a message body names (decoded), for progress lines: an S3 notification's records,
-    or an EventBridge S3 event's ``detail.object.key`` (not encoded)."""
+    """The object keys a message body announces, as the trigger reads them (its own parser)."""
     try:
-        event = json.loads(body)
-    except json.JSONDecodeError:
+        items = normalise(json.loads(body))
+    except (ValueError, UnsupportedEvent):
         return []
-    if not isinstance(event, dict):
-        return []
-    detail = event.get("detail")
-    if event.get("source") == "aws.s3" and isinstance(detail, dict):
-        key = (detail.get("object") or {}).get("key")
-        return [key] if isinstance(key, str) else []
-    records = event.get("Records")
-    keys = []
-    for record in records if isinstance(records, list) else []:
-        key = ((record.get("s3") or {}).get("object") or {}).get("key") if isinstance(record, dict) else None
-        if isinstance(key, str):
-            keys.append(unquote_plus(key))
-    return keys
+    return [i.key for i in items if isinstance(i, ObjectEvent)]
 
 
 def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
     """One SQS message as a record of the event Lambda's SQS poller sends."""
-    attributes = {
-        k: v
-        for k, v in (message.get("Attributes") or {}).items()
-        if k
-        in (
-            "ApproximateReceiveCount",
-            "SentTimestamp",
-            "SenderId",
-            "ApproximateFirstReceiveTimestamp",
-            "SequenceNumber",
-            "MessageGroupId",
-            "MessageDeduplicationId",
-            "AWSTraceHeader",
-        )
-    }
+    attributes = {k: v for k, v in (message.get("Attributes") or {}).items() if k in RECORD_ATTRIBUTES}
     message_attributes = {
         name: {
             "stringValue": value.get("StringValue"),
@@ -154,8 +122,7 @@ class Delivery:
         self.sqs = sqs
         self.region = region
         self.notify = notify or _ignore
-        self.stats = DeliveryStats()
-        self._stats_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._busy = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -182,7 +149,7 @@ class Delivery:
 
     def idle(self) -> bool:
         """No batch being handled (the queue itself may still hold messages)."""
-        with self._stats_lock:
+        with self._lock:
             return self._busy == 0
 
     # -- one poller ---------------------------------------------------------------------------------
@@ -199,14 +166,14 @@ class Delivery:
                 continue
             if not messages:
                 continue
-            with self._stats_lock:
+            with self._lock:
                 self._busy += 1
             try:
                 self._handle(function, messages)
             except (ClientError, BotoCoreError) as exc:  # deleting failed: the messages come back
                 self.notify("poll-error", {"function": self.mapping.function_id, "error": str(exc)})
             finally:
-                with self._stats_lock:
+                with self._lock:
                     self._busy -= 1
 
     def _receive(self) -> list[dict[str, Any]]:
@@ -242,19 +209,12 @@ class Delivery:
             "bodies": [r["body"] for r in records],
             "duration_ms": invocation.duration_ms,
         }
-        with self._stats_lock:
-            self.stats.batches += 1
-            self.stats.messages += len(records)
         if invocation.error:
-            with self._stats_lock:
-                self.stats.errors += 1
             self.notify("invoke-error", {**details, "error": invocation.payload})
             return
         if self.source.report_batch_item_failures:
             failed = failed_items(invocation.payload, ids)
             if failed is None:
-                with self._stats_lock:
-                    self.stats.errors += 1
                 error = {
                     "errorType": "InvalidBatchItemFailures",
                     "errorMessage": "the response's batchItemFailures is not valid: the whole batch failed",
@@ -270,10 +230,7 @@ class Delivery:
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(n), "ReceiptHandle": r["receiptHandle"]} for n, r in enumerate(chunk)],
             )
-        with self._stats_lock:
-            self.stats.deleted += len(done)
-            self.stats.item_failures += len(failed)
         self.notify("invoked", {**details, "result": invocation.payload, "failed": len(failed)})
 
 
-__all__ = ["Delivery", "DeliveryStats", "Notify", "failed_items", "lambda_record", "s3_keys"]
+__all__ = ["Delivery", "Notify", "failed_items", "lambda_record", "s3_keys"]

@@ -46,14 +46,14 @@ from trigger.routing import digest
 from coilgen import Generated, generate
 from coilgen.dictionary import COIL, N_COLUMNS
 from etl.schema import load
-from local.artifacts import render_cached
-from local.console import Progress, short_id, table
+from local import ROOT
+from local.cli import Progress, short_id
 from local.delivery import s3_keys
 from local.emulator import Quotas
-from local.process import ROOT
 from local.runner import TIME_SCALE
-from local.runtime import Runtime, RuntimeStartError, StackRequest
-from local.template import Template
+from local.runtime import Runtime, RuntimeStartError, StackRequest, render_cached
+from local.stack import Template
+from ops.text import table
 
 OBJECT_KEY = "raw/demo/Caravan.csv"
 MARKER_FOLDER = "raw/demo-seed/"
@@ -341,7 +341,7 @@ def _scenario(
     results = [first, duplicate, second, routed]
     print()
     print(
-        table(
+        *table(
             ["upload", "execution", "status", "output", "rows", "rejects", "start s", "run s"],
             [
                 [
@@ -349,15 +349,17 @@ def _scenario(
                     short_id(d.execution_arn) if d.execution_arn else "-",
                     d.status,
                     d.output_url.split("/", 3)[-1] if d.output_url else "-",  # the key prefix
-                    d.rows_written if d.rows_written is not None else "-",
-                    d.rows_rejected if d.rows_rejected is not None else "-",
+                    str(d.rows_written) if d.rows_written is not None else "-",
+                    str(d.rows_rejected) if d.rows_rejected is not None else "-",
                     _seconds(d.uploaded_at, d.started_at),
                     _seconds(d.started_at, d.finished_at) if d is not duplicate else "-",
                 ]
                 for d in results
             ],
-            max_width=44,
-        )
+            width=120,
+            shrink=[0, 3],
+        ),
+        sep="\n",
     )
     problems = [f"{d.label}: {p}" for d in results for p in d.problems] + burst_problems
     print()

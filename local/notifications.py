@@ -1,33 +1,41 @@
-"""Pipeline notifications, locally: SageMaker's status-change events, the template's rule, a stand-in topic.
+"""What AWS would report about the local runtime that moto does not: SageMaker's status-change events, what
+the stack's topics would send, uploads no route takes, and the queues' oldest-message age.
 
-On AWS, SageMaker sends an EventBridge event on every execution status change, and the template's
-``AWS::Events::Rule`` (``PipelineStatusRule``) matches the failed and stopped ones and publishes a sentence
-to the SNS topic through its input transformer. Locally:
+- :meth:`Notifications.on_runner` (chained into the runner's notify) sends SageMaker's "Pipeline Execution
+  Status Change" event (``PutEvents``, source ``aws.sagemaker``, the detail fields of SageMaker's documented
+  example, ``events/notifications/sagemaker-pipeline-execution-status.json``) on each transition; the
+  template's rule (made by :mod:`local.stack`, its topic an SQS stand-in) turns the ones it matches into
+  the topic's sentence, reported here as ``topic-notification``.
+- Uploads outside every routed prefix never reach the trigger (the upload rule's pattern leaves them out),
+  so on AWS nothing says why they did not run. Locally a second rule takes every ``Object Created`` of
+  the bucket into a queue of its own, and each one no route takes (the stack's own snapshot, clean and
+  code folders aside) is reported as ``unrouted``, with the routed prefixes.
+- CloudWatch's ``AWS/SQS`` ``ApproximateAgeOfOldestMessage`` (which ``s3sm status`` and the backlog alarm
+  read): moto publishes no SQS metrics, so it is published every few seconds from moto's own queue state
+  (moto's server runs in this process).
 
-- :meth:`Notifications.on_runner` is chained into the pipeline runner's notify callback and sends the same
-  event (``PutEvents``, source ``aws.sagemaker``, the detail fields SageMaker's documented example has,
-  ``events/notifications/sagemaker-pipeline-execution-status.json``) on each transition it reports;
-- :meth:`Notifications.install` creates each rule of the template that targets a topic of the template, with
-  its own event pattern and input transformer resolved for the local stack, pointed at an SQS queue standing
-  in for the topic: moto's EventBridge delivers to SQS, but raises NotImplementedError for an SNS target;
-- a poller reads the stand-in queues and reports each message, as the topic would send it (the text the
-  rule delivered, unchanged), through the runtime's notify (``make up`` prints it).
-
-What is hand-written here is only what moto lacks: SageMaker emitting the events, and an SNS target.
+Hand-written only where moto lacks the service behaviour: SageMaker emitting events, an SNS target, SQS
+metrics.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from moto.sqs.models import sqs_backends
+from trigger.errors import UnsupportedEvent
+from trigger.events import ObjectEvent, normalise
 
-from local.template import Template, TemplateError
+from contract.folders import CODE_PREFIX
+from contract.routes import Routes
+from local.emulator import ACCOUNT_ID
+from local.stack import DeployedStack
 
 Notify = Callable[[str, dict[str, Any]], None]
 SOURCE = "aws.sagemaker"
@@ -50,11 +58,8 @@ def status_event(
     display_name: str | None = None,
     description: str | None = None,
 ) -> dict[str, Any]:
-    """A PutEvents entry shaped as SageMaker's "Pipeline Execution Status Change" event.
-
-    The detail has the fields of the event SageMaker documents, in its order; a value SageMaker would
-    not have yet (no end time while executing, no previous status at first) is left out.
-    """
+    """A PutEvents entry shaped as SageMaker's "Pipeline Execution Status Change" event: the fields of the
+    documented detail in its order, without those SageMaker would not have yet (an end while executing)."""
     detail: dict[str, Any] = {
         "pipelineExecutionDisplayName": display_name or execution_arn.rsplit("/", 1)[-1],
         "currentPipelineExecutionStatus": current,
@@ -73,89 +78,87 @@ def status_event(
     }
 
 
-@dataclass(frozen=True)
-class StandIn:
-    """A local queue receiving what a rule of the template would publish to a topic."""
-
-    stack: str
-    rule: str  # the rule's logical id
-    topic: str  # the topic's logical id
-    queue_url: str
-
-
-def _topic_targets(template: Template, rule: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
-    """The rule's targets that are a topic of this template, with the topic's logical id."""
-    found = []
-    for target in (rule.get("Properties") or {}).get("Targets") or []:
-        arn = target.get("Arn")
-        if isinstance(arn, dict) and set(arn) == {"Ref"}:
-            topic = str(arn["Ref"])
-            if (template.resources.get(topic) or {}).get("Type") == "AWS::SNS::Topic":
-                found.append((target, topic))
-    return found
+def oldest_ages(region: str, now: float | None = None) -> dict[str, float]:
+    """Queue name -> seconds since its oldest message was sent (0 when empty), from moto's backend."""
+    now = time.time() if now is None else now
+    ages: dict[str, float] = {}
+    for name, queue in list(sqs_backends[ACCOUNT_ID][region].queues.items()):
+        messages: list[Any] = list(queue._messages)  # moto's Message (its stamp is typed None)
+        sent = [int(m.sent_timestamp) for m in messages if m.sent_timestamp is not None]
+        ages[str(name)] = max(0.0, now - min(sent) / 1000) if sent else 0.0
+    return ages
 
 
 class Notifications:
-    """The status events and the stand-in topics of one local runtime."""
+    """The status events, the stand-in topics, the unrouted uploads and the queue-age metric of a runtime."""
 
-    def __init__(self, *, events: Any, sqs: Any, sagemaker: Any, notify: Notify, poll_wait: int = 1) -> None:
-        self.events, self.sqs, self.sagemaker = events, sqs, sagemaker
-        self.notify = notify
-        self.poll_wait = poll_wait
-        self.stand_ins: list[StandIn] = []
+    def __init__(
+        self,
+        *,
+        events: Any,
+        sqs: Any,
+        sagemaker: Any,
+        cloudwatch: Any,
+        region: str,
+        notify: Notify,
+        poll_wait: float = 1.0,
+        metric_interval: float = 10.0,
+    ) -> None:
+        self.events, self.sqs, self.sagemaker, self.cloudwatch = events, sqs, sagemaker, cloudwatch
+        self.region, self.notify, self.poll_wait, self.metric_interval = (
+            region,
+            notify,
+            poll_wait,
+            metric_interval,
+        )
+        self.readers: list[tuple[str, Callable[[str], None]]] = []  # (queue URL, what a message means)
         self._previous: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
-    # -- the local stack's rules ----------------------------------------------------------------------
+    def watch_topics(self, stack: DeployedStack) -> None:
+        """Report what the stack's topics would send (their stand-in queues)."""
+        for topic, url in stack.topics.items():
+            self.readers.append((url, self._topic(stack.name, topic)))
 
-    def install(self, template: Template, stack: Any) -> list[StandIn]:
-        """Create the stack's topic-targeting rules (pattern and transformer as resolved for ``stack``)."""
-        added = []
-        for logical_id, resource in template.resources.items():
-            if resource.get("Type") != "AWS::Events::Rule":
-                continue
-            if "Condition" in resource and not stack.resolver.condition(
-                str(resource["Condition"]), logical_id
-            ):
-                continue
-            for target, topic in _topic_targets(template, resource):
-                added.append(self._install_rule(stack, logical_id, resource, target, topic))
-        self.stand_ins.extend(added)
-        return added
-
-    def start(self) -> Notifications:
-        """Report what reaches the stand-in topics as it arrives (a poller thread), until :meth:`stop`."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._poll, name="notifications", daemon=True)
-            self._thread.start()
-        return self
-
-    def _install_rule(
-        self, stack: Any, logical_id: str, resource: dict[str, Any], target: dict[str, Any], topic: str
-    ) -> StandIn:
-        where = f"Resources.{logical_id}.Properties"
-        props = resource.get("Properties") or {}
-        try:
-            pattern = stack.resolver.resolve(props["EventPattern"], f"{where}.EventPattern")
-            transformer = stack.resolver.resolve(target.get("InputTransformer"), f"{where}.Targets")
-        except (KeyError, TemplateError) as exc:
-            raise TemplateError(f"{where}: the local runtime cannot create this rule: {exc}") from exc
-        name = f"{stack.name}-{topic}-topic"[:80]
-        url = str(self.sqs.create_queue(QueueName=name)["QueueUrl"])
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+    def watch_uploads(self, stack: DeployedStack, routes: Routes, bucket: str) -> None:
+        """Report the uploads to ``bucket`` no route takes (the stack's own folders aside)."""
+        own = (
+            stack.parameters.get("SnapshotPrefix", ""),
+            stack.parameters.get("CleanPrefix", ""),
+            CODE_PREFIX,
+        )
+        name = f"{stack.name}-uploads-seen"[:64]  # local only: every Object Created of the bucket
+        url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        rule = f"{stack.name}-{logical_id}"[:64]
-        self.events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
-        local_target: dict[str, Any] = {"Id": str(target.get("Id", topic)), "Arn": queue_arn}
-        if transformer:
-            local_target["InputTransformer"] = transformer
-        self.events.put_targets(Rule=rule, Targets=[local_target])
-        return StandIn(stack.name, logical_id, topic, url)
+        pattern = {
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [bucket]}},
+        }
+        self.events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+        self.events.put_targets(Rule=name, Targets=[{"Id": "uploads-seen", "Arn": arn}])
 
-    # -- SageMaker's events, from the runner's progress -----------------------------------------------
+        def unrouted(body: str) -> None:
+            try:
+                items = normalise(json.loads(body))
+            except (ValueError, UnsupportedEvent):
+                return
+            for item in items:
+                key = item.key if isinstance(item, ObjectEvent) else None
+                if key and routes.root(key) is None and not key.startswith(tuple(p for p in own if p)):
+                    self.notify("unrouted", {"stack": stack.name, "key": key, "prefixes": routes.prefixes()})
+
+        self.readers.append((url, unrouted))
+
+    def _topic(self, stack: str, topic: str) -> Callable[[str], None]:
+        def sent(body: str) -> None:  # what SNS would send on, as the rule delivered it
+            self.notify("topic-notification", {"stack": stack, "topic": topic, "message": body})
+
+        return sent
 
     def on_runner(self, kind: str, details: dict[str, Any]) -> None:
         """Send the status-change event for a transition the runner reports (its notify callback)."""
@@ -170,59 +173,70 @@ class Notifications:
                 if previous == current:
                     return
                 self._previous[arn] = current
-            finished = current in ("Succeeded", "Failed", "Stopped")
             entry = status_event(
                 pipeline_arn=str(described["PipelineArn"]),
                 execution_arn=arn,
                 current=current,
                 previous=previous,
                 start=described.get("CreationTime"),
-                end=described.get("LastModifiedTime") if finished else None,
+                end=described.get("LastModifiedTime")
+                if current in ("Succeeded", "Failed", "Stopped")
+                else None,
                 display_name=described.get("PipelineExecutionDisplayName"),
                 description=described.get("PipelineExecutionDescription"),
             )
-            failed = self.events.put_events(Entries=[entry]).get("FailedEntryCount", 0)
+            if self.events.put_events(Entries=[entry]).get("FailedEntryCount", 0):
+                self.notify("notification-error", {"arn": arn, "error": "PutEvents refused the event"})
         except (ClientError, BotoCoreError) as exc:
             self.notify("notification-error", {"arn": arn, "error": str(exc)})
-            return
-        if failed:
-            self.notify("notification-error", {"arn": arn, "error": "PutEvents refused the event"})
 
-    # -- the stand-in topics ---------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Read every watched queue once, each message handed to what it means."""
+        for url, meaning in list(self.readers):
+            for message in self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                meaning(message["Body"])
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
-    def drain(self) -> list[dict[str, Any]]:
-        """Read every stand-in queue once; each message reported through notify and returned."""
-        sent = []
-        for stand_in in list(self.stand_ins):
-            messages = self.sqs.receive_message(
-                QueueUrl=stand_in.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-            ).get("Messages", [])
-            for message in messages:
-                item = {
-                    "stack": stand_in.stack,
-                    "topic": stand_in.topic,
-                    "rule": stand_in.rule,
-                    "message": message["Body"],  # what SNS would send on, as the rule delivered it
-                }
-                self.notify("topic-notification", item)
-                sent.append(item)
-                self.sqs.delete_message(QueueUrl=stand_in.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return sent
+    def publish_ages(self) -> dict[str, float]:
+        """Every queue's oldest-message age, to the emulator's CloudWatch (as AWS/SQS publishes it)."""
+        ages, stamp = oldest_ages(self.region), datetime.now(UTC)
+        data = [
+            {
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{"Name": "QueueName", "Value": name}],
+                "Timestamp": stamp,
+                "Value": round(age, 3),
+                "Unit": "Seconds",
+            }
+            for name, age in ages.items()
+        ]
+        for start in range(0, len(data), 20):  # well within PutMetricData's limits per call
+            self.cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=data[start : start + 20])
+        return ages
 
-    def _poll(self) -> None:
-        while not self._stop.wait(self.poll_wait):
+    def start(self) -> Notifications:
+        for work, every in ((self.drain, self.poll_wait), (self.publish_ages, self.metric_interval)):
+            thread = threading.Thread(target=self._loop, args=(work, every), name=work.__name__, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _loop(self, work: Callable[[], object], every: float) -> None:
+        while True:
             try:
-                self.drain()
+                work()
             except (ClientError, BotoCoreError) as exc:
                 if self._stop.is_set():
-                    break
+                    return
                 self.notify("notification-error", {"error": str(exc)})
+            if self._stop.wait(every):
+                return
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
 
 
-__all__ = ["DETAIL_TYPE", "SOURCE", "Notifications", "StandIn", "status_event"]
+__all__ = ["DETAIL_TYPE", "SOURCE", "Notifications", "oldest_ages", "status_event"]

@@ -64,7 +64,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from moto.sagemaker.exceptions import ValidationError
 
 from local.emulator import ACCOUNT_ID, Emulator, Quotas, StepRecord
-from local.process import child_environment, kill_tree
+from local.lambdas import child_environment, kill_tree
 
 Notify = Callable[[str, dict[str, Any]], None]
 OPT_ML = "/opt/ml"

@@ -5,18 +5,28 @@ and stopped as one, in an account with SageMaker's quotas (:class:`local.emulato
 
     with Runtime(stacks=[StackRequest("demo")]) as runtime:
         bucket = runtime.stacks[0].ref("DataBucket")
-        ...  # every upload under the raw prefix runs the pipeline
+        ...  # every upload under a routed prefix runs the pipeline
 
 ``stop()`` (also on an exception, Ctrl-C included) stops delivery first, then the runner (killing any
-running job), the function processes, the response server and the emulator; every thread is joined
-and every child process reaped.
+running job), the function processes and the emulator; every thread is joined, every child reaped.
+
+The functions run from source, as :mod:`local.lambdas` runs them; both get ``ROUTES_FILE``, ``routes.yaml``
+compiled as the build compiles it. The deploy function serves the artifact the deploy build makes
+(``make -C functions/deploy artifact``: ``pipeline.json``, ``image_uris.json``, ``etl/``, ``routes.json``),
+through ``DEPLOY_ARTIFACT_DIR``; rendering imports the SageMaker SDK (10-20 s), so the artifact is kept
+under ``.local-runtime/build/`` by a hash of what it is made of.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,308 +37,123 @@ from typing import Any
 import boto3
 from trigger import backoff
 
-from contract.routes import FILE_VARIABLE, loads
-from local import artifacts
-from local.artifacts import BuildError
-from local.cfn_response import ResponseServer
+from contract.artifact import package_files
+from contract.routes import FILE_VARIABLE, RoutesError, loads
+from local import ROOT, STATE_DIR
 from local.delivery import Delivery
 from local.emulator import ACCOUNT_ID, Emulator, Quotas, environment, on_retry
-from local.functions import FunctionProcess, LogSink
+from local.lambdas import FunctionProcess, FunctionSpec, LogSink, LogWriter, child_environment
 from local.notifications import Notifications
-from local.process import ROOT
 from local.runner import TIME_SCALE, Runner
-from local.sqs_metrics import QueueAgeMetric
-from local.stack import DeployedStack, StackDeployer, StackError
-from local.template import Template, TemplateError
+from local.stack import DeployedStack, StackDeployer, StackError, Template, TemplateError
 
 Notify = Callable[[str, dict[str, Any]], None]
 DEFAULT_STACK = "s3-sagemaker-trigger-local"
+BUILD_DIR = STATE_DIR / "build"
+ARTIFACT_VARIABLE = "DEPLOY_ARTIFACT_DIR"  # deploy/handler.py's
+# What the trigger logs for each record (trigger/handler.py), told as progress lines.
+LOGGED = {"record skipped": "skipped", "pipeline execution started": "started"}
+_build_lock = threading.Lock()
 
 
 class RuntimeStartError(Exception):
     """The runtime could not start: the template, the local deploy or a component failed."""
 
 
-@dataclass(frozen=True)
-class StackRequest:
-    """One stack to deploy locally: its name and parameter overrides (like ``sam deploy``'s)."""
-
-    name: str = DEFAULT_STACK
-    parameters: Mapping[str, str] = field(default_factory=dict)
-
-
-def _ignore(kind: str, details: dict[str, Any]) -> None:
-    return
+def _digest(parts: Sequence[tuple[str, bytes]]) -> str:
+    digest = hashlib.sha256()
+    for name, body in parts:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(body).digest())
+    return digest.hexdigest()[:16]
 
 
-def _quiet(logical_id: str, line: str) -> None:
-    return
+def _artifact_dir(root: Path = ROOT) -> Path:
+    sources = [
+        (p.relative_to(root).as_posix(), p.read_bytes())
+        for d in ("pipeline", "contract")
+        for p in sorted((root / d).glob("*.py"))
+    ]
+    makefile = root / "functions" / "deploy" / "Makefile"
+    sdk = [
+        (d, importlib.metadata.version(d).encode())
+        for d in ("sagemaker", "sagemaker-core", "sagemaker-mlops")
+    ]
+    parts = [
+        *sources,
+        *package_files(root / "etl"),
+        ("routes.yaml", (root / "routes.yaml").read_bytes()),
+        ("Makefile", makefile.read_bytes()),
+        *sdk,
+    ]
+    return BUILD_DIR / f"deploy-{_digest(parts)}"
 
 
-class Runtime:
-    """Everything of the local runtime, owned by one object with a clean start and stop."""
+def render_cached(root: Path = ROOT) -> bool:
+    """Whether the deploy artifact for the current sources is built already (a deploy is quick)."""
+    return _artifact_dir(root).is_dir()
 
-    def __init__(
-        self,
-        *,
-        template: Path = ROOT / "template.yaml",
-        stacks: Sequence[StackRequest] = (StackRequest(),),
-        emulator: Emulator | None = None,
-        port: int = 0,
-        quotas: Quotas | None = None,
-        time_scale: float = TIME_SCALE,
-        poll_interval: float = 0.5,
-        scratch_dir: Path | None = None,
-        log_dir: Path | None = None,
-        notify: Notify | None = None,
-        on_log: LogSink | None = None,
-        routes: Path = ROOT / "routes.yaml",
-        stand_ins: Sequence[str] = (),
-    ) -> None:
-        self.template_path = template
-        self.routes = routes  # compiled for both functions, as the build does (artifacts.routes_environment)
-        self.stand_ins = list(stand_ins)  # pipelines of others the routes start: recorded, never run
-        self.requests = list(stacks)
-        self._own_emulator = emulator is None
-        self.emulator = emulator or Emulator(port=port)
-        self.quotas = quotas or Quotas()
-        self.time_scale = time_scale
-        self.poll_interval = poll_interval
-        self.scratch_dir = scratch_dir
-        self.log_dir = log_dir
-        self.notify = notify or _ignore
-        self.on_log = on_log or _quiet
-        self.stacks: list[DeployedStack] = []
-        self.functions: list[FunctionProcess] = []
-        self.deliveries: list[Delivery] = []
-        self.runner: Runner | None = None
-        self.notifications: Notifications | None = None
-        self._responses: ResponseServer | None = None
-        self._exit = contextlib.ExitStack()
-        self._started = False
-        self._sqs: Any = None
-        self._replayed: set[str] = set()  # executions a start was answered with again (a duplicate)
-        self._replayed_lock = threading.Lock()
-        self._sagemaker: Any = None
 
-    @property
-    def endpoint_url(self) -> str:
-        return self.emulator.endpoint_url
-
-    # -- lifecycle ----------------------------------------------------------------------------------
-
-    def start(self) -> Runtime:
-        if self._started:
-            return self
-        self._started = True
+def deploy_artifact(root: Path = ROOT) -> Path:
+    """The deploy build's artifact for the current sources (``make -C functions/deploy artifact``), cached."""
+    with _build_lock:
+        target = _artifact_dir(root)
+        if target.is_dir():
+            return target
+        BUILD_DIR.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".deploy-", dir=BUILD_DIR))
         try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _start(self) -> None:
-        try:
-            template = Template(self.template_path)
-        except TemplateError as exc:
-            raise RuntimeStartError(str(exc)) from exc
-        if self._own_emulator:
-            self.emulator.start()
-            self._exit.callback(self.emulator.stop)
-            self.emulator.reset()  # moto keeps its state per process: a new runtime starts from nothing
-        aws_env = self.emulator.environ()
-        self._exit.enter_context(environment(aws_env))
-        self.emulator.set_quotas(self.quotas)
-        self._exit.callback(self.emulator.set_quotas, None)
-        self.emulator.set_start_listener(self._on_start)
-        self._exit.callback(self.emulator.set_start_listener, None)
-        self.notify("emulator", {"endpoint": self.emulator.endpoint_url})
-        self.notify("quotas", {"quotas": self.quotas, "time_scale": self.time_scale})
-
-        try:
-            function_env = artifacts.routes_environment(self.routes)
-        except BuildError as exc:
-            raise RuntimeStartError(str(exc)) from exc
-        self._responses = ResponseServer().start()
-        self._exit.callback(self._responses.stop)
-        deployer = StackDeployer(
-            template,
-            aws_env=aws_env,
-            responses=self._responses,
-            on_log=self.on_log,
-            function_env=function_env,
-        )
-        s3, sqs, sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
-        self._sqs, self._sagemaker = sqs, sagemaker
-        self._create_stand_ins(sagemaker, Path(function_env[FILE_VARIABLE]))
-
-        # SageMaker's status-change events and the template's notification rule (local/notifications.py).
-        notifications = Notifications(
-            events=boto3.client("events"), sqs=sqs, sagemaker=sagemaker, notify=self.notify
-        )
-        self.notifications = notifications
-
-        # Runner first: an upload made as soon as a stack exists must not wait for it.
-        self.runner = Runner(
-            self.emulator,
-            sagemaker=sagemaker,
-            s3=s3,
-            quotas=self.quotas,
-            time_scale=self.time_scale,
-            poll_interval=self.poll_interval,
-            scratch_dir=self.scratch_dir,
-            log_dir=self.log_dir,
-            notify=self._on_runner,
-            stand_ins=self.stand_ins,
-        ).start()
-        self._exit.callback(self.runner.stop)
-        self._exit.callback(on_retry(self.runner.rerun))  # RetryPipelineExecution runs it again
-        self._exit.callback(notifications.stop)
-
-        for request in self.requests:
-            started = time.monotonic()
-            try:
-                stack = deployer.deploy(request.name, request.parameters)
-            except (StackError, BuildError, TemplateError) as exc:
-                raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
-            try:
-                notifications.install(template, stack)
-            except TemplateError as exc:
-                raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
-            self.stacks.append(stack)
-            self.notify("stack", {"stack": stack, "seconds": time.monotonic() - started})
-            for mapping in stack.event_sources:
-                spec = stack.functions[mapping.function_id]
-                overrides = {**function_env, **scaled_environment(spec.environment, self.time_scale)}
-                functions = [
-                    FunctionProcess(spec, aws_env=aws_env, env_overrides=overrides, on_log=self.on_log)
-                    for _ in range(mapping.source.maximum_concurrency)
-                ]
-                for function in functions:
-                    self._exit.callback(function.close)
-                self.functions += functions
-                delivery = Delivery(
-                    mapping=mapping,
-                    functions=functions,
-                    sqs=sqs,
-                    region=self.emulator.region,
-                    notify=self._on_delivery,
-                ).start()
-                self._exit.callback(delivery.stop)
-                self.deliveries.append(delivery)
-        notifications.start()
-        # The queues' oldest-message age, which s3sm status reads from CloudWatch (local/sqs_metrics.py).
-        metric = QueueAgeMetric(
-            cloudwatch=boto3.client("cloudwatch"), region=self.emulator.region, notify=self.notify
-        )
-        self._exit.callback(metric.start().stop)
-        self.notify("ready", {"endpoint": self.emulator.endpoint_url, "stacks": self.stacks})
-
-    def _create_stand_ins(self, sagemaker: Any, routes_json: Path) -> None:
-        """Each ``stand_ins`` pipeline, declaring the parameters its routes set (all strings), before the
-        stacks deploy (their RoutesCheck describes every routed pipeline)."""
-        routes = loads(routes_json.read_text(encoding="utf-8"))
-        for name in self.stand_ins:
-            declared = sorted({p for r in routes.routes if r.pipeline == name for p in r.parameters})
-            if not declared:
-                raise RuntimeStartError(f"--pipeline {name}: no route of {self.routes} starts it")
-            definition = {
-                "Version": "2020-12-01",
-                "Parameters": [{"Name": p, "Type": "String"} for p in declared],
-                "Steps": [],
-            }
-            sagemaker.create_pipeline(
-                PipelineName=name,
-                PipelineDefinition=json.dumps(definition),
-                RoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-stand-in",
+            command = [
+                "make",
+                "-s",
+                "-C",
+                str(root / "functions" / "deploy"),
+                "artifact",
+                f"ARTIFACTS_DIR={staging}",
+                f"PYTHON={sys.executable}",
+            ]
+            done = subprocess.run(
+                command, env=child_environment({}), capture_output=True, text=True, check=False
             )
-            self.notify("stand-in", {"pipeline": name, "declares": declared})
-
-    def _on_runner(self, kind: str, details: dict[str, Any]) -> None:
-        self.notify(kind, details)
-        if self.notifications is not None:  # the status-change event SageMaker would send
-            self.notifications.on_runner(kind, details)
-
-    def _on_start(self, execution_arn: str, replayed: bool) -> None:
-        # A replayed ClientRequestToken: SageMaker answered with the execution the token started.
-        if replayed:
-            with self._replayed_lock:
-                self._replayed.add(execution_arn)
-            self.notify("execution-replayed", {"arn": execution_arn})
-
-    def _on_delivery(self, kind: str, details: dict[str, Any]) -> None:
-        # An invocation may have started executions: the runner looks now instead of at its next poll,
-        # as SageMaker's own backend reacts to StartPipelineExecution at once.
-        if kind in ("invoked", "invoke-error") and self.runner is not None:
-            self.runner.wake()
-        if kind == "invoked":
-            with self._replayed_lock:
-                details = {**details, "replayed": sorted(self._replayed)}
-        self.notify(kind, details)
-
-    def warm_up(self) -> None:
-        """Start every function's execution environment now (cold starts off the first event's path)."""
-        threads = [threading.Thread(target=_warm, args=(f,)) for f in self.functions]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    def stop(self) -> None:
-        """Stop everything started, in reverse order; safe to call twice."""
-        try:
-            self._exit.close()
+            if done.returncode != 0:
+                lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+                raise RuntimeStartError(f"the deploy build failed: {lines[-1] if lines else done.returncode}")
+            staging.rename(target)
         finally:
-            self._exit = contextlib.ExitStack()
-            self._started = False
-            self.stacks, self.functions, self.deliveries, self.runner = [], [], [], None
-            self.notifications = None
+            shutil.rmtree(staging, ignore_errors=True)
+        for old in BUILD_DIR.glob("deploy-*"):  # the newest only
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
+        return target
 
-    def __enter__(self) -> Runtime:
-        return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def function_code(
+    spec: FunctionSpec, *, prefer_build: bool = False, root: Path = ROOT
+) -> tuple[Path, dict[str, str]]:
+    """Where ``spec`` runs from, and the variables that needs: its ``sam build`` folder if wanted and there,
+    else its source (the deploy function with ``DEPLOY_ARTIFACT_DIR`` naming the deploy build's artifact)."""
+    built = root / ".aws-sam" / "build" / spec.logical_id
+    if prefer_build and built.is_dir():
+        return built, {}
+    if spec.handler.split(".", 1)[0] == "deploy":
+        return spec.code_uri, {ARTIFACT_VARIABLE: str(deploy_artifact(root))}
+    return spec.code_uri, {}
 
-    # -- observation --------------------------------------------------------------------------------
 
-    def idle(self) -> bool:
-        """Nothing queued, retried or running (a snapshot; new uploads may arrive right after)."""
-        if self.runner is None or self.runner.busy():
-            return False
-        for delivery in self.deliveries:
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=delivery.queue_url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            if any(int(v) for v in attributes.values()) or not delivery.idle():
-                return False
-        return not self._executing()
+def routes_environment(source: Path = ROOT / "routes.yaml") -> dict[str, str]:
+    """``ROUTES_FILE`` naming ``source`` compiled to JSON as the build compiles it (cached by content)."""
+    from pipeline.__main__ import compile_routes  # imports the YAML parser: the dev environment's
 
-    def _executing(self) -> bool:
-        for stack in self.stacks:
-            for name in (n for n in stack.pipeline_names() if n not in self.stand_ins):
-                summaries = self._sagemaker.list_pipeline_executions(PipelineName=name)[
-                    "PipelineExecutionSummaries"
-                ]
-                if any(s["PipelineExecutionStatus"] == "Executing" for s in summaries):
-                    return True
-        return False
-
-    def wait_idle(self, timeout: float = 60.0, settle: float = 0.3) -> bool:
-        """Wait until :meth:`idle` holds for ``settle`` seconds; False on timeout."""
-        deadline = time.monotonic() + timeout
-        calm_since: float | None = None
-        while time.monotonic() < deadline:
-            if self.idle():
-                calm_since = calm_since or time.monotonic()
-                if time.monotonic() - calm_since >= settle:
-                    return True
-            else:
-                calm_since = None
-            time.sleep(0.05)
-        return False
+    try:
+        text = compile_routes(source)
+    except RoutesError as exc:
+        raise RuntimeStartError(f"{source}: {exc}") from exc
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    target = BUILD_DIR / f"routes-{_digest([(source.name, text.encode())])}.json"
+    if not target.is_file():
+        staging = target.with_name(f".{target.name}.{threading.get_ident()}")
+        staging.write_text(text, encoding="utf-8")
+        staging.replace(target)  # atomic: a concurrent reader sees all of it or nothing
+    return {FILE_VARIABLE: str(target)}
 
 
 # The trigger's queue backoff (trigger/config.py's variables; defaults in trigger/backoff.py), in
@@ -352,13 +177,286 @@ def scaled_environment(environment: Mapping[str, str], time_scale: float) -> dic
     return scaled
 
 
-def _warm(function: FunctionProcess) -> None:
-    function.warm()
+@dataclass(frozen=True)
+class StackRequest:
+    """One stack to deploy locally: its name and parameter overrides (like ``sam deploy``'s)."""
+
+    name: str = DEFAULT_STACK
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
 
-def print_log(logical_id: str, line: str) -> None:
-    """A log sink that prints function log lines to stderr, prefixed with the function."""
-    print(f"  [{logical_id}] {line}", file=sys.stderr)
+def _ignore(*args: object) -> None:
+    return
 
 
-__all__ = ["DEFAULT_STACK", "Runtime", "RuntimeStartError", "StackRequest", "print_log"]
+class Runtime:
+    """Everything of the local runtime, owned by one object with a clean start and stop."""
+
+    def __init__(
+        self,
+        *,
+        template: Path = ROOT / "template.yaml",
+        stacks: Sequence[StackRequest] = (StackRequest(),),
+        emulator: Emulator | None = None,
+        port: int = 0,
+        quotas: Quotas | None = None,
+        time_scale: float = TIME_SCALE,
+        poll_interval: float = 0.5,
+        scratch_dir: Path | None = None,
+        log_dir: Path | None = None,
+        notify: Notify | None = None,
+        on_log: LogSink | None = None,
+        routes: Path = ROOT / "routes.yaml",
+        stand_ins: Sequence[str] = (),
+    ) -> None:
+        self.template_path, self.routes, self.requests = template, routes, list(stacks)
+        self.stand_ins = list(stand_ins)  # pipelines of others the routes start: recorded, never run
+        self._own_emulator = emulator is None
+        self.emulator = emulator or Emulator(port=port)
+        self.quotas, self.time_scale, self.poll_interval = quotas or Quotas(), time_scale, poll_interval
+        self.scratch_dir, self.log_dir = scratch_dir, log_dir
+        self.notify: Notify = notify or _ignore
+        self.on_log: LogSink = on_log or _ignore
+        self.stacks: list[DeployedStack] = []
+        self.functions: list[FunctionProcess] = []
+        self.deliveries: list[Delivery] = []
+        self.runner: Runner | None = None
+        self.notifications: Notifications | None = None
+        self._exit = contextlib.ExitStack()
+        self._started = False
+        self._replayed: set[str] = set()  # executions a start was answered with again (a duplicate)
+        self._lock = threading.Lock()
+        self._sqs: Any = None
+        self._sagemaker: Any = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.emulator.endpoint_url
+
+    def start(self) -> Runtime:
+        if self._started:
+            return self
+        self._started = True
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        exit_ = self._exit
+        try:
+            template = Template(self.template_path)
+        except TemplateError as exc:
+            raise RuntimeStartError(str(exc)) from exc
+        if self._own_emulator:
+            self.emulator.start()
+            exit_.callback(self.emulator.stop)
+            self.emulator.reset()  # moto keeps its state per process: a new runtime starts from nothing
+        aws_env = self.emulator.environ()
+        exit_.enter_context(environment(aws_env))
+        self.emulator.set_quotas(self.quotas)
+        exit_.callback(self.emulator.set_quotas, None)
+        self.emulator.set_start_listener(self._on_start)
+        exit_.callback(self.emulator.set_start_listener, None)
+        self.notify("emulator", {"endpoint": self.emulator.endpoint_url})
+        self.notify("quotas", {"quotas": self.quotas, "time_scale": self.time_scale})
+
+        function_env = routes_environment(self.routes)
+        routes = loads(Path(function_env[FILE_VARIABLE]).read_text(encoding="utf-8"))
+        logs = LogWriter(boto3.client("logs")).start()  # each function's lines into its log group
+        exit_.callback(logs.stop)
+        deployer = StackDeployer(
+            template,
+            aws_env=aws_env,
+            on_log=self._on_function_log,
+            code=function_code,
+            function_env=function_env,
+        )
+        s3, sqs, sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
+        self._sqs, self._sagemaker = sqs, sagemaker
+        self._create_stand_ins(sagemaker, routes)
+        notifications = self.notifications = Notifications(
+            events=boto3.client("events"),
+            sqs=sqs,
+            sagemaker=sagemaker,
+            cloudwatch=boto3.client("cloudwatch"),
+            region=self.emulator.region,
+            notify=self.notify,
+        )
+        # Runner first: an upload made as soon as a stack exists must not wait for it.
+        self.runner = Runner(
+            self.emulator,
+            sagemaker=sagemaker,
+            s3=s3,
+            quotas=self.quotas,
+            time_scale=self.time_scale,
+            poll_interval=self.poll_interval,
+            scratch_dir=self.scratch_dir,
+            log_dir=self.log_dir,
+            notify=self._on_runner,
+            stand_ins=self.stand_ins,
+        ).start()
+        exit_.callback(self.runner.stop)
+        exit_.callback(on_retry(self.runner.rerun))  # RetryPipelineExecution runs it again
+        exit_.callback(notifications.stop)
+
+        for request in self.requests:
+            started = time.monotonic()
+            try:
+                stack = deployer.deploy(request.name, request.parameters)
+            except StackError as exc:
+                raise RuntimeStartError(f"local deploy of stack {request.name} failed: {exc}") from exc
+            self.stacks.append(stack)
+            notifications.watch_topics(stack)
+            if "DataBucketName" in stack.outputs:
+                notifications.watch_uploads(stack, routes, stack.outputs["DataBucketName"])
+            self.notify("stack", {"stack": stack, "seconds": time.monotonic() - started})
+            for mapping in stack.event_sources:
+                spec = stack.functions[mapping.function_id]
+                overrides = {**function_env, **scaled_environment(spec.environment, self.time_scale)}
+                functions = [
+                    FunctionProcess(
+                        spec,
+                        aws_env=aws_env,
+                        env_overrides=overrides,
+                        on_log=self._on_function_log,
+                        logs=logs,
+                    )
+                    for _ in range(mapping.source.maximum_concurrency)
+                ]
+                for function in functions:
+                    exit_.callback(function.close)
+                self.functions += functions
+                delivery = Delivery(
+                    mapping=mapping,
+                    functions=functions,
+                    sqs=sqs,
+                    region=self.emulator.region,
+                    notify=self._on_delivery,
+                ).start()
+                exit_.callback(delivery.stop)
+                self.deliveries.append(delivery)
+        notifications.start()
+        self.notify("ready", {"endpoint": self.emulator.endpoint_url, "stacks": self.stacks})
+
+    def _create_stand_ins(self, sagemaker: Any, routes: Any) -> None:
+        """Each ``stand_ins`` pipeline, declaring the parameters its routes set (all strings), before the
+        stacks deploy (their RoutesCheck describes every routed pipeline)."""
+        for name in self.stand_ins:
+            declared = sorted({p for r in routes.routes if r.pipeline == name for p in r.parameters})
+            if not declared:
+                raise RuntimeStartError(f"--pipeline {name}: no route of {self.routes} starts it")
+            definition = {
+                "Version": "2020-12-01",
+                "Parameters": [{"Name": p, "Type": "String"} for p in declared],
+                "Steps": [],
+            }
+            sagemaker.create_pipeline(
+                PipelineName=name,
+                PipelineDefinition=json.dumps(definition),
+                RoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-stand-in",
+            )
+            self.notify("stand-in", {"pipeline": name, "declares": declared})
+
+    def _on_function_log(self, logical_id: str, line: str) -> None:
+        """A function's log line: to ``on_log``, and a record the trigger skipped or started as progress."""
+        self.on_log(logical_id, line)
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                kind = LOGGED.get(str(entry.get("message"))) if isinstance(entry, dict) else None
+                if kind:
+                    self.notify(kind, {"function": logical_id, **entry})
+
+    def _on_runner(self, kind: str, details: dict[str, Any]) -> None:
+        self.notify(kind, details)
+        if self.notifications is not None:  # the status-change event SageMaker would send
+            self.notifications.on_runner(kind, details)
+
+    def _on_start(self, execution_arn: str, replayed: bool) -> None:
+        # A replayed ClientRequestToken: SageMaker answered with the execution the token started.
+        if replayed:
+            with self._lock:
+                self._replayed.add(execution_arn)
+            self.notify("execution-replayed", {"arn": execution_arn})
+
+    def _on_delivery(self, kind: str, details: dict[str, Any]) -> None:
+        # An invocation may have started executions: the runner looks now instead of at its next poll,
+        # as SageMaker's own backend reacts to StartPipelineExecution at once.
+        if kind in ("invoked", "invoke-error") and self.runner is not None:
+            self.runner.wake()
+        if kind == "invoked":
+            with self._lock:
+                details = {**details, "replayed": sorted(self._replayed)}
+        self.notify(kind, details)
+
+    def warm_up(self) -> None:
+        """Start every function's execution environment now (cold starts off the first event's path)."""
+        threads = [threading.Thread(target=f.warm) for f in self.functions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def stop(self) -> None:
+        """Stop everything started, in reverse order; safe to call twice."""
+        try:
+            self._exit.close()
+        finally:
+            self._exit = contextlib.ExitStack()
+            self._started = False
+            self.stacks, self.functions, self.deliveries, self.runner = [], [], [], None
+            self.notifications = None
+
+    def __enter__(self) -> Runtime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def idle(self) -> bool:
+        """Nothing queued, retried or running (a snapshot; new uploads may arrive right after)."""
+        if self.runner is None or self.runner.busy():
+            return False
+        for delivery in self.deliveries:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=delivery.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            if any(int(v) for v in attributes.values()) or not delivery.idle():
+                return False
+        for stack in self.stacks:
+            for name in (n for n in stack.pipeline_names() if n not in self.stand_ins):
+                summaries = self._sagemaker.list_pipeline_executions(PipelineName=name)[
+                    "PipelineExecutionSummaries"
+                ]
+                if any(s["PipelineExecutionStatus"] == "Executing" for s in summaries):
+                    return False
+        return True
+
+    def wait_idle(self, timeout: float = 60.0, settle: float = 0.3) -> bool:
+        """Wait until :meth:`idle` holds for ``settle`` seconds; False on timeout."""
+        deadline = time.monotonic() + timeout
+        calm_since: float | None = None
+        while time.monotonic() < deadline:
+            if self.idle():
+                calm_since = calm_since or time.monotonic()
+                if time.monotonic() - calm_since >= settle:
+                    return True
+            else:
+                calm_since = None
+            time.sleep(0.05)
+        return False
+
+
+__all__ = [
+    "DEFAULT_STACK",
+    "Runtime",
+    "RuntimeStartError",
+    "StackRequest",
+    "function_code",
+    "render_cached",
+    "routes_environment",
+]

@@ -1,71 +1,321 @@
-"""Local "deploy": the template's resources created in the emulator, the pipeline upserted by the real
-deploy function on a CloudFormation-shaped event.
+"""Local "deploy": ``template.yaml``'s resources created in the emulator, as ``sam deploy`` would.
 
-What is created, and how it differs from ``sam deploy``:
+The template is parsed with cfn-lint's decoder; :class:`Resolver` evaluates the intrinsic functions
+``template.yaml`` uses (``Ref``, ``Fn::GetAtt``, ``Fn::Sub``, ``Fn::If``, ``Fn::Equals``, ``Fn::Not``,
+``Fn::Split``, ``Condition``; SAM's ``!Ref Function.Version``), and any other names where it met it.
+Parameters take their defaults and overrides (``AllowedValues`` checked), the template's ``Rules`` are
+checked before anything is made, and a resource whose ``Condition`` is false is not made. Each resource is
+made once all it names exists (CloudFormation's order), with the names CloudFormation would give:
 
-- every ``AWS::S3::Bucket`` (versioning as configured) and ``AWS::SQS::Queue`` of the template, with
-  the names CloudFormation would use (the template's names, else ``<stack>-<LogicalId>-<suffix>``);
-  a queue gets its ``VisibilityTimeout``, ``MessageRetentionPeriod``, ``DelaySeconds``,
-  ``ReceiveMessageWaitTimeSeconds`` and ``RedrivePolicy`` (moto moves a message to the dead-letter
-  queue after ``maxReceiveCount`` receives, as SQS does);
-- each bucket's ``NotificationConfiguration``: ``EventBridgeConfiguration`` (S3 sends its events to the
-  default EventBridge bus) or ``QueueConfigurations`` (moto delivers to SQS with the key filters,
-  natively); a ``LambdaConfigurations`` entry is refused (moto cannot invoke Lambda without Docker);
-- each ``AWS::Events::Rule`` whose targets are queues of the template, once the custom resources are
-  made (its pattern may be one's attribute): moto matches the pattern and delivers to SQS, so S3 ->
-  EventBridge -> queue works as on AWS (rules that target a topic: :mod:`local.notifications`);
-- every ``AWS::IAM::Role`` (so the role ARNs are real in the emulator); functions get names and ARNs
-  but no Lambda resource: moto cannot run one without Docker. Their SQS event source mappings are
-  listed in :attr:`DeployedStack.event_sources`, for :mod:`local.delivery` to poll;
-- each custom resource (``Custom::*``), after those it refers to, by running its ``ServiceToken``
-  function's real handler on a Create event whose ``ResponseURL`` is answered by
-  :class:`local.cfn_response.ResponseServer`; a response other than SUCCESS stops the deploy with
-  CloudFormation's Reason. Its Data become its GetAtt attributes, as CloudFormation makes them.
+- ``AWS::S3::Bucket`` (versioning; the ``EventBridgeConfiguration`` setting), ``AWS::SQS::Queue`` (its
+  attributes and ``RedrivePolicy``: moto dead-letters after ``maxReceiveCount`` receives),
+  ``AWS::IAM::Role`` and ``AWS::Logs::LogGroup``;
+- ``AWS::SNS::Topic`` as an SQS queue standing in for it (moto's EventBridge cannot target SNS), which
+  :mod:`local.notifications` reads;
+- ``AWS::Events::Rule``, targets (input transformers included) on this stack's queues and topics: moto
+  matches S3's and SageMaker's events and delivers them, so S3 -> EventBridge -> queue runs as on AWS;
+- ``AWS::Serverless::Function``: a name and ARN (moto cannot run Lambda without Docker); the SQS event
+  source mappings are in :attr:`DeployedStack.event_sources` for :mod:`local.delivery`;
+- ``Custom::*``: the provider's real handler run on CloudFormation's Create event, answering a
+  pre-signed S3 URL of the emulator, as CloudFormation's own ``ResponseURL`` is; anything but ``SUCCESS``
+  stops the deploy with its ``Reason``, and the response's ``Data`` are the resource's attributes.
 
-A resource whose ``Condition`` is false is not created. Bucket policies, IAM policies, log groups,
-permissions and the like change nothing locally and are skipped.
+Policies, alarms, the dashboard and the like change nothing locally: they get a name only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import re
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
+from cfnlint.decode import cfn_yaml
 
-from local import artifacts
-from local.cfn_response import ResponseServer
-from local.functions import FunctionProcess, LogSink
-from local.template import (
-    SUB_VARIABLE,
-    FunctionSpec,
-    Resolver,
-    Resource,
-    SqsEventSource,
-    Template,
-    TemplateError,
-    generated_name,
-    points_at,
-)
+from local.emulator import ACCOUNT_ID, DEFAULT_REGION
+from local.lambdas import FunctionProcess, FunctionSpec, LogSink, SqsEventSource
 
-FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
-RESPONSE_GRACE = 5.0  # seconds to wait for the response PUT after the handler returned
-# Queue properties passed to CreateQueue as they are (RedrivePolicy is set once every queue exists).
-QUEUE_ATTRIBUTES = (
-    "VisibilityTimeout",
-    "MessageRetentionPeriod",
-    "DelaySeconds",
-    "ReceiveMessageWaitTimeSeconds",
-    "MaximumMessageSize",
-)
+FUNCTION = "AWS::Serverless::Function"
+RESPONSE_GRACE = 5.0  # seconds to wait for the response after the handler returned
+QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "RedrivePolicy")
+SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")  # ${Name} or ${Resource.Attribute} in a !Sub
+_NO_VALUE = object()  # AWS::NoValue: the key it sits under disappears
+CodeFor = Callable[[FunctionSpec], tuple[Path, dict[str, str]]]  # a function's code folder and extra env
+
+
+class TemplateError(Exception):
+    """The template lacks something the local runtime needs, or uses what it cannot evaluate."""
+
+
+class _NotYet(TemplateError):
+    """A value names a resource not made yet (the deploy makes it first)."""
 
 
 class StackError(Exception):
     """The local deploy failed: a resource could not be created, or a custom resource said FAILED."""
+
+
+class Template:
+    """A parsed ``template.yaml``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.root = path.resolve(), path.resolve().parent
+        try:
+            self.doc: dict[str, Any] = cfn_yaml.load(str(self.path))
+        except (OSError, cfn_yaml.CfnParseError) as exc:
+            raise TemplateError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(self.doc, dict) or "Resources" not in self.doc:
+            raise TemplateError(f"{path} has no Resources section")
+        self.resources: dict[str, dict[str, Any]] = dict(self.doc["Resources"])
+        self.parameters: dict[str, dict[str, Any]] = dict(self.doc.get("Parameters") or {})
+        self.globals: dict[str, Any] = dict((self.doc.get("Globals") or {}).get("Function") or {})
+
+    def resource_type(self, logical_id: str) -> str:
+        return str(self.resources.get(logical_id, {}).get("Type", ""))
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        """The resource's properties; a SAM function's with ``Globals.Function`` merged under them."""
+        props = dict(self.resources[logical_id].get("Properties") or {})
+        if self.resource_type(logical_id) != FUNCTION:
+            return props
+        merged = {**self.globals, **props}
+        if "Environment" in self.globals and "Environment" in props:
+            variables = {
+                **self.globals["Environment"].get("Variables", {}),
+                **props["Environment"]["Variables"],
+            }
+            merged["Environment"] = {"Variables": variables}
+        return merged
+
+    def functions(self) -> list[str]:
+        return [i for i in self.resources if self.resource_type(i) == FUNCTION]
+
+    def parameter_values(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Each parameter's value: the override, else its default; checked against AllowedValues."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(self.parameters))
+        if unknown:
+            raise TemplateError(f"unknown template parameter(s): {', '.join(unknown)}")
+        values: dict[str, str] = {}
+        for name, spec in self.parameters.items():
+            if name not in overrides and "Default" not in spec:
+                raise TemplateError(f"template parameter {name} has no default: pass a value for it")
+            value = str(overrides.get(name, spec.get("Default")))
+            allowed = [str(a) for a in spec.get("AllowedValues") or []]
+            if allowed and value not in allowed:
+                raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
+            values[name] = value
+        return values
+
+
+def generated_name(stack_name: str, logical_id: str, *, lower: bool = False, limit: int = 64) -> str:
+    """A CloudFormation-style physical name, ``<stack>-<LogicalId>-<suffix>``, stable for a stack."""
+    suffix = hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:12].upper()
+    name = f"{f'{stack_name}-{logical_id}'[: limit - len(suffix) - 1]}-{suffix}"
+    return name.lower() if lower else name
+
+
+def points_at(target: Any, logical_id: str) -> bool:
+    """Whether a template value is ``!GetAtt <logical_id>.X`` or ``!Ref <logical_id>[.X]``."""
+    if not isinstance(target, dict) or len(target) != 1:
+        return False
+    ((key, arg),) = target.items()
+    name = arg if isinstance(arg, str) else arg[0] if key == "Fn::GetAtt" else ""
+    return key in ("Ref", "Fn::GetAtt") and str(name).split(".")[0] == logical_id
+
+
+@dataclass
+class Resource:
+    """A created resource: what ``Ref`` returns and what ``GetAtt`` can read."""
+
+    ref: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+class Resolver:
+    """Evaluates intrinsic functions for one local stack."""
+
+    def __init__(
+        self,
+        template: Template,
+        stack_name: str,
+        parameters: Mapping[str, str],
+        *,
+        region: str = DEFAULT_REGION,
+    ) -> None:
+        self.template, self.stack_name, self.parameters = template, stack_name, dict(parameters)
+        self.region, self.account_id = region, ACCOUNT_ID
+        digest = hashlib.sha256(stack_name.encode()).hexdigest()[:8]
+        self.stack_id = f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{stack_name}/{digest}-local"
+        self.pseudo = {
+            "AWS::StackName": stack_name,
+            "AWS::StackId": self.stack_id,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Region": region,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        self.created: dict[str, Resource] = {}
+
+    def _resource(self, logical_id: str, what: str, where: str) -> Resource:
+        if logical_id in self.created:
+            return self.created[logical_id]
+        error = _NotYet if logical_id in self.template.resources else TemplateError
+        raise error(f"{where}: {what}: {logical_id} is not created locally")
+
+    def ref(self, name: str, where: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        if name in self.pseudo or name in self.parameters:
+            return self.pseudo.get(name) or self.parameters[name]
+        base, _, sam_attribute = name.partition(".")  # SAM's `!Ref Function.Version` / `.Alias`
+        resource = self._resource(base, f"!Ref {name}", where)
+        return resource.attributes.get(sam_attribute, "") if sam_attribute else resource.ref
+
+    def get_att(self, logical_id: str, attribute: str, where: str) -> str:
+        resource = self._resource(logical_id, f"!GetAtt {logical_id}.{attribute}", where)
+        try:
+            return resource.attributes[attribute]  # a left-out custom resource's: "" (a defaultdict)
+        except KeyError:
+            known = ", ".join(sorted(resource.attributes)) or "none"
+            raise TemplateError(
+                f"{where}: !GetAtt {logical_id}.{attribute}: unknown (known: {known})"
+            ) from None
+
+    def resolve(self, node: Any, where: str = "template") -> Any:
+        """The value of ``node`` with every intrinsic function evaluated."""
+        if isinstance(node, dict):
+            if len(node) == 1:
+                ((key, arg),) = node.items()
+                if key == "Ref" or key.startswith("Fn::") or key == "Condition":
+                    return self._intrinsic(key, arg, where)
+            out = {str(k): self.resolve(v, f"{where}.{k}") for k, v in node.items()}
+            return {k: v for k, v in out.items() if v is not _NO_VALUE}
+        if isinstance(node, list):
+            return [
+                v
+                for v in (self.resolve(v, f"{where}[{i}]") for i, v in enumerate(node))
+                if v is not _NO_VALUE
+            ]
+        return str(node) if isinstance(node, str) else node  # cfn-lint's str_node -> plain str
+
+    def resolve_str(self, node: Any, where: str) -> str:
+        value = self.resolve(node, where)
+        if isinstance(value, bool | int | float | str):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        raise TemplateError(f"{where}: expected a string, got {type(value).__name__}")
+
+    def condition(self, name: str, where: str) -> bool:
+        conditions = self.template.doc.get("Conditions") or {}
+        if name not in conditions:
+            raise TemplateError(f"{where}: unknown condition {name}")
+        return bool(self.resolve(conditions[name], f"Conditions.{name}"))
+
+    def rule_failures(self) -> list[str]:
+        """The AssertDescription of each template rule assertion these parameters fail, as CloudFormation
+        checks them before it creates or updates a stack (a rule whose RuleCondition is false is skipped)."""
+        failures: list[str] = []
+        for name, rule in (self.template.doc.get("Rules") or {}).items():
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"], f"Rules.{name}"):
+                continue
+            for assertion in rule.get("Assertions") or []:
+                if not self.resolve(assertion["Assert"], f"Rules.{name}"):
+                    failures.append(str(assertion.get("AssertDescription") or f"Rules.{name} failed"))
+        return failures
+
+    def _intrinsic(self, key: str, arg: Any, where: str) -> Any:
+        here = f"{where}.{key}"
+        match key:
+            case "Ref":
+                return self.ref(str(arg), where)
+            case "Fn::GetAtt":
+                logical_id, attribute = str(arg).split(".", 1) if isinstance(arg, str) else map(str, arg)
+                return self.get_att(logical_id, attribute, where)
+            case "Fn::Sub":
+                return self._sub(arg, here)
+            case "Fn::Split":
+                return self.resolve_str(arg[1], here).split(str(arg[0]))
+            case "Fn::If":
+                name, if_true, if_false = arg
+                return self.resolve(if_true if self.condition(str(name), here) else if_false, here)
+            case "Fn::Equals":
+                return str(self.resolve(arg[0], here)) == str(self.resolve(arg[1], here))
+            case "Fn::Not":
+                return not self.resolve(arg[0], here)
+            case "Condition":
+                return self.condition(str(arg), here)
+        raise TemplateError(f"{where}: {key} is not evaluated by the local runtime")
+
+    def _sub(self, arg: Any, where: str) -> str:
+        text, variables = (str(arg[0]), dict(arg[1])) if isinstance(arg, list) else (str(arg), {})
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return self.resolve_str(variables[name], where)
+            if "." in name and name.split(".", 1)[0] in self.template.resources:
+                logical_id, attribute = name.split(".", 1)
+                return self.get_att(logical_id, attribute, where)
+            value = self.ref(name, where)
+            return "" if value is _NO_VALUE else str(value)
+
+        return SUB_VARIABLE.sub(replace, text).replace("${!", "${")
+
+    def function(self, logical_id: str) -> FunctionSpec:
+        """A function's settings as Lambda would run them (Globals merged, intrinsics evaluated)."""
+        props = self.template.properties(logical_id)
+        where = f"Resources.{logical_id}.Properties"
+        if not props.get("Handler") or not isinstance(props.get("CodeUri", "."), str):
+            raise TemplateError(f"{where}: a Handler and a local CodeUri folder are needed locally")
+        variables = self.resolve(
+            (props.get("Environment") or {}).get("Variables") or {}, f"{where}.Environment"
+        )
+        name = self.ref(logical_id, where)
+        return FunctionSpec(
+            logical_id=logical_id,
+            name=name,
+            arn=f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}",
+            handler=str(props["Handler"]),
+            code_uri=(self.template.root / props.get("CodeUri", ".")).resolve(),
+            runtime=str(props.get("Runtime", "")),
+            timeout=int(self.resolve(props.get("Timeout", 3), f"{where}.Timeout")),  # Lambda's defaults
+            memory_size=int(self.resolve(props.get("MemorySize", 128), f"{where}.MemorySize")),
+            environment={str(k): self.resolve_str(v, where) for k, v in variables.items()},
+            sqs_events=tuple(
+                self._sqs_event(logical_id, i, e) for i, e in (props.get("Events") or {}).items()
+            ),
+            log_group=self.resolve_str((props.get("LoggingConfig") or {}).get("LogGroup", ""), where),
+        )
+
+    def _sqs_event(self, logical_id: str, event_id: str, event: dict[str, Any]) -> SqsEventSource:
+        """A SAM ``Type: SQS`` event; any other event source is refused (moto cannot invoke Lambda)."""
+        where = f"Resources.{logical_id}.Properties.Events.{event_id}"
+        if event.get("Type") != "SQS":
+            raise TemplateError(f"{where}: Type {event.get('Type')} is not emulated locally (only SQS is)")
+        queue = (event.get("Properties") or {}).get("Queue")
+        queue_id = next((q for q in self.template.resources if points_at(queue, q)), None)
+        if queue_id is None:
+            raise TemplateError(f"{where}.Properties.Queue: expected !GetAtt <a queue of this template>.Arn")
+        props = self.resolve(event.get("Properties") or {}, f"{where}.Properties")
+        return SqsEventSource(
+            event_id=str(event_id),
+            queue_logical_id=queue_id,
+            batch_size=int(props.get("BatchSize", 10)),  # Lambda's default
+            batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+            # Without ScalingConfig Lambda scales up to 1,000 invocations; locally a few are enough.
+            maximum_concurrency=int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 5)),
+            report_batch_item_failures="ReportBatchItemFailures"
+            in (props.get("FunctionResponseTypes") or []),
+            enabled=str(props.get("Enabled", True)).lower() != "false",
+        )
 
 
 @dataclass(frozen=True)
@@ -85,10 +335,11 @@ class DeployedStack:
     name: str
     parameters: dict[str, str]
     resolver: Resolver
-    functions: dict[str, FunctionSpec]  # logical id -> spec (env resolved after custom resources)
-    event_sources: list[EventSource]  # the functions' SQS event source mappings
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)  # logical id -> spec
+    event_sources: list[EventSource] = field(default_factory=list)
     custom_resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> response
     outputs: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)  # topic logical id -> its stand-in queue URL
 
     def ref(self, logical_id: str) -> str:
         return self.resolver.created[logical_id].ref
@@ -107,13 +358,15 @@ class DeployedStack:
 
 def _stringify(value: Any) -> Any:
     """CloudFormation passes every scalar of ResourceProperties as a string."""
-    if isinstance(value, dict):
-        return {k: _stringify(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_stringify(v) for v in value]
-    if isinstance(value, bool):
-        return str(value).lower()
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        done = {k: _stringify(v) for k, v in items}
+        return done if isinstance(value, dict) else list(done.values())
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _from_source(spec: FunctionSpec) -> tuple[Path, dict[str, str]]:
+    return spec.code_uri, {}
 
 
 class StackDeployer:
@@ -124,284 +377,186 @@ class StackDeployer:
         template: Template,
         *,
         aws_env: Mapping[str, str],
-        responses: ResponseServer,
         on_log: LogSink | None = None,
-        prefer_build: bool = False,
+        code: CodeFor = _from_source,
         function_env: Mapping[str, str] | None = None,
     ) -> None:
-        self.template = template
-        # Set for every function the deploy runs (the local routes file: local.artifacts.routes_environment).
-        self.function_env = dict(function_env or {})
-        self.aws_env = dict(aws_env)
-        self.responses = responses
-        self.on_log = on_log
-        self.prefer_build = prefer_build
-        self.region = self.aws_env.get("AWS_REGION") or self.aws_env.get("AWS_DEFAULT_REGION", "us-east-1")
-        self.s3 = boto3.client("s3")
-        self.sqs = boto3.client("sqs")
-        self.iam = boto3.client("iam")
-        self.events = boto3.client("events")
+        self.template, self.aws_env, self.on_log, self.code = template, dict(aws_env), on_log, code
+        self.function_env = dict(function_env or {})  # for every function the deploy runs (ROUTES_FILE)
+        self.region = self.aws_env.get("AWS_REGION") or self.aws_env.get("AWS_DEFAULT_REGION", DEFAULT_REGION)
+        self.s3, self.sqs, self.events = boto3.client("s3"), boto3.client("sqs"), boto3.client("events")
+        self.iam, self.logs = boto3.client("iam"), boto3.client("logs")
 
     def deploy(
         self, stack_name: str, parameters: Mapping[str, str] | None = None, *, custom_resources: bool = True
     ) -> DeployedStack:
-        """Create the stack's resources; ``custom_resources=False`` leaves out the ``Custom::`` ones."""
-        template = self.template
+        """Create the stack's resources; ``custom_resources=False`` leaves out the ``Custom::`` ones (each
+        then answers every attribute with "")."""
         try:
-            values = template.parameter_values(parameters)
+            values = self.template.parameter_values(parameters)
+            resolver = Resolver(self.template, stack_name, values, region=self.region)
+            refused = resolver.rule_failures()
+            if refused:  # as CloudFormation does, before it creates anything
+                raise StackError(f"the template's rules refuse these parameters: {' '.join(refused)}")
+            pending = [
+                i
+                for i, r in self.template.resources.items()
+                if "Condition" not in r or resolver.condition(str(r["Condition"]), i)
+            ]
+            stack = DeployedStack(stack_name, values, resolver)
+            while pending:
+                waiting: list[tuple[str, _NotYet]] = []
+                for logical_id in pending:
+                    depends = self.template.resources[logical_id].get("DependsOn") or []
+                    if set([depends] if isinstance(depends, str) else depends) & set(pending):
+                        waiting.append((logical_id, _NotYet(f"{logical_id}: DependsOn {depends}")))
+                        continue
+                    try:
+                        self.create(stack, logical_id, custom_resources=custom_resources)
+                    except _NotYet as exc:
+                        waiting.append((logical_id, exc))
+                if len(waiting) == len(pending):
+                    raise StackError(f"cannot create {', '.join(i for i, _ in waiting)}: {waiting[0][1]}")
+                pending = [i for i, _ in waiting]
+            for logical_id in self.template.functions():
+                spec = stack.functions[logical_id] = resolver.function(logical_id)
+                for source in spec.sqs_events:
+                    queue = resolver.created[source.queue_logical_id].attributes
+                    stack.event_sources.append(
+                        EventSource(logical_id, source, queue["QueueUrl"], queue["Arn"])
+                    )
         except TemplateError as exc:
             raise StackError(f"stack {stack_name}: {exc}") from exc
-        resolver = Resolver(template, stack_name, values, region=self.region)
-        refused = resolver.rule_failures()
-        if refused:  # as CloudFormation does, before it creates anything
-            raise StackError(
-                f"stack {stack_name}: the template's rules refuse these parameters: {' '.join(refused)}"
-            )
-        by_type: dict[str, list[str]] = {}
-        for logical_id, resource in template.resources.items():
-            if "Condition" in resource and not resolver.condition(str(resource["Condition"]), logical_id):
-                continue
-            by_type.setdefault(str(resource.get("Type", "")), []).append(logical_id)
-
-        for logical_id in by_type.get("AWS::S3::Bucket", []):
-            self._bucket(resolver, logical_id)
-        for logical_id in by_type.get("AWS::SQS::Queue", []):
-            self._queue(resolver, logical_id)
-        for logical_id in by_type.get("AWS::SQS::Queue", []):
-            self._redrive_policy(resolver, logical_id)
-        for logical_id in by_type.get("AWS::S3::Bucket", []):
-            self._bucket_notifications(resolver, logical_id)
-        for logical_id in by_type.get("AWS::IAM::Role", []):
-            self._role(resolver, logical_id)
-        function_ids = [i for t in FUNCTION_TYPES for i in by_type.get(t, [])]
-        for logical_id in function_ids:
-            self._function_name(resolver, logical_id)
-        for kind, ids in by_type.items():  # whatever else: a name, so that !Ref resolves
-            if _is_custom(kind):
-                continue
-            for logical_id in ids:
-                resolver.created.setdefault(logical_id, Resource(ref=generated_name(stack_name, logical_id)))
-
-        stack = DeployedStack(stack_name, values, resolver, {}, [])
-        if custom_resources:
-            customs = [i for kind, ids in by_type.items() if _is_custom(kind) for i in ids]
-            for logical_id in _in_dependency_order(template, customs):
-                stack.custom_resources[logical_id] = self._custom_resource(resolver, logical_id, function_ids)
-            for logical_id in by_type.get("AWS::Events::Rule", []):
-                self._rule(resolver, logical_id)
-        else:  # left out: each answers every attribute with "" (a function's environment may name one)
-            for logical_id in (i for kind, ids in by_type.items() if _is_custom(kind) for i in ids):
-                resolver.created[logical_id] = Resource(ref="", attributes=defaultdict(str))
-
-        for logical_id in function_ids:
-            try:
-                stack.functions[logical_id] = resolver.function(logical_id)
-            except TemplateError as exc:
-                raise StackError(f"stack {stack_name}: {exc}") from exc
-        for logical_id, spec in stack.functions.items():
-            for source in spec.sqs_events:
-                queue = resolver.created[source.queue_logical_id]
-                stack.event_sources.append(
-                    EventSource(logical_id, source, queue.attributes["QueueUrl"], queue.attributes["Arn"])
-                )
-        stack.outputs = self._outputs(resolver)
+        for name, output in (self.template.doc.get("Outputs") or {}).items():
+            with contextlib.suppress(TemplateError):  # an output naming what is not emulated: not needed
+                stack.outputs[str(name)] = resolver.resolve_str(output.get("Value"), f"Outputs.{name}")
         return stack
 
-    # -- resources --------------------------------------------------------------------------------
-
-    def _bucket(self, resolver: Resolver, logical_id: str) -> None:
-        props = self.template.properties(logical_id)
+    def create(self, stack: DeployedStack, logical_id: str, *, custom_resources: bool = True) -> None:
+        """Create one resource (raises _NotYet, creating nothing, while a resource it names is missing)."""
+        resolver, kind = stack.resolver, self.template.resource_type(logical_id)
         where = f"Resources.{logical_id}.Properties"
-        name = (
-            resolver.resolve_str(props["BucketName"], f"{where}.BucketName")
-            if "BucketName" in props
-            else generated_name(resolver.stack_name, logical_id, lower=True, limit=63)
-        )
+        props = self.template.properties(logical_id)
+        name = generated_name(stack.name, logical_id)
+        arn = f"arn:aws:{{}}:{self.region}:{ACCOUNT_ID}:{{}}"
+        if kind.startswith("Custom::") and custom_resources:
+            response = self._custom_resource(stack, logical_id, kind, resolver.resolve(props, where))
+            data = {str(k): str(v) for k, v in (response.get("Data") or {}).items()}
+            resource = Resource(str(response.get("PhysicalResourceId", "")), data)
+        elif kind.startswith("Custom::"):
+            resource = Resource("", defaultdict(str))
+        elif kind == "AWS::S3::Bucket":
+            resource = self._bucket(stack, logical_id, resolver.resolve(props, where), where)
+        elif kind in ("AWS::SQS::Queue", "AWS::SNS::Topic"):
+            settings = resolver.resolve({k: props[k] for k in QUEUE_ATTRIBUTES if k in props}, where)
+            if "RedrivePolicy" in settings:
+                settings["RedrivePolicy"] = json.dumps(
+                    {k: str(v) for k, v in settings["RedrivePolicy"].items()}
+                )
+            queue = resolver.resolve_str(props.get("QueueName", name[:80]), where)
+            url = self.sqs.create_queue(QueueName=queue, Attributes={k: str(v) for k, v in settings.items()})
+            queue_arn = arn.format("sqs", queue)
+            resource = Resource(
+                url["QueueUrl"], {"Arn": queue_arn, "QueueName": queue, "QueueUrl": url["QueueUrl"]}
+            )
+            if kind == "AWS::SNS::Topic":  # the topic's ARN, its stand-in queue behind it
+                stack.topics[logical_id] = url["QueueUrl"]
+                topic_arn = arn.format("sns", name)
+                resource = Resource(
+                    topic_arn, {**resource.attributes, "TopicArn": topic_arn, "TopicName": name}
+                )
+        elif kind == "AWS::IAM::Role":
+            trust = resolver.resolve(props.get("AssumeRolePolicyDocument", {}), where)
+            role = self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+            resource = Resource(name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
+        elif kind == "AWS::Logs::LogGroup":
+            group = resolver.resolve_str(props.get("LogGroupName", name), where)
+            self.logs.create_log_group(logGroupName=group)
+            resource = Resource(group, {"Arn": arn.format("logs", f"log-group:{group}:*")})
+        elif kind == FUNCTION:
+            function = resolver.resolve_str(props.get("FunctionName", name), where)
+            function_arn = arn.format("lambda", f"function:{function}")
+            resource = Resource(
+                function,
+                {"Arn": function_arn, "Version": f"{function_arn}:1", "Alias": f"{function_arn}:live"},
+            )
+        elif kind == "AWS::Events::Rule" and custom_resources:  # its pattern may be one's attribute
+            resource = self._rule(stack, logical_id, props, where)
+        else:
+            resource = Resource(name)  # changes nothing locally: a name, so that !Ref resolves
+        resolver.created[logical_id] = resource
+
+    def _bucket(self, stack: DeployedStack, logical_id: str, props: dict[str, Any], where: str) -> Resource:
+        name = props.get("BucketName") or generated_name(stack.name, logical_id, lower=True, limit=63)
+        notifications = props.get("NotificationConfiguration") or {}
+        if set(notifications) - {"EventBridgeConfiguration"}:
+            raise StackError(f"{where}.NotificationConfiguration: only EventBridgeConfiguration is emulated")
         self.s3.create_bucket(Bucket=name)
-        status = (props.get("VersioningConfiguration") or {}).get("Status")
-        if status:
+        if (props.get("VersioningConfiguration") or {}).get("Status"):
             self.s3.put_bucket_versioning(
-                Bucket=name, VersioningConfiguration={"Status": resolver.resolve_str(status, where)}
+                Bucket=name, VersioningConfiguration=props["VersioningConfiguration"]
             )
-        resolver.created[logical_id] = Resource(
-            ref=name,
-            attributes={
-                "Arn": f"arn:aws:s3:::{name}",
-                "DomainName": f"{name}.s3.amazonaws.com",
-                "RegionalDomainName": f"{name}.s3.{self.region}.amazonaws.com",
-            },
-        )
-
-    def _queue(self, resolver: Resolver, logical_id: str) -> None:
-        props = self.template.properties(logical_id)
-        where = f"Resources.{logical_id}.Properties"
-        name = (
-            resolver.resolve_str(props["QueueName"], f"{where}.QueueName")
-            if "QueueName" in props
-            else generated_name(resolver.stack_name, logical_id, limit=80)
-        )
-        attributes = {
-            key: resolver.resolve_str(props[key], f"{where}.{key}")
-            for key in QUEUE_ATTRIBUTES
-            if key in props
-        }
-        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        arn = f"arn:aws:sqs:{self.region}:{resolver.account_id}:{name}"
-        resolver.created[logical_id] = Resource(
-            ref=url, attributes={"Arn": arn, "QueueName": name, "QueueUrl": url}
-        )
-
-    def _redrive_policy(self, resolver: Resolver, logical_id: str) -> None:
-        props = self.template.properties(logical_id)
-        if "RedrivePolicy" not in props:
-            return
-        policy = resolver.resolve(props["RedrivePolicy"], f"Resources.{logical_id}.Properties.RedrivePolicy")
-        if not isinstance(policy, dict):
-            raise StackError(f"Resources.{logical_id}.Properties.RedrivePolicy: expected an object")
-        self.sqs.set_queue_attributes(
-            QueueUrl=resolver.created[logical_id].ref,
-            Attributes={"RedrivePolicy": json.dumps({k: str(v) for k, v in policy.items()})},
-        )
-
-    def _bucket_notifications(self, resolver: Resolver, logical_id: str) -> None:
-        """The bucket's queue notifications, as S3 applies them (moto delivers them to SQS itself)."""
-        where = f"Resources.{logical_id}.Properties.NotificationConfiguration"
-        config = resolver.resolve(
-            self.template.properties(logical_id).get("NotificationConfiguration") or {}, where
-        )
-        if config.get("LambdaConfigurations"):
-            raise StackError(f"{where}.LambdaConfigurations: not emulated (notify an SQS queue instead)")
-        queues = []
-        for index, item in enumerate(config.get("QueueConfigurations") or []):
-            entry: dict[str, Any] = {
-                "Id": f"{logical_id}-{index}",
-                "QueueArn": item["Queue"],
-                "Events": [item["Event"]],
-            }
-            rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
-            if rules:
-                entry["Filter"] = {
-                    "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
-                }
-            queues.append(entry)
-        notification: dict[str, Any] = {}
-        if queues:
-            notification["QueueConfigurations"] = queues
-        if config.get("EventBridgeConfiguration"):
-            notification["EventBridgeConfiguration"] = {}
-        if notification:
+        if notifications:
             self.s3.put_bucket_notification_configuration(
-                Bucket=resolver.created[logical_id].ref, NotificationConfiguration=notification
+                Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
+        return Resource(name, {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"})
 
-    def _rule(self, resolver: Resolver, logical_id: str) -> None:
-        """The rule on the default bus with its targets that are queues of this stack (others: skipped)."""
-        props = self.template.properties(logical_id)
-        where = f"Resources.{logical_id}.Properties"
-        queues = [
-            t
-            for t in props.get("Targets") or []
-            if any(points_at(t.get("Arn"), q) for q in self.template.resources if self._is_queue(resolver, q))
-        ]
-        if not queues:
-            return  # a rule for a topic: local.notifications installs it
-        try:
-            pattern = resolver.resolve(props["EventPattern"], f"{where}.EventPattern")
-            targets = [
-                {
-                    "Id": resolver.resolve_str(t["Id"], f"{where}.Targets"),
-                    "Arn": resolver.resolve_str(t["Arn"], where),
-                }
-                for t in queues
-            ]
-        except (KeyError, TemplateError) as exc:
-            raise StackError(f"{where}: the local runtime cannot create this rule: {exc}") from exc
-        name = generated_name(resolver.stack_name, logical_id)
-        text = pattern if isinstance(pattern, str) else json.dumps(pattern)  # a JSON string or object
-        arn = self.events.put_rule(Name=name, EventPattern=text, State="ENABLED")["RuleArn"]
+    def _rule(self, stack: DeployedStack, logical_id: str, props: dict[str, Any], where: str) -> Resource:
+        """The rule on the default bus; a target that is a topic of this stack goes to its stand-in queue."""
+        resolver, targets = stack.resolver, []
+        for target in props.get("Targets") or []:
+            topic = next((t for t in stack.topics if points_at(target.get("Arn"), t)), None)
+            local: dict[str, Any] = {
+                "Id": resolver.resolve_str(target["Id"], where),
+                "Arn": resolver.get_att(topic, "Arn", where)
+                if topic
+                else resolver.resolve_str(target["Arn"], where),
+            }
+            if "InputTransformer" in target:
+                local["InputTransformer"] = resolver.resolve(target["InputTransformer"], where)
+            targets.append(local)
+        pattern = resolver.resolve(props["EventPattern"], f"{where}.EventPattern")
+        name = generated_name(stack.name, logical_id)
+        text = pattern if isinstance(pattern, str) else json.dumps(pattern)  # a JSON string or an object
+        rule_arn = self.events.put_rule(Name=name, EventPattern=text, State="ENABLED")["RuleArn"]
         self.events.put_targets(Rule=name, Targets=targets)
-        resolver.created[logical_id] = Resource(ref=name, attributes={"Arn": arn})
-
-    def _is_queue(self, resolver: Resolver, logical_id: str) -> bool:
-        return self.template.resource_type(logical_id) == "AWS::SQS::Queue" and logical_id in resolver.created
-
-    def _role(self, resolver: Resolver, logical_id: str) -> None:
-        props = self.template.properties(logical_id)
-        where = f"Resources.{logical_id}.Properties"
-        name = (
-            resolver.resolve_str(props["RoleName"], f"{where}.RoleName")
-            if "RoleName" in props
-            else generated_name(resolver.stack_name, logical_id)
-        )
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "sagemaker.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        role = self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-        resolver.created[logical_id] = Resource(
-            ref=name, attributes={"Arn": role["Arn"], "RoleId": role["RoleId"]}
-        )
-
-    def _function_name(self, resolver: Resolver, logical_id: str) -> None:
-        props = self.template.function_properties(logical_id)
-        where = f"Resources.{logical_id}.Properties.FunctionName"
-        name = (
-            resolver.resolve_str(props["FunctionName"], where)
-            if "FunctionName" in props
-            else generated_name(resolver.stack_name, logical_id)
-        )
-        arn = f"arn:aws:lambda:{self.region}:{resolver.account_id}:function:{name}"
-        resolver.created[logical_id] = Resource(
-            ref=name, attributes={"Arn": arn, "Version": f"{arn}:1", "Alias": f"{arn}:live"}
-        )
+        return Resource(name, {"Arn": rule_arn})
 
     def _custom_resource(
-        self, resolver: Resolver, logical_id: str, function_ids: list[str]
+        self, stack: DeployedStack, logical_id: str, kind: str, properties: dict[str, Any]
     ) -> dict[str, Any]:
         """Create a custom resource by running its provider function on a CloudFormation Create event."""
-        resource = self.template.resource(logical_id)
-        props = dict(resource.get("Properties") or {})
-        token = props.get("ServiceToken")
-        provider = next((f for f in function_ids if points_at(token, f)), None)
+        token = self.template.resources[logical_id].get("Properties", {}).get("ServiceToken")
+        provider = next((f for f in self.template.functions() if points_at(token, f)), None)
         if provider is None:
             raise StackError(f"{logical_id}: its ServiceToken is not a function of this template")
-        try:
-            properties = _stringify(resolver.resolve(props, f"Resources.{logical_id}.Properties"))
-            spec = resolver.function(provider)
-        except TemplateError as exc:
-            raise StackError(f"stack {resolver.stack_name}: {exc}") from exc
         event = {
             "RequestType": "Create",
             "ServiceToken": properties["ServiceToken"],
-            "ResponseURL": self.responses.url(),
-            "StackId": resolver.stack_id,
+            "StackId": stack.resolver.stack_id,
             "RequestId": str(uuid.uuid4()),
             "LogicalResourceId": logical_id,
-            "ResourceType": str(resource.get("Type")),
-            "ResourceProperties": properties,
+            "ResourceType": kind,
+            "ResourceProperties": _stringify(properties),
         }
-        response = self.run_custom_resource(spec, event)
-        data = {str(k): str(v) for k, v in (response.get("Data") or {}).items()}
-        resolver.created[logical_id] = Resource(
-            ref=str(response.get("PhysicalResourceId", "")), attributes=data
-        )
-        return response
+        return self.run_custom_resource(stack.resolver.function(provider), event)
 
     def run_custom_resource(self, spec: FunctionSpec, event: dict[str, Any]) -> dict[str, Any]:
-        """Invoke the provider with ``event`` and return the SUCCESS response it sent to ResponseURL."""
-        code_dir = artifacts.code_dir(spec, prefer_build=self.prefer_build)
+        """Invoke the provider with ``event`` and return the SUCCESS response it sent to its ResponseURL."""
+        responses = ResponseUrls(self.s3, self.region)
+        event = {**event, "ResponseURL": responses.url()}
+        code_dir, env = self.code(spec)
         with FunctionProcess(
-            spec, aws_env=self.aws_env, code_dir=code_dir, env_overrides=self.function_env, on_log=self.on_log
+            spec,
+            aws_env=self.aws_env,
+            code_dir=code_dir,
+            env_overrides={**self.function_env, **env},
+            on_log=self.on_log,
         ) as function:
             invocation = function.invoke(event)
         what = f"{event['LogicalResourceId']} ({event['ResourceType']}, {event['RequestType']})"
-        response = self.responses.wait(event["ResponseURL"], timeout=RESPONSE_GRACE)
+        response = responses.wait(event["ResponseURL"])
         if response is None:
             cause = (
                 f"{invocation.error_type}: {invocation.error_message}" if invocation.error else "no response"
@@ -411,56 +566,44 @@ class StackDeployer:
             raise StackError(f"{what} failed: {response.get('Reason') or 'no Reason given'}")
         return response
 
-    def _outputs(self, resolver: Resolver) -> dict[str, str]:
-        outputs: dict[str, str] = {}
-        for name, output in (self.template.doc.get("Outputs") or {}).items():
+
+class ResponseUrls:
+    """CloudFormation's ``ResponseURL``s: pre-signed PUT URLs into the bucket CloudFormation itself uses
+    (``cloudformation-custom-resource-response-<region>``), here on the emulator's S3."""
+
+    def __init__(self, s3: Any, region: str) -> None:
+        self.s3, self.bucket = s3, f"cloudformation-custom-resource-response-{region.replace('-', '')}"
+        with contextlib.suppress(self.s3.exceptions.BucketAlreadyOwnedByYou):
+            self.s3.create_bucket(Bucket=self.bucket)
+
+    def url(self) -> str:
+        key = f"{uuid.uuid4()}"
+        return str(self.s3.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": key}))
+
+    def wait(self, url: str, timeout: float = RESPONSE_GRACE) -> dict[str, Any] | None:
+        """The response PUT to ``url``, or None when none came within ``timeout`` seconds."""
+        key = url.split("?", 1)[0].rsplit("/", 1)[1]
+        deadline = time.monotonic() + timeout
+        while True:
             try:
-                outputs[str(name)] = resolver.resolve_str(output.get("Value"), f"Outputs.{name}")
-            except TemplateError:
-                continue  # an output naming something not emulated (a log group ARN, say): not needed
-        return outputs
+                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            except self.s3.exceptions.NoSuchKey:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.05)
+                continue
+            try:
+                return dict(json.loads(body))
+            except (ValueError, TypeError):
+                return {"Status": "INVALID", "Reason": f"response body is not a JSON object: {body[:200]!r}"}
 
 
-def _is_custom(kind: str) -> bool:
-    return kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource"
-
-
-def _references(node: Any) -> set[str]:
-    """The logical IDs a template value names (Ref, GetAtt, ${X} and ${X.Attr} in Sub)."""
-    if isinstance(node, dict):
-        if set(node) == {"Ref"}:
-            return {str(node["Ref"]).split(".")[0]}
-        if set(node) == {"Fn::GetAtt"}:
-            arg = node["Fn::GetAtt"]
-            return {str(arg.split(".")[0] if isinstance(arg, str) else arg[0])}
-        if set(node) == {"Fn::Sub"}:
-            text = node["Fn::Sub"][0] if isinstance(node["Fn::Sub"], list) else node["Fn::Sub"]
-            found = {m.split(".")[0] for m in SUB_VARIABLE.findall(str(text))}
-            return found | _references(node["Fn::Sub"][1:] if isinstance(node["Fn::Sub"], list) else [])
-        return set().union(*(_references(v) for v in node.values())) if node else set()
-    if isinstance(node, list):
-        return set().union(*(_references(v) for v in node)) if node else set()
-    return set()
-
-
-def _in_dependency_order(template: Template, logical_ids: list[str]) -> list[str]:
-    """The custom resources, each after those it names (DependsOn, Ref, GetAtt), as CloudFormation does."""
-    resources = {i: template.resource(i) for i in logical_ids}
-    needs = {}
-    for logical_id, resource in resources.items():
-        depends = resource.get("DependsOn") or []
-        named = _references(resource.get("Properties") or {}) | set(
-            [depends] if isinstance(depends, str) else depends
-        )
-        needs[logical_id] = {n for n in named if n in resources and n != logical_id}
-    ordered: list[str] = []
-    while needs:
-        ready = [i for i, n in needs.items() if n <= set(ordered)]
-        if not ready:
-            raise StackError(f"custom resources that need each other: {', '.join(sorted(needs))}")
-        ordered.append(ready[0])
-        del needs[ready[0]]
-    return ordered
-
-
-__all__ = ["DeployedStack", "EventSource", "StackDeployer", "StackError"]
+__all__ = [
+    "DeployedStack",
+    "EventSource",
+    "Resolver",
+    "ResponseUrls",
+    "StackDeployer",
+    "StackError",
+    "Template",
+]

@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from contract.routes import Routes, RoutesError, loads
-from local.process import STATE_FILE
+from local import STATE_FILE
 from pipeline.__main__ import compile_routes
 
 CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=5, read_timeout=30)

@@ -9,8 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from local.functions import FunctionProcess
-from local.template import FunctionSpec
+from local.lambdas import FunctionProcess, FunctionSpec
 
 HANDLERS = """
 import os, time

@@ -68,11 +68,11 @@ def test_the_command_line_prints_the_log_on_stderr_and_the_result_on_stdout() ->
     )
 
     assert result.returncode == 0, result.stderr
-    # (the sample's object version does not exist in the fresh local bucket: the trigger says so and
-    # skips it, as it would on AWS, instead of running the pipeline on other bytes)
-    [skipped] = json.loads(result.stdout)["skipped"]
-    assert skipped["key"] == "raw/coil2000/Caravan.csv"
-    assert "no longer exists" in skipped["reason"]
+    # (the sample's object is put into the fresh local bucket first, so the replayed event starts its run)
+    [started] = json.loads(result.stdout)["started"]
+    assert started["key"] == "raw/coil2000/Caravan.csv"
+    assert started["executionArn"]
+    assert "put raw/coil2000/Caravan.csv" in result.stderr
     assert "REPORT RequestId:" in result.stderr
     assert '"level":' in result.stderr  # the function's own (Powertools) log lines
 

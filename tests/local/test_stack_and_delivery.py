@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from local import artifacts
-from local.cfn_response import ResponseServer
 from local.emulator import Emulator
-from local.runtime import Runtime, RuntimeStartError, StackRequest
-from local.stack import StackDeployer, StackError
-from local.template import Template
+from local.runtime import Runtime, RuntimeStartError, StackRequest, function_code, routes_environment
+from local.stack import StackDeployer, StackError, Template
 
 pytestmark = pytest.mark.e2e
 
@@ -23,24 +19,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def deployer(aws: Emulator) -> Iterator[StackDeployer]:
-    with ResponseServer() as responses:
-        yield StackDeployer(Template(ROOT / "template.yaml"), aws_env=aws.environ(), responses=responses)
+def deployer(aws: Emulator) -> StackDeployer:
+    return StackDeployer(Template(ROOT / "template.yaml"), aws_env=aws.environ(), code=function_code)
 
 
 def test_the_stack_takes_its_names_and_settings_from_the_template(aws: Emulator, tmp_path: Path) -> None:
     # Given routes that send uploads under landing/coil/ to the stack's own pipeline
     routes = tmp_path / "routes.yaml"
     routes.write_text("routes:\n  - prefix: landing/coil/\n", encoding="utf-8")
-    with ResponseServer() as responses:
-        deployer = StackDeployer(
-            Template(ROOT / "template.yaml"),
-            aws_env=aws.environ(),
-            responses=responses,
-            function_env=artifacts.routes_environment(routes),
-        )
-        # When the stack is deployed with a different pipeline name
-        stack = deployer.deploy("named", {"PipelineName": "named-etl"})
+    deployer = StackDeployer(
+        Template(ROOT / "template.yaml"),
+        aws_env=aws.environ(),
+        code=function_code,
+        function_env=routes_environment(routes),
+    )
+    # When the stack is deployed with a different pipeline name
+    stack = deployer.deploy("named", {"PipelineName": "named-etl"})
 
     # Then the pipeline exists under that name, created by the deploy function with the template's tags
     sagemaker = boto3.client("sagemaker")

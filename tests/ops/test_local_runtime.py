@@ -121,7 +121,6 @@ def test_a_failed_run_reaches_the_topic_as_one_sentence(
     pipeline = runtime.stacks[0].parameters["PipelineName"]
     (notification,) = recorder.of("topic-notification")
     assert notification["topic"] == "NotificationTopic"
-    assert notification["rule"] == "PipelineStatusRule"
     assert notification["message"] == sentence(failed, "Failed", pipeline)
 
 

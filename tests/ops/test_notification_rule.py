@@ -1,11 +1,10 @@
-"""The template's own PipelineStatusRule, created in moto by local/notifications.py, against SageMaker's
+"""The template's own PipelineStatusRule, created in moto by local/stack.py, against SageMaker's
 status-change event exactly as SageMaker documents it (tests.conftest.DOCUMENTED_STATUS_EVENT):
 which statuses reach the topic (NotifyOnSuccess), as plain text, and nothing of another pipeline."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 
 from local.emulator import Emulator
 from local.notifications import Notifications, status_event
-from local.template import Resolver, Resource, Template
+from local.stack import DeployedStack, Resolver, Resource, StackDeployer, Template
 from tests.conftest import DOCUMENTED_STATUS_EVENT, ROOT
 
 PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/s3-sagemaker-trigger"
@@ -22,24 +21,30 @@ OTHER_PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/someone-
 DOCUMENTED = json.loads(DOCUMENTED_STATUS_EVENT.read_text(encoding="utf-8"))
 
 
-@dataclass
-class LocalStack:
-    name: str
-    resolver: Resolver
-
-
-def notifications(aws: Emulator, **parameters: str) -> Notifications:
-    """The rule as the local stack ``rule-test`` creates it, with these parameters."""
+def notifications(aws: Emulator, **parameters: str) -> tuple[Notifications, list[str]]:
+    """The rule and topic as the local stack ``rule-test`` creates them, with these parameters; and what
+    the topic sends."""
     template = Template(ROOT / "template.yaml")
-    resolver = Resolver(template, "rule-test", template.parameter_values(parameters))
-    resolver.created["Pipeline"] = Resource(
+    stack = DeployedStack(
+        "rule-test", {}, Resolver(template, "rule-test", template.parameter_values(parameters))
+    )
+    stack.resolver.created["Pipeline"] = Resource(
         ref="s3-sagemaker-trigger", attributes={"PipelineArn": PIPELINE_ARN}
     )
+    deployer = StackDeployer(template, aws_env=aws.environ())
+    for logical_id in ("NotificationTopic", "PipelineStatusRule"):
+        deployer.create(stack, logical_id)
+    sent: list[str] = []
     found = Notifications(
-        events=boto3.client("events"), sqs=boto3.client("sqs"), sagemaker=None, notify=lambda kind, d: None
+        events=boto3.client("events"),
+        sqs=boto3.client("sqs"),
+        sagemaker=None,
+        cloudwatch=None,
+        region=aws.region,
+        notify=lambda kind, d: sent.append(d["message"]),
     )
-    found.install(template, LocalStack("rule-test", resolver))
-    return found
+    found.watch_topics(stack)
+    return found, sent
 
 
 def documented_entry(
@@ -68,8 +73,12 @@ def send(pipeline_arn: str, status: str, previous: str = "Executing") -> str:
     return str(entry["Resources"][1])
 
 
-def delivered(found: Notifications) -> list[Any]:
-    return [item["message"] for item in found.drain()]
+def delivered(found: tuple[Notifications, list[str]]) -> list[Any]:
+    notifications, sent = found
+    notifications.drain()
+    messages = list(sent)
+    sent.clear()
+    return messages
 
 
 def test_failed_and_stopped_runs_are_published_and_succeeded_ones_are_not_by_default(aws: Emulator) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 
 from local.emulator import Emulator
-from local.sqs_metrics import QueueAgeMetric
+from local.notifications import Notifications
 
 
 def test_the_age_of_the_oldest_message_reaches_cloudwatch(aws: Emulator) -> None:
@@ -21,7 +21,15 @@ def test_the_age_of_the_oldest_message_reaches_cloudwatch(aws: Emulator) -> None
     sqs.send_message(QueueUrl=busy, MessageBody="{}")
     # When the metric is published
     cloudwatch = boto3.client("cloudwatch")
-    ages = QueueAgeMetric(cloudwatch=cloudwatch, region=aws.region, notify=lambda k, d: None).publish_once()
+    found = Notifications(
+        events=None,
+        sqs=None,
+        sagemaker=None,
+        cloudwatch=cloudwatch,
+        region=aws.region,
+        notify=lambda k, d: None,
+    )
+    ages = found.publish_ages()
     # Then the busy queue's age is its oldest message's, the empty queue's 0, readable from CloudWatch
     assert 1.0 <= ages["ops-metric-busy"] < 30
     assert ages["ops-metric-empty"] == 0.0

@@ -8,7 +8,7 @@ from local import cli
 
 
 class Lines:
-    """Stands in for local.console.Progress: records what would be printed."""
+    """Stands in for local.cli.Progress: records what would be printed."""
 
     def __init__(self) -> None:
         self.events: list[str] = []

@@ -20,7 +20,7 @@ from cfnlint.decode import cfn_yaml
 from deploy.properties import PipelineProperties
 from trigger import backoff
 
-from local.template import Resolver, Template
+from local.stack import Resolver, Template
 from pipeline.pipeline import image_uris_by_region, render_template
 
 ROOT = Path(__file__).resolve().parents[2]
