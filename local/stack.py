@@ -441,6 +441,7 @@ class StackDeployer:
         arn = f"arn:aws:{{}}:{self.region}:{ACCOUNT_ID}:{{}}"
         if kind.startswith("Custom::") and custom_resources:
             response = self._custom_resource(stack, logical_id, kind, resolver.resolve(props, where))
+            stack.custom_resources[logical_id] = response
             data = {str(k): str(v) for k, v in (response.get("Data") or {}).items()}
             resource = Resource(str(response.get("PhysicalResourceId", "")), data)
         elif kind.startswith("Custom::"):
