@@ -72,7 +72,7 @@ def test_the_command_line_prints_the_log_on_stderr_and_the_result_on_stdout() ->
     # skips it, as it would on AWS, instead of running the pipeline on other bytes)
     [skipped] = json.loads(result.stdout)["skipped"]
     assert skipped["key"] == "raw/coil2000/Caravan.csv"
-    assert "no longer exists" in skipped["reason"]
+    assert "is not in the bucket: never uploaded, or deleted" in skipped["reason"]
     assert "REPORT RequestId:" in result.stderr
     assert '"level":' in result.stderr  # the function's own (Powertools) log lines
 
