@@ -19,7 +19,7 @@ from ops.backfill import Backfill, parse_time, summary
 from ops.retry import DATA_ERROR, INPUT_EXPIRED, Retrier, parse_since
 from ops.status import WIDTH, Collector, as_json, execution_arn, key_json, render, render_key, render_one
 from ops.target import OpsError, Target, load_routes, resolve
-from redrive.report import render as render_waiting
+from ops.text import COMMAND
 
 PROG = "s3sm"
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
@@ -100,11 +100,12 @@ def cmd_redrive(target: Target, args: argparse.Namespace) -> int:
         shown: dict[str, object] = {"waiting": [row.as_dict() for row in rows], "move": moved}
         print(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
-        print(render_waiting(rows))
+        print(dlq.render(rows))
         if moved:
             print(f"redrive started (StartMessageMoveTask), task {moved['task_handle']}")
         elif rows:
-            print("nothing changed; `s3sm redrive --move` sends them back to the upload queue (SQS redrive)")
+            move = f"{COMMAND} redrive --move"
+            print(f"nothing changed; `{move}` sends them back to the upload queue (SQS redrive)")
     return EXIT_PARTIAL if rows and not moved else EXIT_OK
 
 
@@ -233,8 +234,8 @@ def help_text() -> str:
     parts = [top.format_help()]
     for action in top._subparsers._group_actions if top._subparsers else []:  # argparse has no public API
         for name, sub in getattr(action, "choices", {}).items():
-            parts.append(f"$ s3sm {name} --help\n{sub.format_help()}")
-    return "$ s3sm --help\n" + "\n".join(parts)
+            parts.append(f"$ {COMMAND} {name} --help\n{sub.format_help()}")
+    return f"$ {COMMAND} --help\n" + "\n".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

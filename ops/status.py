@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from contract.ledger import read
 from ops.target import Target, explain
-from ops.text import duration, shorten, table
+from ops.text import COMMAND, duration, shorten, table
 from ops.uploads import Run, newest, recency, routed_pipelines, runs
 
 WIDTH = 100
@@ -344,8 +344,8 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
             lines.append(shorten(f"  => {key(execution.output)}", width))
     lines.append("")
     if any(e.newest for e in executions):
-        lines.append(shorten(f"{NEWEST_MARK} {NEWEST_LEGEND}; all its uploads: s3sm status --key KEY", width))
-    lines.append(shorten("in full: s3sm status --json, or s3sm status --execution ID", width))
+        lines.append(f"{NEWEST_MARK} {NEWEST_LEGEND}; all its uploads: {COMMAND} status --key KEY")
+    lines.append(f"in full: {COMMAND} status --json, or {COMMAND} status --execution ID")
     return "\n".join(lines)
 
 
@@ -387,7 +387,7 @@ def render_key(target: Target, key: str, uploads: list[KeyUpload], width: int = 
         lines.append(shorten(f"  => {folder(u.output)}", width))
     lines.append("")
     lines.append(shorten(f"{NEWEST_MARK} {NEWEST_LEGEND}: its output is the key's current one", width))
-    lines.append(shorten("in full: s3sm status --key KEY --json, or s3sm status --execution ARN", width))
+    lines.append(f"in full: {COMMAND} status --key KEY --json, or {COMMAND} status --execution ARN")
     return "\n".join(lines)
 
 

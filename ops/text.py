@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+COMMAND = ".venv/bin/s3sm"  # where the project's install puts s3sm: every command printed names it
 ELLIPSIS = "…"
 GAP = "  "
 MIN_WIDTH = 8
