@@ -17,7 +17,7 @@ from pathlib import Path
 from ops import dlq
 from ops.backfill import Backfill, parse_time, summary
 from ops.retry import DATA_ERROR, INPUT_EXPIRED, Retrier, parse_since
-from ops.status import WIDTH, Collector, as_json, execution_arn, key_json, render, render_key, render_one
+from ops.status import Collector, as_json, execution_arn, key_json, render, render_key, render_one
 from ops.target import OpsError, Target, load_routes, resolve
 from ops.text import COMMAND
 
@@ -153,7 +153,10 @@ def parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--execution", metavar="ID|ARN", help="one execution, every field in full")
     status.add_argument(
-        "--width", type=int, default=WIDTH, metavar="COLS", help=f"table width (default {WIDTH})"
+        "--width",
+        type=int,
+        metavar="COLS",
+        help="table width (default: the terminal's; 100 when not on a terminal)",
     )
     status.add_argument(
         "--key",

@@ -18,10 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from contract.ledger import read
 from ops.target import Target, explain
-from ops.text import COMMAND, duration, shorten, table
+from ops.text import COMMAND, duration, shorten, table, terminal_width, wrap
 from ops.uploads import Run, newest, recency, routed_pipelines, runs
 
-WIDTH = 100
 REPORT_NAMES = "report*.json"  # the ETL writes report.json, or report-<host>.json per instance
 MISSING = {"NoSuchKey", "NoSuchBucket", "404"}
 NEWEST_MARK = "*"
@@ -290,8 +289,10 @@ def _count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def render(target: Target, executions: list[Execution], queues: Queues, width: int = WIDTH) -> str:
-    """The human view: every line at most ``width`` wide, long values shortened in the middle."""
+def render(target: Target, executions: list[Execution], queues: Queues, width: int | None = None) -> str:
+    """The human view: every line at most ``width`` wide (default: the terminal's), keys and URIs
+    shortened in the middle, a failure reason wrapped whole."""
+    width = width or terminal_width()
     pipeline = target.outputs.get("PipelineName", "?")
     bucket = target.outputs.get("DataBucketName")
     if not queues.waiting and not queues.in_flight:
@@ -303,13 +304,14 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
     lines = [
         shorten(f"stack {target.stack} ({target.where})", width),
         shorten(f"pipeline {pipeline}, bucket {bucket or '?'}", width),
-        shorten(
+        *wrap(
             f"uploads waiting: {_count(queues.waiting)}{oldest}; in flight or backing off: "
             f"{_count(queues.in_flight)}; dead letters: {_count(queues.dead_letters)}"
             if queues.waiting is not None
             else "uploads waiting: - (the stack has no UploadQueueUrl output); "
             f"dead letters: {_count(queues.dead_letters)}",
             width,
+            indent="  ",
         ),
     ]
     if not executions:
@@ -339,7 +341,7 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
             step = execution.failed_step or "failed"
             reason = " ".join((execution.reason or "no reason given").split())
             why = f"  -> {step}: {reason.removeprefix(f'Step {step} failed: ')}"
-            lines.append(shorten(why, width, keep_start=True))
+            lines.extend(wrap(why, width, indent="     "))
         elif execution.output and execution.status == "Succeeded":
             lines.append(shorten(f"  => {key(execution.output)}", width))
     lines.append("")
@@ -349,8 +351,9 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
     return "\n".join(lines)
 
 
-def render_key(target: Target, key: str, uploads: list[KeyUpload], width: int = WIDTH) -> str:
+def render_key(target: Target, key: str, uploads: list[KeyUpload], width: int | None = None) -> str:
     """``status --key``: each upload of the key, newest first, the newest marked."""
+    width = width or terminal_width()
     bucket = target.outputs.get("DataBucketName", "?")
     pipelines = ", ".join(routed_pipelines(target))
     lines = [
