@@ -17,6 +17,7 @@ from pathlib import Path
 from ops import dlq
 from ops.backfill import Backfill, parse_time, summary
 from ops.retry import DATA_ERROR, INPUT_EXPIRED, Retrier, parse_since
+from ops.skips import recent as recent_skips
 from ops.status import Collector, as_json, execution_arn, key_json, render, render_key, render_one
 from ops.target import OpsError, Target, load_routes, resolve
 from ops.text import COMMAND
@@ -38,9 +39,12 @@ def cmd_status(target: Target, args: argparse.Namespace) -> int:
         return EXIT_OK
     executions = collector.recent(args.limit)
     queues = collector.queues()
-    print(
-        as_json(target, executions, queues) if args.json else render(target, executions, queues, args.width)
-    )
+    since = parse_time("--skips-since", args.skips_since)
+    skips = recent_skips(target, since=since, limit=args.skips) if args.skips else None
+    if args.json:
+        print(as_json(target, executions, queues, skips))
+    else:
+        print(render(target, executions, queues, args.width, skips))
     return EXIT_OK
 
 
@@ -144,14 +148,28 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, metavar="{status,retry,redrive,backfill}")
 
     status = commands.add_parser(
-        "status", parents=[common], help="recent executions, uploads waiting, dead letters",
+        "status", parents=[common], help="recent executions, uploads waiting, dead letters, recent skips",
         description="Recent executions (upload, status, failed step and reason, output, rows written and "
-        "rejected, duration), uploads waiting in the queue and the dead-letter depth.",
+        "rejected, duration), uploads waiting in the queue, the dead-letter depth, and the uploads the "
+        "trigger skipped lately with why (its log group's `record skipped` lines).",
     )  # fmt: skip
     status.add_argument(
         "--limit", type=int, default=20, metavar="N", help="the N most recent executions, 1-100 (default 20)"
     )
     status.add_argument("--execution", metavar="ID|ARN", help="one execution, every field in full")
+    status.add_argument(
+        "--skips",
+        type=int,
+        default=10,
+        metavar="N",
+        help="the N newest uploads the trigger skipped, with why, from its log (default 10; 0: none)",
+    )
+    status.add_argument(
+        "--skips-since",
+        default="24h",
+        metavar="WHEN",
+        help="the skips logged since WHEN: 30m, 6h, 2d or ISO 8601 (default 24h)",
+    )
     status.add_argument(
         "--width",
         type=int,
@@ -252,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             top.error(f"--{name} must be at least 1")
+    if getattr(args, "skips", 0) < 0:
+        top.error("--skips must be at least 0")
     if getattr(args, "limit", None) is not None and args.limit > 100:
         top.error("--limit must be at most 100 (ListPipelineExecutions' page size)")
     try:

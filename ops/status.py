@@ -1,5 +1,6 @@
-"""``s3sm status``: recent executions (upload, status, failed step and reason, output, rows, duration)
-and the queues (uploads waiting, the oldest one's age, dead letters); ``--key``: every upload of one key.
+"""``s3sm status``: recent executions (upload, status, failed step and reason, output, rows, duration),
+the queues (uploads waiting, the oldest one's age, dead letters) and the recent skips (:mod:`ops.skips`);
+``--key``: every upload of one key.
 
 The upload shown is the one the execution's ledger entry names (:mod:`contract.ledger`: the key that
 was uploaded, not the snapshot the run read); an execution without one (started before the ledger, or
@@ -17,6 +18,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import BotoCoreError, ClientError
 
 from contract.ledger import read
+from ops.skips import Skips
 from ops.target import Target, explain
 from ops.text import COMMAND, duration, shorten, table, terminal_width, wrap
 from ops.uploads import Run, newest, recency, routed_pipelines, runs
@@ -266,7 +268,18 @@ class Collector:
         return float(max(datapoints, key=lambda d: d["Timestamp"])["Maximum"])
 
 
-def as_json(target: Target, executions: list[Execution], queues: Queues | None) -> str:
+def as_json(
+    target: Target, executions: list[Execution], queues: Queues | None, skips: Skips | None = None
+) -> str:
+    shown = None
+    if skips is not None:
+        since = skips.since.isoformat(timespec="seconds")
+        shown = {
+            "since": since,
+            "total": skips.total,
+            "note": skips.note,
+            "newest": [asdict(s) for s in skips.shown],
+        }
     return json.dumps(
         {
             "stack": target.stack,
@@ -274,9 +287,35 @@ def as_json(target: Target, executions: list[Execution], queues: Queues | None) 
             "outputs": dict(target.outputs),
             "queues": asdict(queues) if queues else None,
             "executions": [asdict(e) for e in executions],
+            "skips": shown,
         },
         indent=2,
     )
+
+
+def render_skips(skips: Skips, bucket: str | None, width: int) -> list[str]:
+    """The recent skips: a heading, then when, which key and why (the reason wrapped whole)."""
+    since = skips.since.isoformat(timespec="minutes").replace("+00:00", "Z")
+    if skips.note:
+        return wrap(f"skips since {since}: {skips.note}", width, indent="  ")
+    if not skips.total:
+        return [f"skips since {since}: none"]
+    newest = (
+        f"the newest {len(skips.shown)} of {skips.total}" if skips.total > len(skips.shown) else skips.total
+    )
+    rows = [
+        [
+            s.time,
+            (s.key if s.bucket in (None, bucket) else f"s3://{s.bucket}/{s.key}") if s.key else "-",
+            s.reason,
+        ]
+        for s in skips.shown
+    ]
+    heading = f"skips since {since} (the trigger's `record skipped` log lines), {newest}, newest first:"
+    return [
+        *wrap(heading, width, indent="  "),
+        *table(["LOGGED", "KEY", "REASON"], rows, width=width, shrink=[1], wrap_columns=[2]),
+    ]
 
 
 def _rows(e: Execution | KeyUpload) -> str:
@@ -289,7 +328,13 @@ def _count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def render(target: Target, executions: list[Execution], queues: Queues, width: int | None = None) -> str:
+def render(
+    target: Target,
+    executions: list[Execution],
+    queues: Queues,
+    width: int | None = None,
+    skips: Skips | None = None,
+) -> str:
     """The human view: every line at most ``width`` wide (default: the terminal's), keys and URIs
     shortened in the middle, a failure reason wrapped whole."""
     width = width or terminal_width()
@@ -314,9 +359,10 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
             indent="  ",
         ),
     ]
+    shown_skips = ["", *render_skips(skips, bucket, width)] if skips is not None else []
     if not executions:
         lines.append("no executions yet: upload a file under the raw prefix")
-        return "\n".join(lines)
+        return "\n".join([*lines, *shown_skips])
 
     def key(url: str | None) -> str:  # the bucket is the stack's, named above
         if not url:
@@ -344,6 +390,7 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
             lines.extend(wrap(why, width, indent="     "))
         elif execution.output and execution.status == "Succeeded":
             lines.append(shorten(f"  => {key(execution.output)}", width))
+    lines.extend(shown_skips)
     lines.append("")
     if any(e.newest for e in executions):
         lines.append(f"{NEWEST_MARK} {NEWEST_LEGEND}; all its uploads: {COMMAND} status --key KEY")

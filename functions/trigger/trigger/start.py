@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+SKIPPED = "record skipped"  # the log line of every skip (s3sm status lists the recent ones)
 START_SECONDS = 15.0  # kept for StartPipelineExecution after a copy (its client: 3 s + 10 s a try)
 _RECORD_KEYS = ("bucket", "key", "execution_arn")
 
@@ -114,7 +115,7 @@ class Run:
     def skip(self, skip: Skip) -> None:
         names = {k: v for k, v in (("bucket", skip.bucket), ("key", skip.key)) if v is not None}
         log = self.logger.warning if skip.unprocessable else self.logger.info
-        log("record skipped", extra={**names, "reason": skip.reason, "unprocessable": skip.unprocessable})
+        log(SKIPPED, extra={**names, "reason": skip.reason, "unprocessable": skip.unprocessable})
         self.skipped.append({"key": skip.key, "reason": skip.reason})
 
     def every(self, items: Iterable[ObjectEvent | Skip]) -> dict[str, Any]:
@@ -204,4 +205,4 @@ def is_queue_batch(event: object) -> bool:
     )
 
 
-__all__ = ["START_SECONDS", "Clients", "Run", "is_queue_batch", "queue_url"]
+__all__ = ["SKIPPED", "START_SECONDS", "Clients", "Run", "is_queue_batch", "queue_url"]
