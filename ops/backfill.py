@@ -38,9 +38,9 @@ from trigger.events import Skip, normalise
 from trigger.routing import route as trigger_route
 
 from contract.routes import Routes
-from ops.dlq import judge
 from ops.retry import parse_since
-from ops.target import OpsError, Target, explain
+from ops.target import OpsError, Target, explain, trigger_settings
+from ops.text import COMMAND
 from ops.uploads import Run, identities, identity, routed_pipelines, runs
 
 REASON = "s3sm backfill"  # detail.reason of the events it sends (S3's own say PutObject, CopyObject...)
@@ -158,7 +158,7 @@ class Backfill:
         self.bucket = target.output("DataBucketName")
         self.s3 = target.client("s3")
         self.sqs = target.client("sqs")
-        self.stack = judge(target, routes)
+        self.stack = trigger_settings(target, routes)
         self.pipelines = routed_pipelines(target, routes)
 
     def run(self, prefix: str, *, dry_run: bool) -> Outcome:
@@ -347,13 +347,13 @@ def summary(outcome: Outcome, *, since: datetime | None, until: datetime | None)
             lines.append(f"not enqueued: {failed['key']}: {failed['error']}")
         if c[START] + c[RERUN]:
             lines.append(
-                "the trigger starts them at the queue's pace; follow with `s3sm status` "
-                "(`s3sm status --key KEY` for one key)"
+                f"the trigger starts them at the queue's pace; follow with `{COMMAND} status` "
+                f"(`{COMMAND} status --key KEY` for one key)"
             )
     if c[RAN] and not outcome.rerun:
         lines.append(
             "objects that already ran start nothing again "
-            "(--rerun runs them anew; s3sm retry resumes a failed run)"
+            f"(--rerun runs them anew; {COMMAND} retry resumes a failed run)"
         )
     return lines
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from ops import dlq
 from ops.backfill import Backfill, parse_time, summary
 from ops.retry import DATA_ERROR, INPUT_EXPIRED, Retrier, parse_since
-from ops.status import WIDTH, Collector, as_json, execution_arn, key_json, render, render_key, render_one
+from ops.skips import recent as recent_skips
+from ops.status import Collector, as_json, execution_arn, key_json, render, render_key, render_one
 from ops.target import OpsError, Target, load_routes, resolve
-from redrive.report import render as render_waiting
+from ops.text import COMMAND
 
 PROG = "s3sm"
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
@@ -38,9 +39,12 @@ def cmd_status(target: Target, args: argparse.Namespace) -> int:
         return EXIT_OK
     executions = collector.recent(args.limit)
     queues = collector.queues()
-    print(
-        as_json(target, executions, queues) if args.json else render(target, executions, queues, args.width)
-    )
+    since = parse_time("--skips-since", args.skips_since)
+    skips = recent_skips(target, since=since, limit=args.skips) if args.skips else None
+    if args.json:
+        print(as_json(target, executions, queues, skips))
+    else:
+        print(render(target, executions, queues, args.width, skips))
     return EXIT_OK
 
 
@@ -100,11 +104,12 @@ def cmd_redrive(target: Target, args: argparse.Namespace) -> int:
         shown: dict[str, object] = {"waiting": [row.as_dict() for row in rows], "move": moved}
         print(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
-        print(render_waiting(rows))
+        print(dlq.render(rows))
         if moved:
             print(f"redrive started (StartMessageMoveTask), task {moved['task_handle']}")
         elif rows:
-            print("nothing changed; `s3sm redrive --move` sends them back to the upload queue (SQS redrive)")
+            move = f"{COMMAND} redrive --move"
+            print(f"nothing changed; `{move}` sends them back to the upload queue (SQS redrive)")
     return EXIT_PARTIAL if rows and not moved else EXIT_OK
 
 
@@ -143,16 +148,33 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, metavar="{status,retry,redrive,backfill}")
 
     status = commands.add_parser(
-        "status", parents=[common], help="recent executions, uploads waiting, dead letters",
+        "status", parents=[common], help="recent executions, uploads waiting, dead letters, recent skips",
         description="Recent executions (upload, status, failed step and reason, output, rows written and "
-        "rejected, duration), uploads waiting in the queue and the dead-letter depth.",
+        "rejected, duration), uploads waiting in the queue, the dead-letter depth, and the uploads the "
+        "trigger skipped lately with why (its log group's `record skipped` lines).",
     )  # fmt: skip
     status.add_argument(
         "--limit", type=int, default=20, metavar="N", help="the N most recent executions, 1-100 (default 20)"
     )
     status.add_argument("--execution", metavar="ID|ARN", help="one execution, every field in full")
     status.add_argument(
-        "--width", type=int, default=WIDTH, metavar="COLS", help=f"table width (default {WIDTH})"
+        "--skips",
+        type=int,
+        default=10,
+        metavar="N",
+        help="the N newest uploads the trigger skipped, with why, from its log (default 10; 0: none)",
+    )
+    status.add_argument(
+        "--skips-since",
+        default="24h",
+        metavar="WHEN",
+        help="the skips logged since WHEN: 30m, 6h, 2d or ISO 8601 (default 24h)",
+    )
+    status.add_argument(
+        "--width",
+        type=int,
+        metavar="COLS",
+        help="table width (default: the terminal's; 100 when not on a terminal)",
     )
     status.add_argument(
         "--key",
@@ -233,8 +255,8 @@ def help_text() -> str:
     parts = [top.format_help()]
     for action in top._subparsers._group_actions if top._subparsers else []:  # argparse has no public API
         for name, sub in getattr(action, "choices", {}).items():
-            parts.append(f"$ s3sm {name} --help\n{sub.format_help()}")
-    return "$ s3sm --help\n" + "\n".join(parts)
+            parts.append(f"$ {COMMAND} {name} --help\n{sub.format_help()}")
+    return f"$ {COMMAND} --help\n" + "\n".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             top.error(f"--{name} must be at least 1")
+    if getattr(args, "skips", 0) < 0:
+        top.error("--skips must be at least 0")
     if getattr(args, "limit", None) is not None and args.limit > 100:
         top.error("--limit must be at most 100 (ListPipelineExecutions' page size)")
     try:

@@ -27,7 +27,6 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ops.target import DENIED, OpsError, Target, explain
-from ops.text import shorten
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -131,7 +130,7 @@ class Retrier:
         except BotoCoreError as exc:
             raise explain(exc, f"retrying execution {arn}") from exc
         reason = " ".join(str(described.get("FailureReason") or "no reason given").split())
-        return Outcome(arn, status, True, f"retried (it had failed: {shorten(reason, 60, keep_start=True)})")
+        return Outcome(arn, status, True, f"retried (it had failed: {reason})")  # the reason whole
 
     def _cannot_help(self, arn: str) -> Outcome | None:
         """An Outcome naming why retrying ``arn`` would fail the same way, or None when it may help."""
@@ -148,7 +147,7 @@ class Retrier:
         ]
         data = next((f for f in failures if is_data_error(f)), None)
         if data is not None and not self.include_data_errors:
-            why = shorten(" ".join(data.split()), 70, keep_start=True)
+            why = " ".join(data.split())
             return Outcome(
                 arn,
                 "Failed",

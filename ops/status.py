@@ -1,5 +1,6 @@
-"""``s3sm status``: recent executions (upload, status, failed step and reason, output, rows, duration)
-and the queues (uploads waiting, the oldest one's age, dead letters); ``--key``: every upload of one key.
+"""``s3sm status``: recent executions (upload, status, failed step and reason, output, rows, duration),
+the queues (uploads waiting, the oldest one's age, dead letters) and the recent skips (:mod:`ops.skips`);
+``--key``: every upload of one key.
 
 The upload shown is the one the execution's ledger entry names (:mod:`contract.ledger`: the key that
 was uploaded, not the snapshot the run read); an execution without one (started before the ledger, or
@@ -17,11 +18,11 @@ from urllib.parse import urlparse
 from botocore.exceptions import BotoCoreError, ClientError
 
 from contract.ledger import read
+from ops.skips import Skips
 from ops.target import Target, explain
-from ops.text import duration, shorten, table
+from ops.text import COMMAND, duration, shorten, table, terminal_width, wrap
 from ops.uploads import Run, newest, recency, routed_pipelines, runs
 
-WIDTH = 100
 REPORT_NAMES = "report*.json"  # the ETL writes report.json, or report-<host>.json per instance
 MISSING = {"NoSuchKey", "NoSuchBucket", "404"}
 NEWEST_MARK = "*"
@@ -267,7 +268,18 @@ class Collector:
         return float(max(datapoints, key=lambda d: d["Timestamp"])["Maximum"])
 
 
-def as_json(target: Target, executions: list[Execution], queues: Queues | None) -> str:
+def as_json(
+    target: Target, executions: list[Execution], queues: Queues | None, skips: Skips | None = None
+) -> str:
+    shown = None
+    if skips is not None:
+        since = skips.since.isoformat(timespec="seconds")
+        shown = {
+            "since": since,
+            "total": skips.total,
+            "note": skips.note,
+            "newest": [asdict(s) for s in skips.shown],
+        }
     return json.dumps(
         {
             "stack": target.stack,
@@ -275,9 +287,35 @@ def as_json(target: Target, executions: list[Execution], queues: Queues | None) 
             "outputs": dict(target.outputs),
             "queues": asdict(queues) if queues else None,
             "executions": [asdict(e) for e in executions],
+            "skips": shown,
         },
         indent=2,
     )
+
+
+def render_skips(skips: Skips, bucket: str | None, width: int) -> list[str]:
+    """The recent skips: a heading, then when, which key and why (the reason wrapped whole)."""
+    since = skips.since.isoformat(timespec="minutes").replace("+00:00", "Z")
+    if skips.note:
+        return wrap(f"skips since {since}: {skips.note}", width, indent="  ")
+    if not skips.total:
+        return [f"skips since {since}: none"]
+    newest = (
+        f"the newest {len(skips.shown)} of {skips.total}" if skips.total > len(skips.shown) else skips.total
+    )
+    rows = [
+        [
+            s.time,
+            (s.key if s.bucket in (None, bucket) else f"s3://{s.bucket}/{s.key}") if s.key else "-",
+            s.reason,
+        ]
+        for s in skips.shown
+    ]
+    heading = f"skips since {since} (the trigger's `record skipped` log lines), {newest}, newest first:"
+    return [
+        *wrap(heading, width, indent="  "),
+        *table(["LOGGED", "KEY", "REASON"], rows, width=width, shrink=[1], wrap_columns=[2]),
+    ]
 
 
 def _rows(e: Execution | KeyUpload) -> str:
@@ -290,8 +328,16 @@ def _count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def render(target: Target, executions: list[Execution], queues: Queues, width: int = WIDTH) -> str:
-    """The human view: every line at most ``width`` wide, long values shortened in the middle."""
+def render(
+    target: Target,
+    executions: list[Execution],
+    queues: Queues,
+    width: int | None = None,
+    skips: Skips | None = None,
+) -> str:
+    """The human view: every line at most ``width`` wide (default: the terminal's), keys and URIs
+    shortened in the middle, a failure reason wrapped whole."""
+    width = width or terminal_width()
     pipeline = target.outputs.get("PipelineName", "?")
     bucket = target.outputs.get("DataBucketName")
     if not queues.waiting and not queues.in_flight:
@@ -303,18 +349,20 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
     lines = [
         shorten(f"stack {target.stack} ({target.where})", width),
         shorten(f"pipeline {pipeline}, bucket {bucket or '?'}", width),
-        shorten(
+        *wrap(
             f"uploads waiting: {_count(queues.waiting)}{oldest}; in flight or backing off: "
             f"{_count(queues.in_flight)}; dead letters: {_count(queues.dead_letters)}"
             if queues.waiting is not None
             else "uploads waiting: - (the stack has no UploadQueueUrl output); "
             f"dead letters: {_count(queues.dead_letters)}",
             width,
+            indent="  ",
         ),
     ]
+    shown_skips = ["", *render_skips(skips, bucket, width)] if skips is not None else []
     if not executions:
         lines.append("no executions yet: upload a file under the raw prefix")
-        return "\n".join(lines)
+        return "\n".join([*lines, *shown_skips])
 
     def key(url: str | None) -> str:  # the bucket is the stack's, named above
         if not url:
@@ -339,18 +387,20 @@ def render(target: Target, executions: list[Execution], queues: Queues, width: i
             step = execution.failed_step or "failed"
             reason = " ".join((execution.reason or "no reason given").split())
             why = f"  -> {step}: {reason.removeprefix(f'Step {step} failed: ')}"
-            lines.append(shorten(why, width, keep_start=True))
+            lines.extend(wrap(why, width, indent="     "))
         elif execution.output and execution.status == "Succeeded":
             lines.append(shorten(f"  => {key(execution.output)}", width))
+    lines.extend(shown_skips)
     lines.append("")
     if any(e.newest for e in executions):
-        lines.append(shorten(f"{NEWEST_MARK} {NEWEST_LEGEND}; all its uploads: s3sm status --key KEY", width))
-    lines.append(shorten("in full: s3sm status --json, or s3sm status --execution ID", width))
+        lines.append(f"{NEWEST_MARK} {NEWEST_LEGEND}; all its uploads: {COMMAND} status --key KEY")
+    lines.append(f"in full: {COMMAND} status --json, or {COMMAND} status --execution ID")
     return "\n".join(lines)
 
 
-def render_key(target: Target, key: str, uploads: list[KeyUpload], width: int = WIDTH) -> str:
+def render_key(target: Target, key: str, uploads: list[KeyUpload], width: int | None = None) -> str:
     """``status --key``: each upload of the key, newest first, the newest marked."""
+    width = width or terminal_width()
     bucket = target.outputs.get("DataBucketName", "?")
     pipelines = ", ".join(routed_pipelines(target))
     lines = [
@@ -387,7 +437,7 @@ def render_key(target: Target, key: str, uploads: list[KeyUpload], width: int = 
         lines.append(shorten(f"  => {folder(u.output)}", width))
     lines.append("")
     lines.append(shorten(f"{NEWEST_MARK} {NEWEST_LEGEND}: its output is the key's current one", width))
-    lines.append(shorten("in full: s3sm status --key KEY --json, or s3sm status --execution ARN", width))
+    lines.append(f"in full: {COMMAND} status --key KEY --json, or {COMMAND} status --execution ARN")
     return "\n".join(lines)
 
 

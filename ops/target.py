@@ -18,6 +18,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from trigger.config import Config as TriggerConfig
+from trigger.config import TriggerMode
+from trigger.errors import ConfigError
 
 from contract.routes import Routes, RoutesError, loads
 from local import STATE_FILE
@@ -59,6 +62,32 @@ class Target:
         if self.endpoint:
             kwargs["endpoint_url"] = self.endpoint
         return self.session.client(service, **kwargs)
+
+
+def _prefix(target: Target, output: str) -> str | None:
+    """``clean/`` from ``CleanDataUrl`` = ``s3://<bucket>/clean/``."""
+    url = target.outputs.get(output)
+    return url.split("/", 3)[3] if url and url.startswith("s3://") and url.count("/") >= 3 else None
+
+
+def trigger_settings(target: Target, routes: Routes) -> TriggerConfig:
+    """The trigger's settings as this stack has them, from its outputs (pipeline, prefixes, mode, marker)
+    and the ``routes`` it was built from: the dead-letter report and the backfill ask its rules."""
+    given: dict[str, Any] = {
+        "routes": routes,
+        "clean_prefix": _prefix(target, "CleanDataUrl"),
+        "snapshot_prefix": _prefix(target, "SnapshotDataUrl"),
+        "marker_name": target.outputs.get("MarkerName"),
+    }
+    mode = target.outputs.get("TriggerMode")
+    try:
+        if mode:
+            given["mode"] = TriggerMode(mode)
+        return TriggerConfig(
+            target.output("PipelineName"), **{k: v for k, v in given.items() if v is not None}
+        )
+    except (ConfigError, ValueError) as exc:
+        raise OpsError(f"the stack's outputs do not make a trigger configuration: {exc}") from exc
 
 
 def load_routes(path: Path | None = None) -> Routes:
@@ -152,4 +181,5 @@ __all__ = [
     "local_target",
     "resolve",
     "running_runtime",
+    "trigger_settings",
 ]

@@ -271,7 +271,7 @@ def test_an_upload_whose_version_is_gone_is_a_logged_skip_saying_why(stack: Stac
     (skip,) = [r for r in stack.log_records() if r["message"] == "record skipped" and r.get("key")]
     assert skip["level"] == "WARNING"
     assert skip["key"] == KEY
-    assert "no longer exists" in skip["reason"]
+    assert "is not in the bucket: never uploaded, or deleted before its snapshot was taken" in skip["reason"]
     assert stack.executions() == {}
 
 

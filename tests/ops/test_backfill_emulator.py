@@ -183,7 +183,7 @@ def test_a_dry_run_lists_and_changes_nothing(stack: Stack, capsys: pytest.Captur
     assert lines[-2:] == [
         "dry run: nothing was sent",
         "objects that already ran start nothing again "
-        "(--rerun runs them anew; s3sm retry resumes a failed run)",
+        "(--rerun runs them anew; .venv/bin/s3sm retry resumes a failed run)",
     ]
     assert (stack.drain(), stack.batches, stack.executions()) == ([], [], 1)
 

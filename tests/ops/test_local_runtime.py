@@ -109,7 +109,7 @@ def sentence(execution_arn: str, status: str, pipeline: str) -> str:
     return (
         f"Pipeline {pipeline}: execution {execution_arn} is {status}. "
         f"It ran: {described['PipelineExecutionDescription']}. "
-        f"See why: s3sm status --stack {STACK} --execution {execution_arn} "
+        f"See why: .venv/bin/s3sm status --stack {STACK} --execution {execution_arn} "
         "(or the SageMaker console, Pipelines: "
         "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/pipelines)"
     )

@@ -91,7 +91,7 @@ def test_failed_and_stopped_runs_are_published_and_succeeded_ones_are_not_by_def
     # the topic receives the sentence itself, as plain text: no quotes around it (review finding 7)
     assert messages[0] == (
         f"Pipeline s3-sagemaker-trigger: execution {failed} is Failed. It ran: SomeDescription. "
-        f"See why: s3sm status --stack rule-test --execution {failed} "
+        f"See why: .venv/bin/s3sm status --stack rule-test --execution {failed} "
         "(or the SageMaker console, Pipelines: "
         "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/pipelines)"
     )

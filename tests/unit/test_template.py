@@ -710,6 +710,7 @@ def test_the_outputs_name_the_bucket_the_pipeline_and_the_dead_letter_queue(temp
     assert outputs["PipelineArn"] == "${Pipeline.PipelineArn}"
     assert outputs["TriggerDeadLetterQueueUrl"] == "${TriggerDeadLetterQueue}"
     assert outputs["UploadQueueUrl"] == "${UploadQueue}"
+    assert outputs["TriggerLogGroupName"] == "${TriggerLogGroup}"  # s3sm status reads its skips there
 
 
 def test_the_contract_logical_ids_exist(resources: dict[str, dict[str, Any]]) -> None:

@@ -167,7 +167,7 @@ def test_the_message_is_a_sentence_naming_the_execution_its_status_and_how_to_se
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
     assert text.startswith("Pipeline ${PipelineName}: execution <execution> is <status>. It ran: <upload>.")
-    assert "s3sm status --stack ${AWS::StackName} --execution <execution>" in text
+    assert ".venv/bin/s3sm status --stack ${AWS::StackName} --execution <execution>" in text
     assert "https://${AWS::Region}.console.aws.amazon.com/sagemaker/" in text
     # Filled from the event SageMaker documents, each input path finds its value: the sentence names the
     # execution and its status, with no quote around it

@@ -257,7 +257,14 @@ def test_a_start_that_waiting_cannot_fix_goes_to_the_dead_letter_queue_within_mi
 
 @pytest.mark.parametrize(
     ("code", "status", "why"),
-    [("NoSuchVersion", 404, "no longer exists"), ("NoSuchKey", 404, "no longer exists")],
+    [
+        (
+            "NoSuchVersion",
+            404,
+            "is not in the bucket: never uploaded, or deleted before its snapshot was taken",
+        ),
+        ("NoSuchKey", 404, "is not in the bucket: never uploaded, or deleted before its snapshot was taken"),
+    ],
 )
 def test_a_snapshot_that_can_never_be_taken_is_a_logged_skip_not_a_retry(
     stubs: Stubs, load_event: Event, code: str, status: int, why: str, caplog: pytest.LogCaptureFixture
@@ -276,6 +283,9 @@ def test_a_snapshot_that_can_never_be_taken_is_a_logged_skip_not_a_retry(
     (skip,) = [r for r in caplog.records if r.getMessage() == "record skipped"]
     assert skip.levelname == "WARNING"
     assert why in skip.__dict__["reason"]
+    # (naming the version it looked for and S3's answer, and never claiming the object once existed)
+    assert f"(version Tq6lH3eXBqfGhZ4rS8oUv2wYx0aCdE1F) {why} ({code})" in skip.__dict__["reason"]
+    assert "no longer exists" not in skip.__dict__["reason"]
 
 
 def test_an_upload_the_trigger_may_not_read_is_kept_in_the_dead_letter_queue_not_dropped(

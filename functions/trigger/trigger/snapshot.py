@@ -114,8 +114,12 @@ def classify(err: ClientError | BotoCoreError, what: str) -> str | None:
     if not isinstance(err, ClientError):
         return None  # timeouts, refused connections: botocore already retried, the queue retries more
     code = str(err.response.get("Error", {}).get("Code", ""))
-    if code in _GONE:
-        return f"{what} no longer exists (deleted before its snapshot was taken: {code})"
+    if code == "NoSuchBucket":
+        return f"{what} cannot be read: its bucket does not exist ({code})"
+    if code in _GONE:  # S3 does not say whether the object (version) ever existed: say only what is known
+        return (
+            f"{what} is not in the bucket: never uploaded, or deleted before its snapshot was taken ({code})"
+        )
     if code in _DENIED:
         return (
             f"{what} cannot be read: {code} (the trigger's role needs s3:GetObject/GetObjectVersion on it; "
@@ -193,7 +197,13 @@ def take(
                 )
             _copy(s3, src.bucket, source, target, retry=retry, kms_key=kms_key)
     except (ClientError, BotoCoreError) as err:
-        what = f"s3://{src.bucket}/{_failed_key(err, src.key)}"
+        failed = _failed_key(err, src.key)
+        pinned = (
+            f" (version {src.version_id})"
+            if failed == src.key and src.version_id not in (None, "null")
+            else ""
+        )
+        what = f"s3://{src.bucket}/{failed}{pinned}"
         reason = classify(err, what)
         if reason is None:
             raise Transient(src.key, f"snapshot failed, will retry: {err}") from err

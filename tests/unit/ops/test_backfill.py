@@ -144,7 +144,7 @@ def test_a_dry_run_lists_each_object_with_its_route_and_verdict_and_sends_nothin
         "  1 would start, 1 already ran, 1 skipped (the trigger would skip them), 1 match no route",
         "dry run: nothing was sent",
         "objects that already ran start nothing again "
-        "(--rerun runs them anew; s3sm retry resumes a failed run)",
+        "(--rerun runs them anew; .venv/bin/s3sm retry resumes a failed run)",
     ]
 
 

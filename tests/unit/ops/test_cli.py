@@ -15,12 +15,11 @@ import pytest
 from botocore.stub import ANY
 
 from etl.cli import main as etl_main
-from ops import cli
+from ops import cli, dlq
 from ops.retry import DATA_ERROR_EXIT_STATUS, is_data_error, token
 from ops.status import Collector, render
 from ops.target import Target
 from ops.text import shorten, table
-from redrive import report
 from tests.unit.ops.conftest import DEAD_LETTERS, OUTPUTS, PIPELINE, PIPELINE_ARN, REGION, UPLOAD_QUEUE, Stubs
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -259,7 +258,7 @@ def test_retry_retries_a_failed_execution_with_a_token_of_that_failure(
     code = cli.cmd_retry(target, cli.parser().parse_args(["retry", "f41l3d0000aa"]))
     assert code == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"f41l3d0000aa: retried (it had failed: {shorten(REASON, 60, keep_start=True)})",
+        f"f41l3d0000aa: retried (it had failed: {REASON})",
         "1 of 1 retried",
     ]
 
@@ -421,8 +420,6 @@ def test_redrive_move_starts_sqs_native_redrive_of_the_dead_letter_queue(
         {"TaskHandle": "handle-1"},
         {"SourceArn": arn, "DestinationArn": uploads, "MaxNumberOfMessagesPerSecond": 5},
     )
-    from ops import dlq
-
     assert dlq.move(target, rate=5) == {"source": arn, "task_handle": "handle-1"}
 
 
@@ -548,7 +545,6 @@ def test_an_html_error_page_is_one_line_not_the_page(stubs: Stubs, target: Targe
     stubs["sqs"].add_client_error(
         "get_queue_attributes", service_error_code="500", service_message=page, http_status_code=500
     )
-    from ops import dlq
     from ops.target import OpsError
 
     with pytest.raises(OpsError) as raised:
@@ -560,7 +556,6 @@ def test_an_html_error_page_is_one_line_not_the_page(stubs: Stubs, target: Targe
 
 
 def test_redrive_move_on_the_local_runtime_says_it_cannot(stubs: Stubs) -> None:
-    from ops import dlq
     from ops.target import OpsError
 
     local = Target("local", REGION, OUTPUTS, endpoint="http://127.0.0.1:1", local=True, session=stubs)
@@ -618,8 +613,8 @@ def test_redrive_reports_each_dead_letter_with_the_stacks_own_rules_and_releases
     receive = {
         "QueueUrl": DEAD_LETTERS,
         "MaxNumberOfMessages": 10,
-        "VisibilityTimeout": report.VISIBILITY_TIMEOUT,
-        "WaitTimeSeconds": report.WAIT_SECONDS,
+        "VisibilityTimeout": dlq.VISIBILITY_TIMEOUT,
+        "WaitTimeSeconds": dlq.WAIT_SECONDS,
         "MessageSystemAttributeNames": ["All"],
     }
     sqs = stubs["sqs"]

@@ -124,8 +124,9 @@ def test_status_shows_the_uploaded_key_not_the_snapshot_and_marks_each_keys_newe
         lines[lines.index(rows["sec0nd000002"]) + 1]
         == "  => clean/claims/date=2026-11-30/claims.csv/000000000000000002/"
     )
-    assert lines[-2].startswith(
-        "* newest upload of its key (event time, then S3 sequencer); all its uploads: s3sm status --key KEY"
+    assert lines[-2] == (
+        "* newest upload of its key (event time, then S3 sequencer); "
+        "all its uploads: .venv/bin/s3sm status --key KEY"
     )
 
 
