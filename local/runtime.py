@@ -32,7 +32,7 @@ from local import artifacts
 from local.artifacts import BuildError
 from local.cfn_response import ResponseServer
 from local.delivery import Delivery
-from local.emulator import ACCOUNT_ID, Emulator, Quotas, environment, on_retry
+from local.emulator import ACCOUNT_ID, Emulator, Quotas, environment
 from local.functions import FunctionProcess, LogSink
 from local.notifications import Notifications
 from local.process import ROOT
@@ -141,8 +141,7 @@ class Runtime:
         self._exit.enter_context(environment(aws_env))
         self.emulator.set_quotas(self.quotas)
         self._exit.callback(self.emulator.set_quotas, None)
-        self.emulator.set_start_listener(self._on_start)
-        self._exit.callback(self.emulator.set_start_listener, None)
+        self._exit.callback(self.emulator.on_start(self._on_start))
         self.notify("emulator", {"endpoint": self.emulator.endpoint_url})
         self.notify("quotas", {"quotas": self.quotas, "time_scale": self.time_scale})
 
@@ -176,14 +175,12 @@ class Runtime:
             s3=s3,
             quotas=self.quotas,
             time_scale=self.time_scale,
-            poll_interval=self.poll_interval,
             scratch_dir=self.scratch_dir,
             log_dir=self.log_dir,
             notify=self._on_runner,
             stand_ins=self.stand_ins,
         ).start()
         self._exit.callback(self.runner.stop)
-        self._exit.callback(on_retry(self.runner.rerun))  # RetryPipelineExecution runs it again
         self._exit.callback(notifications.stop)
 
         for request in self.requests:
@@ -258,10 +255,6 @@ class Runtime:
             self.notify("execution-replayed", {"arn": execution_arn})
 
     def _on_delivery(self, kind: str, details: dict[str, Any]) -> None:
-        # An invocation may have started executions: the runner looks now instead of at its next poll,
-        # as SageMaker's own backend reacts to StartPipelineExecution at once.
-        if kind in ("invoked", "invoke-error") and self.runner is not None:
-            self.runner.wake()
         if kind == "invoked":
             with self._replayed_lock:
                 details = {**details, "replayed": sorted(self._replayed)}
