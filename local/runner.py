@@ -1,31 +1,16 @@
 """The local pipeline runner: runs each started execution's definition, as SageMaker would.
 
-It runs what the project's rendered definition (``python -m pipeline render``) uses; anything else
-fails the execution with a message saying so, before anything runs:
-
-- ``Parameters``: the execution's values over the declared defaults, typed as declared (``String``,
-  ``Integer``, ``Float``); a value for an undeclared parameter fails it, as SageMaker rejects it;
-  ``{"Get": "Parameters.X"}`` and ``{"Std:Join": {"On": ..., "Values": [...]}}`` are evaluated;
-- ``Processing`` steps, in the order listed: a subprocess per instance (``InstanceCount``), each in a
-  scratch folder standing for its ``/opt/ml`` (every ``/opt/ml/...`` path of the entrypoint and arguments
-  is mapped into it; ``python3`` is this interpreter); S3Prefix inputs in File mode, dealt out to the
-  instances (``ShardedByS3Key``) or to each (``FullyReplicated``); ``config/resourceconfig.json`` names
-  the instance (``algo-N``) and the hosts, its path in ``LOCAL_RESOURCE_CONFIG``;
-- outputs by ``S3UploadMode``: ``EndOfJob`` is uploaded when the job succeeds; ``Continuous``, which
-  SageMaker uploads while the job runs (ProcessingS3Output: "continuously"), reaches S3 whatever the
-  outcome: it is uploaded once, when the job ends, failed or not;
-- the account's processing-instance quota (all jobs' instances together): a job beyond it is refused
-  when created, before any download, with SageMaker's ``ResourceLimitExceeded`` (exception type
-  ``SageMaker.RESOURCE_LIMIT``); one asking for more than the quota itself fails at once (SageMaker
-  would retry it until its policy expires);
-- the step's ``RetryPolicies``: the first whose ``ExceptionType`` lists the refusal's retries it after
-  ``IntervalSeconds * BackoffRate ** n`` (n: that policy's retries so far) until ``MaxAttempts`` retries,
-  or until the next wait would end ``ExpireAfterMin`` after the step started; the step stays
-  ``Executing`` meanwhile, its ``AttemptCount`` growing. Waits run ``time_scale`` times as long as
-  SageMaker's, and ``ExpireAfterMin`` is measured on that scaled clock.
-
-Executions come from the emulator's start listener (:meth:`Emulator.on_start`: each new start and each
-accepted RetryPipelineExecution), run on a thread per execution the execution quota allows.
+It runs what the project's rendered definition uses, and fails an execution on anything else with a
+message saying so, before anything runs: ``Parameters`` (String, Integer, Float; an undeclared one fails
+the execution, as SageMaker rejects it), ``Get`` of ``Parameters.*`` and ``Std:Join``; ``Processing``
+steps in the order listed, a subprocess per instance, each in a scratch folder standing for its
+``/opt/ml``, S3Prefix File-mode inputs (``ShardedByS3Key`` or ``FullyReplicated``), a
+``resourceconfig.json`` per host (its path in ``LOCAL_RESOURCE_CONFIG``); outputs by ``S3UploadMode``
+(``EndOfJob`` when the job succeeds; ``Continuous``, which SageMaker uploads while the job runs, when it
+ends, failed or not); the account's processing-instance quota, refused with SageMaker's
+``ResourceLimitExceeded`` when a job is created; and the step's ``RetryPolicies``, on a clock
+``time_scale`` times as fast as SageMaker's. Executions come from the emulator's start listener
+(:meth:`Emulator.on_start`), a thread each within the execution quota. docs/local-runtime.md has it all.
 """
 
 from __future__ import annotations
@@ -340,25 +325,20 @@ class Runner:
         name, started = str(step["Name"]), time.monotonic()
         job_name = f"pipelines-{arn.rsplit('/', 1)[1]}-{name}-{hashlib.sha256(arn.encode()).hexdigest()[:10]}"
         job_arn = f"arn:aws:sagemaker:{self.emulator.region}:{ACCOUNT_ID}:processing-job/{job_name.lower()}"
-        record: dict[str, Any] = {
-            "StepName": name,
-            "StepDisplayName": name,
-            "StepStatus": "Executing",
-            "StartTime": datetime.now(UTC).isoformat(),
-            "AttemptCount": 1,
-            "Metadata": {"ProcessingJob": {"Arn": job_arn}},
-        }
+        now, job = datetime.now(UTC).isoformat(), {"ProcessingJob": {"Arn": job_arn}}
+        record: dict[str, Any] = {"StepName": name, "StepDisplayName": name, "StepStatus": "Executing"}
+        record.update(StartTime=now, AttemptCount=1, Metadata=job)
         self.emulator.record_step(arn, record)
         try:
             policies = list(step.get("RetryPolicies") or [])
             try:
-                job = Job.parse(resolve(step.get("Arguments") or {}, parameters, f"Steps.{name}.Arguments"))
+                args = Job.parse(resolve(step.get("Arguments") or {}, parameters, f"Steps.{name}.Arguments"))
             except _MALFORMED as exc:
                 raise StepFailed(f"malformed processing step arguments: {type(exc).__name__}: {exc}") from exc
             retries = [0] * len(policies)
             while True:
                 try:
-                    return self._processing_job(arn, name, job, record)
+                    return self._processing_job(arn, name, args, record)
                 except StepFailed as exc:
                     elapsed = (time.monotonic() - started) / self.time_scale
                     wait, why = retry_wait(policies, retries, exc, elapsed)
