@@ -41,7 +41,7 @@ from contract.artifact import package_files
 from contract.routes import FILE_VARIABLE, RoutesError, loads
 from local import ROOT, STATE_DIR
 from local.delivery import Delivery
-from local.emulator import ACCOUNT_ID, Emulator, Quotas, environment, on_retry
+from local.emulator import ACCOUNT_ID, Emulator, Quotas, environment
 from local.lambdas import FunctionProcess, FunctionSpec, LogSink, LogWriter, child_environment
 from local.notifications import Notifications
 from local.runner import TIME_SCALE, Runner
@@ -201,7 +201,6 @@ class Runtime:
         port: int = 0,
         quotas: Quotas | None = None,
         time_scale: float = TIME_SCALE,
-        poll_interval: float = 0.5,
         scratch_dir: Path | None = None,
         log_dir: Path | None = None,
         notify: Notify | None = None,
@@ -213,7 +212,7 @@ class Runtime:
         self.stand_ins = list(stand_ins)  # pipelines of others the routes start: recorded, never run
         self._own_emulator = emulator is None
         self.emulator = emulator or Emulator(port=port)
-        self.quotas, self.time_scale, self.poll_interval = quotas or Quotas(), time_scale, poll_interval
+        self.quotas, self.time_scale = quotas or Quotas(), time_scale
         self.scratch_dir, self.log_dir = scratch_dir, log_dir
         self.notify: Notify = notify or _ignore
         self.on_log: LogSink = on_log or _ignore
@@ -258,8 +257,7 @@ class Runtime:
         exit_.enter_context(environment(aws_env))
         self.emulator.set_quotas(self.quotas)
         exit_.callback(self.emulator.set_quotas, None)
-        self.emulator.set_start_listener(self._on_start)
-        exit_.callback(self.emulator.set_start_listener, None)
+        exit_.callback(self.emulator.on_start(self._on_start))
         self.notify("emulator", {"endpoint": self.emulator.endpoint_url})
         self.notify("quotas", {"quotas": self.quotas, "time_scale": self.time_scale})
 
@@ -292,14 +290,12 @@ class Runtime:
             s3=s3,
             quotas=self.quotas,
             time_scale=self.time_scale,
-            poll_interval=self.poll_interval,
             scratch_dir=self.scratch_dir,
             log_dir=self.log_dir,
             notify=self._on_runner,
             stand_ins=self.stand_ins,
         ).start()
         exit_.callback(self.runner.stop)
-        exit_.callback(on_retry(self.runner.rerun))  # RetryPipelineExecution runs it again
         exit_.callback(notifications.stop)
 
         for request in self.requests:
@@ -383,10 +379,6 @@ class Runtime:
             self.notify("execution-replayed", {"arn": execution_arn})
 
     def _on_delivery(self, kind: str, details: dict[str, Any]) -> None:
-        # An invocation may have started executions: the runner looks now instead of at its next poll,
-        # as SageMaker's own backend reacts to StartPipelineExecution at once.
-        if kind in ("invoked", "invoke-error") and self.runner is not None:
-            self.runner.wake()
         if kind == "invoked":
             with self._lock:
                 details = {**details, "replayed": sorted(self._replayed)}

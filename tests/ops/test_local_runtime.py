@@ -85,8 +85,6 @@ def run(runtime: Runtime, key: str, body: bytes) -> str:
             {"Name": "OutputDataUrl", "Value": f"s3://{bucket}/clean/{key}/1/"},
         ],
     )["PipelineExecutionArn"]
-    assert runtime.runner is not None
-    runtime.runner.wake()  # as the local delivery does after an invocation
     return arn
 
 
