@@ -13,6 +13,7 @@ import pytest
 
 from local.emulator import Emulator
 from pipeline.__main__ import compile_routes
+from tests.support.etl import dataset, etl_script, run_etl
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -56,3 +57,6 @@ def aws(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     for key, value in emulator.environ().items():
         monkeypatch.setenv(key, value)
     return emulator
+
+
+__all__ = ["aws", "dataset", "emulator", "etl_script", "load_event", "run_etl"]

@@ -48,7 +48,7 @@ from trigger.routing import Dataset, route
 from contract.routes import event_pattern, loads
 from local.emulator import Emulator
 from tests.conftest import routes_file
-from tests.trigger.conftest import LambdaContext
+from tests.support.trigger import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "example-data-bucket"

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.ops import stubs, target
+
 
 class UnitTierViolation(BaseException):
     """A unit test tried to reach the network or start a process."""
@@ -73,3 +75,6 @@ def unit_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Guard]:
     yield guard
     if guard.attempts:
         pytest.fail("\n".join(guard.attempts), pytrace=False)
+
+
+__all__ = ["stubs", "target", "unit_guard"]

@@ -20,7 +20,7 @@ from trigger import backoff, handler
 from trigger import config as trigger_config
 from trigger.errors import ConfigError
 
-from tests.trigger.conftest import LambdaContext, trigger_env
+from tests.support.trigger import LambdaContext, trigger_env
 
 Event = Callable[[str], dict[str, Any]]
 BUCKET = "example-data-bucket"

@@ -19,7 +19,7 @@ from local.notifications import DETAIL_TYPE, SOURCE
 from local.runtime import Runtime, StackRequest
 from ops import cli
 from tests.conftest import DOCUMENTED_STATUS_EVENT
-from tests.local.test_runtime_e2e import Recorder, finished
+from tests.e2e.test_local_runtime import Recorder, finished
 
 pytestmark = pytest.mark.e2e
 STACK = "ops-local"

@@ -15,7 +15,7 @@ from trigger.routing import digest
 
 from contract import ledger
 from local.runtime import Runtime, StackRequest
-from tests.local.test_runtime_e2e import Recorder, finished
+from tests.e2e.test_local_runtime import Recorder, finished
 
 pytestmark = pytest.mark.e2e
 
