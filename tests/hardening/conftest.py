@@ -47,8 +47,8 @@ from trigger.routing import Dataset, route
 
 from contract.routes import event_pattern, loads
 from local.emulator import Emulator
-from tests.conftest import routes_file
-from tests.support.trigger import LambdaContext
+from tests.support.lambda_context import LambdaContext
+from tests.support.project import routes_file
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "example-data-bucket"
