@@ -24,7 +24,7 @@ from contract.routes import parse
 from redrive import ReportError, deployed_config, render, waiting
 from redrive.__main__ import parse_args, settings
 from redrive.report import VISIBILITY_TIMEOUT, WAIT_SECONDS
-from tests.hardening.conftest import BUCKET, Stack
+from tests.support.hardening import BUCKET, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "raw/coil2000/Caravan.csv"
