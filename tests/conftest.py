@@ -1,39 +1,21 @@
-"""Shared fixtures: one local emulator (moto server over HTTP) per test session, reset per test."""
+"""Fixtures of every tier: sample events, generated data and the ETL bundle; one local emulator (moto
+server over HTTP) per test session, reset per test. Helpers live in tests/support."""
 
 from __future__ import annotations
 
-import json
-import tempfile
+import functools
+import subprocess
 from collections.abc import Callable, Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from coilgen import Generated, generate
+from contract.artifact import BUNDLE_FILE, bundle
 from local.emulator import Emulator
-from pipeline.__main__ import compile_routes
-
-ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "events"
-# SageMaker's "Pipeline Execution Status Change" event exactly as its developer guide documents it: what
-# the template's PipelineStatusRule receives (no function's event, so not among the sample events above)
-DOCUMENTED_STATUS_EVENT = EVENTS / "notifications" / "sagemaker-pipeline-execution-status.json"
-
-
-@cache
-def routes_file(source: Path = ROOT / "routes.yaml") -> str:
-    """``source`` compiled as the build compiles it (the trigger reads routes.json, never YAML): the
-    ``ROUTES_FILE`` of a trigger run from the source tree."""
-    target = Path(tempfile.mkdtemp(prefix="routes-")) / "routes.json"
-    target.write_text(compile_routes(source), encoding="utf-8")
-    return str(target)
-
-
-def _load_event(name: str) -> dict[str, Any]:
-    """A sample event from events/, the same file `sam local invoke -e` replays."""
-    event: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
-    return event
+from tests.support.etl import ETL_PACKAGE, run_bundle
+from tests.support.project import load_event as _load_event
 
 
 @pytest.fixture
@@ -56,3 +38,31 @@ def aws(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     for key, value in emulator.environ().items():
         monkeypatch.setenv(key, value)
     return emulator
+
+
+@pytest.fixture(scope="session")
+def etl_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle the pipeline ships (etl.pyz), built from this checkout's etl package."""
+    path = tmp_path_factory.mktemp("bundle") / BUNDLE_FILE
+    path.write_bytes(bundle(ETL_PACKAGE))
+    return path
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Generated]:
+    """generate(...) once per distinct set of arguments; the folder is shared, so copy it to modify it."""
+    cache: dict[tuple[Any, ...], Generated] = {}
+
+    def make(**kwargs: Any) -> Generated:
+        key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
+        if key not in cache:
+            cache[key] = generate(tmp_path_factory.mktemp("data"), **kwargs)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture
+def run_etl(etl_script: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `python etl.pyz --input-dir D --output-dir O ARGS...` in a subprocess, as the job does."""
+    return functools.partial(run_bundle, etl_script)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from tests.conftest import DOCUMENTED_STATUS_EVENT
+from tests.support.project import DOCUMENTED_STATUS_EVENT
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_EVENT = "SageMaker Model Building Pipeline Execution Status Change"

@@ -20,7 +20,8 @@ from trigger import backoff, handler
 from trigger import config as trigger_config
 from trigger.errors import ConfigError
 
-from tests.trigger.conftest import LambdaContext, trigger_env
+from tests.support.lambda_context import LambdaContext
+from tests.support.project import trigger_env
 
 Event = Callable[[str], dict[str, Any]]
 BUCKET = "example-data-bucket"

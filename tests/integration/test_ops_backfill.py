@@ -23,9 +23,10 @@ from trigger import handler
 from contract.ledger import read
 from local.emulator import Emulator
 from ops.target import Target
-from tests.conftest import routes_file
-from tests.trigger.conftest import ROLE_ARN, LambdaContext, pipeline_definition
-from tests.unit.ops.conftest import s3sm
+from tests.support.lambda_context import LambdaContext
+from tests.support.ops import s3sm
+from tests.support.project import routes_file
+from tests.support.trigger import ROLE_ARN, pipeline_definition
 
 STACK = "backfill-local"
 PIPELINE = "backfill-pipeline"

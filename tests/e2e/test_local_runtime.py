@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,28 +19,12 @@ import pytest
 
 from coilgen import generate
 from local.delivery import s3_keys
-from local.demo import is_output_of
-from local.runtime import Runtime, StackRequest
+from local.runtime import Runtime
+from tests.support.runtime import Recorder, bucket, executions_for, finished, pipeline, running
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Recorder:
-    """Keeps the runtime's notifications for the tests to look at."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, kind: str, details: dict[str, Any]) -> None:
-        with self.lock:
-            self.events.append((kind, details))
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [d for k, d in self.events if k == kind]
 
 
 @pytest.fixture(scope="module")
@@ -51,46 +34,8 @@ def recorder() -> Recorder:
 
 @pytest.fixture(scope="module")
 def runtime(recorder: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    scratch = tmp_path_factory.mktemp("scratch")
-    with Runtime(stacks=[StackRequest("e2e")], scratch_dir=scratch, notify=recorder) as rt:
-        rt.warm_up()
+    with running("e2e", recorder, tmp_path_factory.mktemp("scratch")) as rt:
         yield rt
-
-
-def bucket(runtime: Runtime) -> str:
-    return runtime.stacks[0].ref("DataBucket")
-
-
-def pipeline(runtime: Runtime) -> str:
-    return runtime.stacks[0].parameters["PipelineName"]
-
-
-def executions_for(runtime: Runtime, key: str) -> list[dict[str, Any]]:
-    """The executions of ``key`` (their OutputDataUrl is one of the key's output folders)."""
-    sagemaker = boto3.client("sagemaker")
-    found = []
-    for summary in sagemaker.list_pipeline_executions(PipelineName=pipeline(runtime))[
-        "PipelineExecutionSummaries"
-    ]:
-        arn = summary["PipelineExecutionArn"]
-        params = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)[
-            "PipelineParameters"
-        ]
-        if is_output_of({p["Name"]: p["Value"] for p in params}.get("OutputDataUrl", ""), key):
-            found.append(summary)
-    return found
-
-
-def finished(runtime: Runtime, key: str, timeout: float = 60) -> dict[str, Any]:
-    """Wait for the one execution on ``key`` to finish; its summary."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = executions_for(runtime, key)
-        if found and all(s["PipelineExecutionStatus"] != "Executing" for s in found):
-            assert len(found) == 1, f"{len(found)} executions for {key}"
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError(f"no finished execution for {key} within {timeout} s")
 
 
 def output_prefix(summary: dict[str, Any]) -> str:

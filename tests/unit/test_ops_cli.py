@@ -20,7 +20,7 @@ from ops.retry import DATA_ERROR_EXIT_STATUS, is_data_error, token
 from ops.status import Collector, render
 from ops.target import Target
 from ops.text import shorten, table
-from tests.unit.ops.conftest import DEAD_LETTERS, OUTPUTS, PIPELINE, PIPELINE_ARN, REGION, UPLOAD_QUEUE, Stubs
+from tests.support.ops import DEAD_LETTERS, OUTPUTS, PIPELINE, PIPELINE_ARN, REGION, UPLOAD_QUEUE, Stubs
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 BUCKET = OUTPUTS["DataBucketName"]

@@ -16,10 +16,10 @@ import pytest
 from coilgen import generate
 from local.cli import runtime_state
 from local.notifications import DETAIL_TYPE, SOURCE
-from local.runtime import Runtime, StackRequest
-from ops import cli
-from tests.conftest import DOCUMENTED_STATUS_EVENT
-from tests.local.test_runtime_e2e import Recorder, finished
+from local.runtime import Runtime
+from tests.support.ops import s3sm
+from tests.support.project import DOCUMENTED_STATUS_EVENT
+from tests.support.runtime import Recorder, finished, running
 
 pytestmark = pytest.mark.e2e
 STACK = "ops-local"
@@ -32,9 +32,7 @@ def recorder() -> Recorder:
 
 @pytest.fixture(scope="module")
 def runtime(recorder: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    scratch = tmp_path_factory.mktemp("scratch")
-    with Runtime(stacks=[StackRequest(STACK)], scratch_dir=scratch, notify=recorder) as rt:
-        rt.warm_up()
+    with running(STACK, recorder, tmp_path_factory.mktemp("scratch")) as rt:
         yield rt
 
 
@@ -46,12 +44,6 @@ def state(runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     path.write_text(json.dumps(found), encoding="utf-8")
     monkeypatch.setattr("ops.target.STATE_FILE", path)
     return found
-
-
-def s3sm(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def executions(runtime: Runtime) -> list[dict[str, Any]]:

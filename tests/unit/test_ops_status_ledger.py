@@ -15,7 +15,7 @@ from ops import cli
 from ops.status import Collector, Queues, render
 from ops.target import Target
 from ops.uploads import newest, recency, routed_pipelines, runs
-from tests.unit.ops.conftest import OUTPUTS, PIPELINE, PIPELINE_ARN, REGION, Stubs
+from tests.support.ops import OUTPUTS, PIPELINE, PIPELINE_ARN, REGION, Stubs
 
 BUCKET = OUTPUTS["DataBucketName"]
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

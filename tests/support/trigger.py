@@ -1,13 +1,13 @@
-"""Trigger test fixtures: the real handler, configured from events/env.json, against the emulator."""
+"""The trigger's harness: the real handler, configured from events/env.json, against the emulator."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,24 +16,17 @@ import pytest
 from trigger import config as trigger_config
 from trigger import handler
 
-from local.emulator import Emulator
-from tests.conftest import routes_file
+from tests.support.lambda_context import LambdaContext
+from tests.support.project import trigger_env
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
 ROLE_ARN = "arn:aws:iam::123456789012:role/pipeline-execution"
-COPY_STAND_IN = "tests.trigger.copy-stand-in"
+COPY_STAND_IN = "tests.support.trigger.copy-stand-in"
 
 
 def snapshot_of(relative: str, upload: str, name: str = "") -> str:
     """The snapshot key of the dataset at ``relative`` under raw/ for its upload ``upload``: a folder named
     by 32 hex digits of the SHA-256 of its key (not by the key's folders), then the object's ``name``."""
     return f"snapshot/{hashlib.sha256(f'raw/{relative}'.encode()).hexdigest()[:32]}/{upload}/{name}"
-
-
-def trigger_env() -> dict[str, str]:
-    """The trigger's environment as `sam local invoke --env-vars events/env.json` would set it."""
-    env: dict[str, str] = json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))["TriggerFunction"]
-    return {**env, "ROUTES_FILE": routes_file()}
 
 
 def pipeline_definition() -> str:
@@ -46,20 +39,6 @@ def pipeline_definition() -> str:
         {"Name": "ProcessingVolumeSizeInGB", "Type": "Integer", "DefaultValue": 30},
     ]
     return json.dumps({"Version": "2020-12-01", "Parameters": parameters, "Steps": []})
-
-
-@dataclass(frozen=True)
-class LambdaContext:
-    """What Powertools' inject_lambda_context reads from the Lambda context."""
-
-    function_name: str = "TriggerFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:TriggerFunction"
-    aws_request_id: str = "8b5e6a4c-0f1d-4a8e-9f0b-2a1c3d4e5f60"
-    remaining_ms: int = 300_000  # the template's Timeout, all of it left
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @dataclass(frozen=True)
@@ -151,11 +130,10 @@ class Trigger:
         return {name: sum(last[name]) if isinstance(last[name], list) else last[name] for name in names}
 
 
-@pytest.fixture
-def trigger(
-    aws: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Trigger]:
-    """Given the trigger configured from events/env.json and its pipeline created in the emulator."""
+@contextmanager
+def trigger_harness(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Trigger]:
+    """The trigger configured from events/env.json and its pipeline created in the emulator the AWS_*
+    variables point at, for as long as the block runs."""
     env = trigger_env()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -181,7 +159,7 @@ def trigger(
     def copied(**_: Any) -> tuple[Any, dict[str, Any]]:
         # These tests are about events, keys and starts: the sample events name objects and versions
         # the emulator does not hold, so the snapshot copy is recorded and answered here
-        # (tests/trigger/test_snapshot.py copies real objects in the emulator).
+        # (tests/integration/test_trigger_snapshot.py copies real objects in the emulator).
         return SimpleNamespace(status_code=200, headers={}), {"CopyObjectResult": {"ETag": '"e"'}}
 
     s3_events = handler.s3_client().meta.events
@@ -192,8 +170,3 @@ def trigger(
     trigger_config.settings.cache_clear()
     handler.sagemaker_client.cache_clear()
     handler.s3_client.cache_clear()
-
-
-@pytest.fixture
-def event(load_event: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
-    return load_event

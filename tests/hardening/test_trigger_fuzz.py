@@ -54,10 +54,9 @@ from trigger import handler
 from trigger.errors import StartFailed, UnsupportedEvent
 
 from local.emulator import environment
-from tests.hardening.conftest import LambdaContext
+from tests.support.hardening import write_figures
+from tests.support.lambda_context import LambdaContext
 
-ROOT = Path(__file__).resolve().parents[2]
-FIGURES = ROOT / "build" / "hardening-figures.json"
 TOTAL_EXAMPLES = 10_000
 SHARES = {"s3": 0.5, "sqs": 0.2, "eventbridge": 0.15, "test_event": 0.05, "anything": 0.1}
 CONFIGS = [  # (raw prefix, clean prefix, mode)
@@ -419,11 +418,8 @@ def figures() -> Iterator[None]:
     yield
     if not FIGURES_RUN["events"]:
         return
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(FIGURES.read_text(encoding="utf-8")) if FIGURES.exists() else {}
-    data["trigger_fuzz"] = dict(sorted(FIGURES_RUN.items()))
-    FIGURES.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    print(f"\ntrigger fuzzing: {json.dumps(data['trigger_fuzz'])}")
+    write_figures({"trigger_fuzz": FIGURES_RUN})
+    print(f"\ntrigger fuzzing: {json.dumps(dict(sorted(FIGURES_RUN.items())))}")
 
 
 @cache

@@ -14,7 +14,7 @@ import pytest
 
 from coilgen.dictionary import CODES, COIL, L0_LABELS, L2_LABELS
 from etl.read import BOM
-from tests.etl.conftest import main
+from tests.support.etl import main
 
 CLEAN_NAMES = COIL.names
 

@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 from trigger import handler
 from trigger.errors import ConfigError, StartFailed, UnsupportedEvent
 
-from tests.trigger.conftest import snapshot_of
+from tests.support.trigger import snapshot_of
 
 Event = Callable[[str], dict[str, Any]]
 BUCKET_URL = "s3://example-data-bucket/"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coilgen import ROW_FAULTS
-from tests.etl.conftest import main
+from tests.support.etl import main
 
 REASONS = {
     "bad-values": ("is not an integer", "its maximum", "its minimum", "categories", "missing value"),

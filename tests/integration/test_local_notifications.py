@@ -1,5 +1,5 @@
 """The template's own PipelineStatusRule, created in moto by local/stack.py, against SageMaker's
-status-change event exactly as SageMaker documents it (tests.conftest.DOCUMENTED_STATUS_EVENT):
+status-change event exactly as SageMaker documents it (tests.support.project.DOCUMENTED_STATUS_EVENT):
 which statuses reach the topic (NotifyOnSuccess), as plain text, and nothing of another pipeline."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from local.emulator import Emulator
 from local.notifications import Notifications, status_event
 from local.stack import DeployedStack, Resolver, Resource, StackDeployer, Template
-from tests.conftest import DOCUMENTED_STATUS_EVENT, ROOT
+from tests.support.project import DOCUMENTED_STATUS_EVENT, ROOT
 
 PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/s3-sagemaker-trigger"
 OTHER_PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/someone-elses"

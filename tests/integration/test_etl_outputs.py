@@ -6,7 +6,7 @@ import csv
 import json
 import shutil
 
-from tests.etl.conftest import main
+from tests.support.etl import main
 
 
 def test_too_many_rejects_fail_the_run_saying_how_many_and_why(dataset, tmp_path, run_etl):

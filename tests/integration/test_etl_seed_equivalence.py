@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.etl.conftest import main
+from tests.support.etl import main
 
 BASELINE = Path(__file__).resolve().parents[2] / "bench" / "etl_baseline.py"
 

@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from trigger import backoff, handler
 
-from tests.hardening.conftest import MAX_RECEIVE_COUNT, Stack
+from tests.support.hardening import MAX_RECEIVE_COUNT, Stack
 
 KEY = "raw/coil2000/Caravan.csv"
 LIMIT = "The account-level service limit 'Maximum number of concurrent pipeline executions' is 20"

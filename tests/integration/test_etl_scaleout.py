@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.etl.conftest import main
+from tests.support.etl import main
 
 
 def resource_config(tmp_path: Path, host: str, hosts: list[str]) -> Path:

@@ -14,8 +14,8 @@ import pytest
 from trigger.routing import digest
 
 from contract import ledger
-from local.runtime import Runtime, StackRequest
-from tests.local.test_runtime_e2e import Recorder, finished
+from local.runtime import Runtime
+from tests.support.runtime import Recorder, finished, running
 
 pytestmark = pytest.mark.e2e
 
@@ -44,14 +44,7 @@ def runtime(recorder: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Ite
     routes = tmp_path_factory.mktemp("routes") / "routes.yaml"
     routes.write_text(json.dumps(ROUTES), encoding="utf-8")
     scratch = tmp_path_factory.mktemp("scratch")
-    with Runtime(
-        stacks=[StackRequest("routes-e2e")],
-        scratch_dir=scratch,
-        notify=recorder,
-        routes=routes,
-        stand_ins=[CLAIMS],
-    ) as rt:
-        rt.warm_up()
+    with running("routes-e2e", recorder, scratch, routes=routes, stand_ins=[CLAIMS]) as rt:
         yield rt
 
 

@@ -14,7 +14,7 @@ from trigger.events import ObjectEvent, normalise
 
 from contract.ledger import Upload, describe
 from ops.target import Target
-from tests.unit.ops.conftest import OUTPUTS, PIPELINE, PIPELINE_ARN, UPLOAD_QUEUE, Stubs, s3sm
+from tests.support.ops import OUTPUTS, PIPELINE, PIPELINE_ARN, UPLOAD_QUEUE, Stubs, s3sm
 
 BUCKET = OUTPUTS["DataBucketName"]
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

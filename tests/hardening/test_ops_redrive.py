@@ -17,7 +17,7 @@ import pytest
 from ops import cli
 from ops.dlq import render, report
 from ops.target import OpsError, Target, load_routes
-from tests.hardening.conftest import BUCKET, Stack
+from tests.support.hardening import BUCKET, Stack
 
 KEY = "raw/coil2000/Caravan.csv"
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.etl.conftest import main
+from tests.support.etl import main
 
 
 def test_an_object_url_selects_exactly_that_file(dataset, tmp_path):

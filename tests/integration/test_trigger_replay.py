@@ -21,7 +21,7 @@ from trigger.events import ObjectEvent, normalise
 from trigger.routing import upload_id
 
 from contract import ledger
-from tests.trigger.conftest import snapshot_of
+from tests.support.trigger import snapshot_of
 
 BUCKET = "example-data-bucket"
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -1,4 +1,4 @@
-"""Deploy function fixtures: the real handler, a built artifact, and a stand-in for CloudFormation.
+"""The deploy function's harness: the real handler, a built artifact, and a stand-in for CloudFormation.
 
 CloudFormation's side of the protocol is a tiny HTTP server on 127.0.0.1 that records every response
 PUT to it; its URL replaces the ``ResponseURL`` of the replayed ``events/cfn-*.json``.
@@ -9,30 +9,27 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from deploy import handler
-from deploy import response as cfn_response
 
 from contract.artifact import copy_package
-from local.emulator import Emulator
 from pipeline.__main__ import compile_routes
 from pipeline.pipeline import render_image_uris, render_template
+from tests.support.lambda_context import LambdaContext
+from tests.support.project import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 ETL_PACKAGE = ROOT / "etl"
-EVENTS = ROOT / "events"
+CONTEXT = LambdaContext(function_name="DeployFunction", aws_request_id="5d0c7b1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e")
 
 
-@pytest.fixture(scope="session")
-def built_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_artifact(directory: Path) -> Path:
     """What `sam build` puts next to the deploy package: pipeline.json, image_uris.json, etl/, routes.json."""
-    directory = tmp_path_factory.mktemp("deploy-artifact")
     copy_package(ETL_PACKAGE, directory / "etl")
     (directory / "pipeline.json").write_text(render_template(directory / "etl"), encoding="utf-8")
     (directory / "image_uris.json").write_text(render_image_uris(), encoding="utf-8")
@@ -53,8 +50,9 @@ class CloudFormation:
         return f"{self.url}/response/{request_id}?X-Amz-Signature=local"
 
 
-@pytest.fixture
-def cloudformation() -> Iterator[CloudFormation]:
+@contextmanager
+def cloudformation_server() -> Iterator[CloudFormation]:
+    """A CloudFormation stand-in listening on 127.0.0.1 (a free port) while the block runs."""
     cfn = CloudFormation()
 
     class Handler(BaseHTTPRequestHandler):
@@ -80,21 +78,6 @@ def cloudformation() -> Iterator[CloudFormation]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@dataclass(frozen=True)
-class LambdaContext:
-    """What Powertools' inject_lambda_context (and the handler) read from the Lambda context."""
-
-    function_name: str = "DeployFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:DeployFunction"
-    aws_request_id: str = "5d0c7b1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"
-    log_stream_name: str = "2025/01/01/[$LATEST]0123456789abcdef"
-    remaining_ms: int = 300_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @dataclass
@@ -123,50 +106,11 @@ class Deploy:
 
     def call(self, event: dict[str, Any]) -> None:
         """Run the handler, whatever it does."""
-        handler.lambda_handler(event, LambdaContext())
+        handler.lambda_handler(event, CONTEXT)
 
     def invoke(self, event: dict[str, Any], *, remaining_ms: int = 300_000) -> dict[str, Any]:
         """Run the handler (with that much time left); return the one response it sent to CloudFormation."""
         sent = len(self.cloudformation.responses)
-        handler.lambda_handler(event, LambdaContext(remaining_ms=remaining_ms))
+        handler.lambda_handler(event, replace(CONTEXT, remaining_ms=remaining_ms))
         assert len(self.cloudformation.responses) == sent + 1, "the function must answer exactly once"
         return self.cloudformation.responses[-1]
-
-
-@pytest.fixture
-def deploy(
-    aws: Emulator,
-    built_artifact: Path,
-    cloudformation: CloudFormation,
-    load_event: Callable[[str], dict[str, Any]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Deploy]:
-    for name, value in json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))[
-        "DeployFunction"
-    ].items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(cfn_response, "RETRY_DELAY_SECONDS", 0.0)
-    fixture = Deploy(cloudformation, load_event, monkeypatch)
-    fixture.use_artifact(built_artifact)
-    yield fixture
-    handler.pipeline_resource.cache_clear()  # its clients point at this emulator
-    handler.route_provider.cache_clear()
-
-
-@pytest.fixture
-def data_bucket(s3: Any) -> str:
-    """The versioned bucket the sample events name (events/cfn-*.json's DataBucket)."""
-    bucket = "example-data-bucket"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    return bucket
-
-
-@pytest.fixture
-def s3(aws: Emulator) -> Any:
-    return boto3.client("s3")
-
-
-@pytest.fixture
-def sagemaker(aws: Emulator) -> Any:
-    return boto3.client("sagemaker")

@@ -1,8 +1,8 @@
-"""Stubbed AWS clients for the CLI's unit tests (botocore Stubber: the exact calls, no network)."""
+"""s3sm as a user runs it, and stubbed AWS clients for its unit tests (botocore Stubber: the exact calls,
+no network)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -10,7 +10,6 @@ import pytest
 from botocore.stub import Stubber
 
 from ops import cli
-from ops.target import Target
 
 REGION = "eu-west-1"
 ACCOUNT = "111122223333"
@@ -55,18 +54,6 @@ class Stubs:
     def verify(self) -> None:
         for stubber in self.stubbers.values():
             stubber.assert_no_pending_responses()
-
-
-@pytest.fixture
-def stubs() -> Iterator[Stubs]:
-    found = Stubs()
-    yield found
-    found.verify()
-
-
-@pytest.fixture
-def target(stubs: Stubs) -> Target:
-    return Target("prod", REGION, OUTPUTS, session=stubs)
 
 
 def s3sm(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -1,0 +1,1 @@
+"""What the test tiers share: harnesses, sample inputs and constants (fixtures stay in the conftests)."""
