@@ -12,7 +12,9 @@ runner reads the definition stored *for that execution* and its parameters, then
   S3 inputs are downloaded with S3Prefix semantics (``ShardedByS3Key``: the keys are dealt out to the
   instances); ``/opt/ml/config/resourceconfig.json`` names the instance (``algo-N``) and all hosts,
   and ``LOCAL_RESOURCE_CONFIG`` tells the script where it is; the outputs are uploaded at the end of
-  the job. ``python3``/``python`` entrypoints run with this interpreter;
+  the job, and only the ``Continuous`` ones when it fails (SageMaker uploads those while the job runs;
+  it documents ``EndOfJob`` as an upload "after the job completes"). ``python3``/``python``
+  entrypoints run with this interpreter;
 - any other step type, or a processing feature with no local equivalent (Pipe mode, manifest files,
   compressed input), fails the execution with a message saying so, before anything runs.
 
@@ -627,9 +629,14 @@ class Runner:
                 instances = [_Instance(host, Path(tmp) / host) for host in hosts]
                 for index, instance in enumerate(instances):
                     self._prepare(instance, index, hosts, job.inputs, job.outputs, args, job.cluster)
-                self._run_instances(
-                    instances, job.entrypoint, job.arguments, job.environment, job.max_runtime, info, step
-                )
+                try:
+                    self._run_instances(
+                        instances, job.entrypoint, job.arguments, job.environment, job.max_runtime, info, step
+                    )
+                except StepFailed:  # SageMaker uploads a Continuous output while the job runs
+                    continuous = [o for o in job.outputs if o["S3Output"].get("S3UploadMode") == "Continuous"]
+                    self._upload_outputs(instances, continuous)
+                    raise
                 return self._upload_outputs(instances, job.outputs)
         finally:
             with self._lock:
