@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from etl import MAX_REJECT_FRACTION, clean, infer, outputs, read
+from etl import MAX_REJECT_FRACTION, clean, outputs, read
 from etl.read import EtlError
 from etl.schema import Schema, SchemaError, load
 
@@ -93,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, code = list(sys.argv[1:] if argv is None else argv), 0
     try:
         if args[:1] == ["infer"]:
+            from etl import infer  # only for this command: a run starts sooner
+
             infer.main(args[1:])
             return 0
         schema = load((opts := parse_args(args)).schema)
