@@ -9,7 +9,7 @@ generated once and cached under build/etl-bench-data/. Every run is a subprocess
 its wall time is measured around it and its peak RSS is the kernel's (os.wait4 rusage of that child;
 this process imports nothing heavy, so the pages a child shares with it before exec stay negligible).
 The ETL runs as the pipeline runs it, ``python3 etl.pyz`` (contract.artifact.bundle), in the dev
-environment and, when build/etl-compat-venv exists (tests/etl/test_container_compat.py builds it),
+environment and, when build/etl-compat-venv exists (tests/integration/test_etl_container_compat.py builds it),
 under the processing image's versions. The floor is a plain streaming pyarrow read + write of the same
 files (bench/etl_floor.py), run in the same session: the ETL's wall time is given as a multiple of it.
 Each case runs --repeat times (3): the table shows the medians of wall time and peak RSS.
@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         pythons["image"] = str(args.image_python)
     else:
         print(
-            f"{args.image_python} missing: run tests/etl/test_container_compat.py once to build it",
+            f"{args.image_python} missing: build it once with "
+            ".venv/bin/pytest tests/integration/test_etl_container_compat.py",
             flush=True,
         )
     runs: list[Run] = []

@@ -1,7 +1,7 @@
 """The processing step's storage volume: a pipeline parameter the trigger sets from each upload's size.
 
 In File mode SageMaker copies the whole input onto the job's ML storage volume before the container
-starts, and the outputs (``S3UploadMode`` ``EndOfJob``) are written there too until the job ends. The
+starts, and the outputs are written there too (and stay until the job ends). The
 SDK's default of 30 GB therefore fails any upload larger than about 25 GB. The pipeline declares
 ``ProcessingVolumeSizeInGB`` (default :data:`DEFAULT_GB`) for the step's ``VolumeSizeInGB``, and the
 trigger passes :func:`size_gb` of the snapshot's size in bytes:

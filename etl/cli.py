@@ -14,13 +14,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from etl import MAX_REJECT_FRACTION, clean, infer, outputs, read
+from etl import MAX_REJECT_FRACTION, clean, outputs, read
 from etl.read import EtlError
 from etl.schema import Schema, SchemaError, load
 
 
-def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any]) -> None:
-    """The whole job; raises EtlError on failure. The report is filled in as it goes."""
+def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any], staged: Path) -> None:
+    """The whole job (its files written in `staged`); raises EtlError on failure. The report is filled in
+    as it goes."""
     path = Path(opts.resource_config)  # this host and all hosts, when the job has a resource config
     try:
         config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -30,8 +31,6 @@ def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any]) -> Non
     except (ValueError, KeyError, TypeError) as exc:
         raise EtlError(f"{path}: unreadable resource config ({exc}); expected its hosts") from exc
     report.update(host=host, hosts=hosts, outputs=(names := outputs.output_names(host, hosts)))
-    for folder in (opts.output_dir, opts.report_dir):
-        folder.mkdir(parents=True, exist_ok=True)
     (opts.output_dir / names["full_data"]).unlink(missing_ok=True)  # a failed run leaves no clean data
     lay = schema.layout or read  # the example's layout rules, or a CSV file with a header
     infos, report["ignored"], wanted = read.discover(opts.input_dir, opts.input_url, sharded=len(hosts) > 1)
@@ -46,7 +45,7 @@ def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any]) -> Non
         report["note"] = f"this instance received {gone or f'no data files (one {some})'}"
     keep: tuple[str, ...] = ()
     keys: clean.Keys = {}
-    out, data = outputs.Outputs((opts.output_dir, opts.report_dir), names, opts.progress_seconds, schema), []
+    out, data = outputs.Outputs(staged, opts.output_dir, names, opts.progress_seconds, schema), []
     try:
         for job in jobs:
             group = [outputs.file_stats(job.info, job.role, job.companion.name if job.companion else None)]
@@ -72,9 +71,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m etl", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--input-dir", type=Path, default=Path("/opt/ml/processing/input/data"))
     parser.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/output"))
-    parser.add_argument(
-        "--report-dir", type=Path, help="for rejects.csv and report.json (default: --output-dir)"
-    )
     parser.add_argument("--input-url", help="the S3 URL of the run; an object URL selects that one file")
     parser.add_argument("--schema", type=Path, help="the Table Schema (default: the shipped etl/schema.json)")
     parser.add_argument(
@@ -84,7 +80,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     config = os.environ.get("LOCAL_RESOURCE_CONFIG", "/opt/ml/config/resourceconfig.json")  # local runner's
     parser.add_argument("--resource-config", default=config, help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
-    opts.report_dir = opts.report_dir or opts.output_dir
     if not 0.0 <= opts.max_reject_fraction <= 1.0:
         parser.error("--max-reject-fraction must be between 0 and 1")
     return opts
@@ -98,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, code = list(sys.argv[1:] if argv is None else argv), 0
     try:
         if args[:1] == ["infer"]:
+            from etl import infer  # only for this command: a run starts sooner
+
             infer.main(args[1:])
             return 0
         schema = load((opts := parse_args(args)).schema)
@@ -116,14 +113,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "title": schema.title,
         "max_reject_fraction": opts.max_reject_fraction,
     }
-    try:
-        run(opts, schema, report)
-        report["status"] = "succeeded"
-    except (EtlError, OSError) as exc:
-        report["error"], code = str(exc), 1
-        outputs.LOG.error("failed: %s", exc)
-        print(f"etl: error: {exc}", file=sys.stderr)
-    report |= {"finished_at": stamp(), "seconds": round(time.monotonic() - started, 3)}
-    if "outputs" in report:
-        outputs.write_json(opts.report_dir / report["outputs"]["report"], report, opts.output_dir)
+    with contextlib.ExitStack() as stack:
+        try:  # the report names the outputs once the staging folder is there
+            staged = stack.enter_context(outputs.staging(opts.output_dir))
+            run(opts, schema, report, staged)
+            report["status"] = "succeeded"
+        except (EtlError, OSError) as exc:
+            report["error"], code = str(exc), 1
+            outputs.LOG.error("failed: %s", exc)
+            print(f"etl: error: {exc}", file=sys.stderr)
+        report |= {"finished_at": stamp(), "seconds": round(time.monotonic() - started, 3)}
+        if "outputs" in report:
+            outputs.write_json(staged, opts.output_dir / report["outputs"]["report"], report)
     return code

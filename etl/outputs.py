@@ -1,14 +1,18 @@
-"""The outputs (docs/etl.md), each written to a temporary file renamed into place at the end."""
+"""The outputs (docs/etl.md), each written in a staging folder beside the output folder and moved into
+it whole once complete: the pipeline uploads the output folder continuously (S3UploadMode Continuous),
+so it only ever holds finished files, and a failed run's rejects and report reach S3 too."""
 
 import csv
 import io
 import json
 import logging
-import os
+import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,26 +56,28 @@ def totals(report: dict[str, Any], data: list[dict[str, Any]], max_fraction: flo
         raise EtlError(f"no valid rows: all {sums['rows_read']} rows were rejected; see {rejects}")
 
 
-def temp_file(path: Path, folder: Path) -> Path:  # in `folder` (the output's), renamed onto `path` at the end
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
+@contextmanager
+def staging(output: Path) -> Iterator[Path]:
+    """A new folder beside `output` (on its volume, so a move is a rename), removed with what is left."""
+    output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}-staging-") as folder:
+        yield Path(folder)
 
 
-def write_json(path: Path, payload: dict[str, Any], folder: Path) -> None:
-    (tmp := temp_file(path, folder)).write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+def write_json(staged: Path, path: Path, payload: dict[str, Any]) -> None:
+    (staged / path.name).write_text(json.dumps(payload, indent=2) + "\n")
+    shutil.move(staged / path.name, path)
 
 
 class Outputs:
     """The two CSV files being written (the clean rows by pyarrow's writer, in a thread), the progress log."""
 
     def __init__(
-        self, folders: tuple[Path, Path], names: dict[str, str], progress_seconds: float, schema: Schema
+        self, staged: Path, output: Path, names: dict[str, str], progress_seconds: float, schema: Schema
     ) -> None:
-        """`folders`: the clean data's (where every temporary file is) and the rejects' and report's."""
-        self.paths = {"full_data": folders[0] / names["full_data"], "rejects": folders[1] / names["rejects"]}
-        self.tmp = {k: temp_file(p, folders[0]) for k, p in self.paths.items()}
+        """Both files are written in `staged`; close() moves them into `output`."""
+        self.paths = {k: output / names[k] for k in ("full_data", "rejects")}
+        self.tmp = {k: staged / p.name for k, p in self.paths.items()}
         self.progress_seconds = progress_seconds
         csv.writer(header := io.StringIO(), lineterminator="\n").writerow(schema.names)  # as pandas writes it
         (data := pa.OSFile(str(self.tmp["full_data"]), "wb")).write(header.getvalue().encode())
@@ -98,10 +104,10 @@ class Outputs:
             LOG.info("progress: %d rows done (%.0f rows/s), file %s", self.rows, rate, stats["path"])
 
     def close(self, keep: tuple[str, ...]) -> None:
-        """Close both files; rename the `keep` ones into place, remove the others."""
+        """Close both files; move the `keep` ones into the output folder, remove the others."""
         self.pending.result()
         self.thread.shutdown()
         for file in (self.writer, self.data, self.rejects_file):
             file.close()
         for key, tmp in self.tmp.items():
-            os.replace(tmp, self.paths[key]) if key in keep else tmp.unlink(missing_ok=True)
+            shutil.move(tmp, self.paths[key]) if key in keep else tmp.unlink(missing_ok=True)

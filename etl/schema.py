@@ -3,8 +3,8 @@
 import datetime as dt
 import importlib
 import json
+import pkgutil
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -153,7 +153,8 @@ def load(path: Path | None = None) -> Schema:
     """The schema at `path`, or the shipped one (read from inside etl.pyz too)."""
     where = str(path or SHIPPED)
     try:
-        d = keys(json.loads((path or files("etl") / SHIPPED).read_text(encoding="utf-8")), SCHEMA_KEYS, where)
+        text = path.read_bytes() if path else pkgutil.get_data("etl", SHIPPED)
+        d = keys(json.loads(text or b""), SCHEMA_KEYS, where)
     except (OSError, ValueError) as exc:
         raise SchemaError(f"{where}: not a readable JSON file ({exc})") from exc
     try:

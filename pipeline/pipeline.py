@@ -162,8 +162,8 @@ def get_pipeline(
         ----------                         ScriptProcessor: scikit-learn 1.4-2-py312 image, python3 etl.pyz
         InputDataUrl (String) -----------> input "data": S3Prefix, ShardedByS3Key, File
                                              s3://... -> /opt/ml/processing/input/data
-        OutputDataUrl (String) <---------- output "clean": EndOfJob
-                                             /opt/ml/processing/output -> s3://...
+        OutputDataUrl (String) <---------- output "clean": Continuous (a failed run's rejects and
+                                             report too) /opt/ml/processing/output -> s3://...
         ProcessingInstanceType (String) -> ClusterConfig.InstanceType
         ProcessingInstanceCount (Integer)  ClusterConfig.InstanceCount (each instance gets its
                                   -------> share of the input files: ShardedByS3Key)
@@ -174,7 +174,6 @@ def get_pipeline(
         RetryPolicies (RETRY_POLICIES) --> quota/capacity refusals retried up to 10 days; internal
                                            errors, throttling and service faults a few times
 
-    The bundle runs as ``python3 etl.pyz --input-dir /opt/ml/processing/input/data
     The bundle runs as ``python3 etl.pyz --input-dir /opt/ml/processing/input/data
     --output-dir /opt/ml/processing/output --max-reject-fraction <MaxRejectFraction>`` with the schema it
     ships (etl/schema.json). The input URL reaches it only through the processing input (an ``S3Uri``
@@ -227,8 +226,11 @@ def get_pipeline(
             outputs=[
                 ProcessingOutput(
                     output_name=OUTPUT_NAME,
+                    # Continuous: uploaded while the job runs, so a failed run's rejects.csv and
+                    # report.json reach S3 too (EndOfJob: "after the job completes"); the ETL moves only
+                    # finished files into OUTPUT_DIR, and full_data.csv only when the run succeeds.
                     s3_output=ProcessingS3Output(
-                        s3_uri=output_url, local_path=OUTPUT_DIR, s3_upload_mode="EndOfJob"
+                        s3_uri=output_url, local_path=OUTPUT_DIR, s3_upload_mode="Continuous"
                     ),
                 )
             ],

@@ -158,9 +158,9 @@ def test_a_failing_etl_input_fails_the_execution_with_the_etls_message(
     assert step["StepName"] == "CleanData"
     assert step["StepStatus"] == "Failed"
     assert message in step["FailureReason"]
-    # and nothing was written under clean/
+    # and its output folder holds only the report saying why (no clean data, no rejects: no row was read)
     listed = boto3.client("s3").list_objects_v2(Bucket=name, Prefix="clean/e2e/failing/")
-    assert listed.get("KeyCount", 0) == 0
+    assert [o["Key"].rsplit("/", 1)[1] for o in listed.get("Contents", [])] == ["report.json"]
 
 
 def test_an_upload_outside_the_raw_prefix_runs_nothing(runtime: Runtime, recorder: Recorder) -> None:

@@ -206,14 +206,16 @@ def test_the_data_input_is_sharded_by_s3_key_from_input_data_url(step: dict[str,
     }
 
 
-def test_the_clean_output_goes_to_output_data_url_at_end_of_job(step: dict[str, Any]) -> None:
+def test_the_one_output_goes_to_output_data_url_continuously(step: dict[str, Any]) -> None:
+    # Continuous, so that a failed run's rejects.csv and report.json reach S3 (EndOfJob uploads only
+    # "after the job completes"); one output, so no two outputs share an S3 URI
     assert step["Arguments"]["ProcessingOutputConfig"]["Outputs"] == [
         {
             "OutputName": "clean",
             "S3Output": {
                 "S3Uri": {"Get": "Parameters.OutputDataUrl"},
                 "LocalPath": "/opt/ml/processing/output",
-                "S3UploadMode": "EndOfJob",
+                "S3UploadMode": "Continuous",
             },
         }
     ]

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from etl import clean
+from etl import clean, outputs
 from etl.cli import main
 from etl.examples.coil2000 import SCHEMA as COIL_SCHEMA
 from etl.infer import draft
@@ -168,19 +168,30 @@ def test_a_schema_using_what_is_not_supported_is_refused_naming_the_property(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_run_above_the_threshold_leaves_its_rejects_and_report_in_the_report_folder(tmp_path):
-    """Given a CSV with one bad row in eight and a report folder apart from the output folder (the
-    pipeline's Continuous output, uploaded even when the job fails)
+def test_a_run_above_the_threshold_leaves_only_its_finished_rejects_and_report_in_the_output_folder(
+    tmp_path, monkeypatch
+):
+    """Given a CSV with one bad row in eight (the pipeline uploads the output folder continuously, even
+    when the job fails)
     When the ETL runs with the default threshold
-    Then it fails, rejects.csv and report.json are in the report folder (nothing else: no temporary file),
-    and full_data.csv is nowhere"""
+    Then while it reads, the output folder holds nothing (no partial file to upload); at the end it
+    holds rejects.csv and report.json only, full_data.csv is nowhere, and no staging folder is left"""
     schema = draft(write(tmp_path / "in", "customers.csv", CUSTOMERS), rows=100)
     write(tmp_path / "in", "customers.csv", CUSTOMERS.replace("34.50", "x"))
-    code, rows, _ = run(tmp_path, schema_file(tmp_path, schema), "--report-dir", str(tmp_path / "report"))
+    seen, write_block = [], outputs.Outputs.write
+
+    def watched(self: outputs.Outputs, *args: Any) -> None:
+        seen.append(sorted((tmp_path / "out").iterdir()))
+        write_block(self, *args)
+
+    monkeypatch.setattr(outputs.Outputs, "write", watched)
+    code, rows, _ = run(tmp_path, schema_file(tmp_path, schema))
     assert (code, rows) == (1, [])
-    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["rejects.csv", "report.json"]
-    assert list((tmp_path / "out").iterdir()) == []
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert seen, "no block was written"
+    assert all(listing == [] for listing in seen)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rejects.csv", "report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "schema.json"]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert (report["status"], report["totals"]["rows_rejected"]) == ("failed", 1)
 
 

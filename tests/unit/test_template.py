@@ -452,7 +452,7 @@ def test_uploads_reach_the_upload_queue_through_eventbridge_for_either_bucket(
 
 
 def test_the_prefixes_cannot_be_the_same_folder(template: dict[str, Any]) -> None:
-    # (the routed prefixes against these: the Routes resource, tests/deploy)
+    # (the routed prefixes against these: the Routes resource, tests/integration/test_deploy_routes.py)
     assertions = template["Rules"]["SeparateFolders"]["Assertions"]
     asserted = [a["Assert"] for a in assertions]
     assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "CleanPrefix"}, "code/"]}]} in asserted

@@ -1,7 +1,7 @@
 """How long an upload that SageMaker refused for now waits before its next attempt, and for how many.
 
 The one rule, in one place (the template's ``maxReceiveCount`` is checked against it by
-``tests/template``): the n-th receive of a message that failed for a passing reason (n is SQS's
+``tests/unit/test_template.py``): the n-th receive of a message that failed for a passing reason (n is SQS's
 ``ApproximateReceiveCount``) hides it for
 
     ceiling(n) = min(cap, base * 2 ** (n - 1))       seconds, jittered into [ceiling(n) / 2, ceiling(n)]
