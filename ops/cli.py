@@ -250,7 +250,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def help_text() -> str:
-    """``s3sm --help`` and each subcommand's, as docs/operations.md shows them (test_ops_docs.py checks it)."""
+    """``s3sm --help`` and each subcommand's, as docs/operations.md shows them (test_ops_docs checks it)."""
     top = parser()
     parts = [top.format_help()]
     for action in top._subparsers._group_actions if top._subparsers else []:  # argparse has no public API
