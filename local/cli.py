@@ -133,15 +133,8 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
 
 def runtime_state(runtime: Runtime) -> dict[str, Any]:
     """What runtime.json says about a running runtime (``s3sm`` finds it there)."""
-    stacks = [
-        {
-            "name": stack.name,
-            "bucket": stack.outputs.get("DataBucketName", ""),
-            "pipelines": stack.pipeline_names(),
-            "parameters": stack.parameters,
-            "dead_letter_queue": stack.outputs.get("TriggerDeadLetterQueueUrl", ""),
-            "outputs": stack.outputs,  # what `s3sm` reads, as it reads a deployed stack's outputs
-        }
+    stacks = [  # `s3sm` reads a stack's outputs, as it reads a deployed stack's
+        {"name": stack.name, "bucket": stack.outputs.get("DataBucketName", ""), "outputs": stack.outputs}
         for stack in runtime.stacks
     ]
     return {

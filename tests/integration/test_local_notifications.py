@@ -121,16 +121,16 @@ def test_an_event_from_another_source_is_not_published(aws: Emulator, source: st
 
 def test_the_local_runtime_sends_the_status_event_sagemaker_documents() -> None:
     # Given a finished execution, as the local runtime reports it
-    entry = status_event(
-        pipeline_arn=PIPELINE_ARN,
-        execution_arn=f"{PIPELINE_ARN}/execution/x1",
-        current="Failed",
-        previous="Executing",
-        start=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
-        end=datetime(2026, 12, 1, 9, 1, tzinfo=UTC),
-        display_name="execution-x1",
-        description="Cleans s3://b/snapshot/x.csv",
-    )
+    described = {  # as DescribePipelineExecution answers it
+        "PipelineArn": PIPELINE_ARN,
+        "PipelineExecutionArn": f"{PIPELINE_ARN}/execution/x1",
+        "PipelineExecutionStatus": "Failed",
+        "CreationTime": datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+        "LastModifiedTime": datetime(2026, 12, 1, 9, 1, tzinfo=UTC),
+        "PipelineExecutionDisplayName": "execution-x1",
+        "PipelineExecutionDescription": "Cleans s3://b/snapshot/x.csv",
+    }
+    entry = status_event(described, previous="Executing")
     # Then it is SageMaker's documented event: source, detail type, and the same detail fields
     assert entry["Source"] == DOCUMENTED["source"]
     assert entry["DetailType"] == DOCUMENTED["detail-type"]
