@@ -50,6 +50,8 @@ EXECUTION_LIMIT_MESSAGE = (
     "Pipeline Executions, with current utilization of {used} Pipeline Executions. Please use AWS "
     "Service Quotas to request an increase for this quota."
 )
+SOURCE = "aws.sagemaker"
+DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 # S3's EventBridge "reason" for each ObjectCreated event (the API that created the object).
 _CREATED_REASONS = {
     "s3:ObjectCreated:Put": "PutObject",
@@ -147,8 +149,47 @@ def _refused(arn: str, status: str, only: str) -> ValidationError:
 
 
 def _set_status(execution: Any, status: str, reason: str | None = None) -> None:
+    previous = execution.pipeline_execution_status
     execution.pipeline_execution_status, execution.pipeline_execution_failure_reason = status, reason
     execution.last_modified_time = datetime.now(UTC)
+    if status != previous:
+        _status_changed(execution, previous)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.replace(tzinfo=when.tzinfo or UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+def status_event(execution: Any, previous: str | None) -> dict[str, Any]:
+    """SageMaker's "Pipeline Execution Status Change" event for ``execution`` (moto's), as a PutEvents
+    entry: the documented detail's fields in its order, without those SageMaker would not have yet."""
+    arn, current = execution.arn, execution.pipeline_execution_status
+    ended = current in ("Succeeded", "Failed", "Stopped")
+    detail = {
+        "pipelineExecutionDisplayName": execution.pipeline_execution_display_name or arn.rsplit("/", 1)[-1],
+        "currentPipelineExecutionStatus": current,
+        "previousPipelineExecutionStatus": previous,
+        "executionStartTime": _iso(execution.creation_time),
+        "executionEndTime": _iso(execution.last_modified_time) if ended else None,
+        "pipelineExecutionDescription": execution.pipeline_execution_description,
+        "pipelineArn": arn.split("/execution/")[0],
+        "pipelineExecutionArn": arn,
+    }
+    detail = {k: v for k, v in detail.items() if v is not None}
+    return {
+        "Source": SOURCE,
+        "DetailType": DETAIL_TYPE,
+        "Detail": json.dumps(detail),
+        "Resources": [detail["pipelineArn"], arn],
+    }
+
+
+def _status_changed(execution: Any, previous: str | None) -> None:
+    """SageMaker sends an execution's every status change to EventBridge (moto sends nothing)."""
+    from moto.events.models import events_backends
+
+    _, _, _, region, account, _ = execution.arn.split(":", 5)
+    events_backends[account][region].put_events([status_event(execution, previous)])
 
 
 def _started(backend: Any, pipeline_name: str, token: str) -> str | None:
@@ -175,7 +216,8 @@ def _patch_sagemaker() -> None:
     def start_pipeline_execution(self: Any, pipeline_name: str, *args: Any) -> dict[str, str]:
         """SageMaker answers a replayed ClientRequestToken with its execution (moto starts another),
         refuses a start beyond the account's execution quota, and the execution is Executing until its
-        steps end (moto: Succeeded at once). Every start answered goes to the start listeners."""
+        steps end (moto: Succeeded at once), its status-change event sent. Every start answered goes to
+        the start listeners."""
         with lock:
             arn = _started(self, pipeline_name, args[-1])  # the last argument: ClientRequestToken
             replayed = arn is not None
@@ -183,6 +225,7 @@ def _patch_sagemaker() -> None:
                 arn = original_start(self, pipeline_name, *args)["PipelineExecutionArn"]
                 execution = _find_execution(self, arn)
                 execution.pipeline_execution_status, execution.steps = "Executing", []
+                _status_changed(execution, None)
                 _account.most_executing = max(_account.most_executing, _executing(self))
         _tell(arn, replayed)
         return {"PipelineExecutionArn": arn}
@@ -474,8 +517,11 @@ __all__ = [
     "ACCOUNT_ID",
     "CREDENTIALS",
     "DEFAULT_REGION",
+    "DETAIL_TYPE",
+    "SOURCE",
     "Emulator",
     "Quotas",
     "ResourceLimitExceeded",
     "environment",
+    "status_event",
 ]

@@ -1,7 +1,7 @@
-"""What AWS would report about the local runtime that moto does not (hand-written because moto has no
-SageMaker events, SNS target or SQS metrics): SageMaker's "Pipeline Execution Status Change" events, what
-the stack's topics (SQS stand-ins) would send, uploads no route takes (through a rule of their own), and
-``AWS/SQS`` ``ApproximateAgeOfOldestMessage`` from moto's queues. docs/local-runtime.md has the detail.
+"""What AWS would report about the local runtime that moto does not (hand-written because moto has no SNS
+target or SQS metrics): what the stack's topics (SQS stand-ins) would send, uploads no route takes (through
+a rule of their own), and ``AWS/SQS`` ``ApproximateAgeOfOldestMessage`` from moto's queues.
+docs/local-runtime.md has the detail.
 """
 
 from __future__ import annotations
@@ -25,39 +25,6 @@ from local.emulator import ACCOUNT_ID
 from local.stack import DeployedStack
 
 Notify = Callable[[str, dict[str, Any]], None]
-SOURCE = "aws.sagemaker"
-DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
-_RUNNER_KINDS = {"execution-started", "execution-failed", "execution-succeeded"}
-
-
-def _iso(when: datetime | None) -> str | None:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
-
-
-def status_event(described: dict[str, Any], previous: str | None) -> dict[str, Any]:
-    """A PutEvents entry shaped as SageMaker's "Pipeline Execution Status Change" event for an execution
-    as DescribePipelineExecution answers it: the documented detail's fields in its order, without those
-    SageMaker would not have yet (an end while executing)."""
-    arn, current = described["PipelineExecutionArn"], described["PipelineExecutionStatus"]
-    ended = current in ("Succeeded", "Failed", "Stopped")
-    detail = {
-        "pipelineExecutionDisplayName": described.get("PipelineExecutionDisplayName")
-        or arn.rsplit("/", 1)[-1],
-        "currentPipelineExecutionStatus": current,
-        "previousPipelineExecutionStatus": previous,
-        "executionStartTime": _iso(described.get("CreationTime")),
-        "executionEndTime": _iso(described.get("LastModifiedTime") if ended else None),
-        "pipelineExecutionDescription": described.get("PipelineExecutionDescription"),
-        "pipelineArn": described["PipelineArn"],
-        "pipelineExecutionArn": arn,
-    }
-    detail = {k: v for k, v in detail.items() if v is not None}
-    return {
-        "Source": SOURCE,
-        "DetailType": DETAIL_TYPE,
-        "Detail": json.dumps(detail),
-        "Resources": [detail["pipelineArn"], arn],
-    }
 
 
 def oldest_ages(region: str, now: float | None = None) -> dict[str, float]:
@@ -72,26 +39,24 @@ def oldest_ages(region: str, now: float | None = None) -> dict[str, float]:
 
 
 class Notifications:
-    """The status events, the stand-in topics, the unrouted uploads and the queue-age metric of a runtime."""
+    """The stand-in topics, the unrouted uploads and the queue-age metric of a runtime."""
 
     def __init__(
         self,
         *,
         events: Any,
         sqs: Any,
-        sagemaker: Any,
         cloudwatch: Any,
         region: str,
         notify: Notify,
         poll_wait: float = 1.0,
         metric_interval: float = 10.0,
     ) -> None:
-        self.events, self.sqs, self.sagemaker, self.cloudwatch = events, sqs, sagemaker, cloudwatch
+        self.events, self.sqs, self.cloudwatch = events, sqs, cloudwatch
         self.region, self.notify = region, notify
         self.poll_wait, self.metric_interval = poll_wait, metric_interval
         self.readers: list[tuple[str, Callable[[str], None]]] = []  # (queue URL, what a message means)
-        self._previous: dict[str, str] = {}
-        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def watch_topics(self, stack: DeployedStack) -> None:
@@ -131,25 +96,6 @@ class Notifications:
                     self.notify("unrouted", {"stack": stack.name, "key": key, "prefixes": routes.prefixes()})
 
         self.readers.append((url, unrouted))
-
-    def on_runner(self, kind: str, details: dict[str, Any]) -> None:
-        """Send the status-change event for a transition the runner reports (its notify callback)."""
-        if kind not in _RUNNER_KINDS or self._stop.is_set():
-            return
-        arn = str(details["arn"])
-        try:
-            described = self.sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
-            current = described["PipelineExecutionStatus"]
-            with self._lock:
-                previous = self._previous.get(arn)
-                if previous == current:
-                    return
-                self._previous[arn] = current
-            entry = status_event(described, previous)
-            if self.events.put_events(Entries=[entry]).get("FailedEntryCount", 0):
-                self.notify("notification-error", {"arn": arn, "error": "PutEvents refused the event"})
-        except (ClientError, BotoCoreError) as exc:
-            self.notify("notification-error", {"arn": arn, "error": str(exc)})
 
     def drain(self) -> None:
         """Read every watched queue once, each message handed to what it means."""
@@ -195,4 +141,4 @@ class Notifications:
         self._threads = []
 
 
-__all__ = ["DETAIL_TYPE", "SOURCE", "Notifications", "oldest_ages", "status_event"]
+__all__ = ["Notifications", "oldest_ages"]
