@@ -233,9 +233,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         ) from exc
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         runtime.stop()
         STATE_FILE.unlink(missing_ok=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     progress.line("stopped", "nothing left running")
     return 0
 
