@@ -1,18 +1,8 @@
-"""``python -m local {up,demo,invoke,prepare}``: the local runtime's commands.
-
-- ``up [--port N] [--param NAME=VALUE ...] [--pipeline NAME ...] [quota flags] [--logs]``: the runtime in
-  the foreground on a fixed port (default :data:`DEFAULT_PORT`); every upload under a routed prefix runs,
-  every other one is reported with why; Ctrl-C stops it. ``.venv/bin/s3sm status`` reports on it.
-- ``demo``: the whole flow on generated data, checked; exit 0 only if it all checks out.
-- ``invoke EVENT [--function LogicalId] [--env-vars FILE] [--source] [--running]``: a Docker-free
-  ``sam local invoke`` (:mod:`local.invoke`).
-- ``prepare``: build the deploy function's artifact ahead of the first run.
-"""
+"""``python -m local {up,demo,invoke,prepare}``: the local runtime's commands (docs/local-runtime.md)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +11,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import FrameType
@@ -61,8 +50,7 @@ class Progress:
 
     def event(self, kind: str, details: dict[str, Any]) -> None:
         """The runtime's notifications, as progress lines (the chatty ones are left out)."""
-        text = describe(kind, details)
-        if text is not None:
+        if (text := describe(kind, details)) is not None:
             self.line(*text)
 
 
@@ -73,7 +61,7 @@ def _key(url: str) -> str:
 
 def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
     """(stage, text) for a runtime notification, or None for those not worth a line."""
-    params = d.get("parameters") or {}
+    params, arn = d.get("parameters") or {}, short_id(str(d.get("arn", "")))
     match kind:
         case "emulator":
             return "emulator", f"moto server on {d['endpoint']}"
@@ -85,13 +73,12 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
                 f"instances (beyond: ResourceLimitExceeded); waits x{scale}"
             )
         case "stack":
-            stack = d["stack"]
-            pipelines = ", ".join(stack.pipeline_names()) or "?"
+            stack, seconds = d["stack"], d["seconds"]
             bucket, mode = stack.outputs.get("DataBucketName", "?"), stack.parameters.get("TriggerMode", "?")
+            pipelines = ", ".join(stack.pipeline_names()) or "?"
             return (
                 "deploy",
-                f"stack {stack.name}: bucket {bucket}, pipeline {pipelines} ({mode} mode), "
-                f"{d['seconds']:.1f} s",
+                f"stack {stack.name}: bucket {bucket}, pipeline {pipelines} ({mode} mode), {seconds:.1f} s",
             )
         case "stand-in":
             declared = ", ".join(d["declares"])
@@ -105,86 +92,49 @@ def describe(kind: str, d: dict[str, Any]) -> tuple[str, str] | None:
         case "execution-replayed":
             return (
                 "trigger",
-                f"duplicate delivery: same execution {short_id(d['arn'])} "
-                "(same ClientRequestToken: nothing runs twice)",
+                f"duplicate delivery: same execution {arn} (same ClientRequestToken: nothing runs twice)",
             )
         case "invoked" if d.get("failed"):
-            return (
-                "trigger",
-                f"{d['failed']} of {d['batch']} back to the queue for a later try "
-                f"[{d['duration_ms']:.0f} ms]",
-            )
+            failed, batch, ms = d["failed"], d["batch"], d["duration_ms"]
+            return "trigger", f"{failed} of {batch} back to the queue for a later try [{ms:.0f} ms]"
         case "invoke-error":
-            error = d["error"]
-            return "trigger", (
-                f"batch of {d['batch']} failed as a whole: {error.get('errorType')}: "
-                f"{error.get('errorMessage')} "
-                "(back in the queue after its visibility timeout)"
-            )
+            error = f"{d['error'].get('errorType')}: {d['error'].get('errorMessage')}"
+            then = "back in the queue after its visibility timeout"
+            return "trigger", f"batch of {d['batch']} failed as a whole: {error} ({then})"
         case "execution-started":
-            return (
-                "execution",
-                f"{short_id(d['arn'])} running on {_key(params.get('InputDataUrl', '(default input)'))}",
-            )
+            return "execution", f"{arn} running on {_key(params.get('InputDataUrl', '(default input)'))}"
         case "step-retrying" if d["attempt"] == 2:  # the first retry says it all; more would flood a burst
             reason, limit = (
                 str(d["reason"]).split(":", 1)[0],
                 str(d["policy"]).partition("(")[2].partition(")")[0],
             )
             return "retrying", (
-                f"{short_id(d['arn'])} {d['step']}: {reason}; retried every {d['wait']:.0f} s or so "
+                f"{arn} {d['step']}: {reason}; retried every {d['wait']:.0f} s or so "
                 f"({d['local_wait']:.2f} s here), {limit}"
             )
         case "execution-recorded":
             values = ", ".join(f"{k}={v}" for k, v in params.items())
-            return "recorded", f"{short_id(d['arn'])} of {d['pipeline']} started with {values}"
+            return "recorded", f"{arn} of {d['pipeline']} started with {values}"
         case "execution-succeeded":
-            out = _key(params.get("OutputDataUrl", "(default output)"))
-            return "succeeded", f"{short_id(d['arn'])} -> {out} ({d['seconds']:.1f} s)"
+            return (
+                "succeeded",
+                f"{arn} -> {_key(params.get('OutputDataUrl', '(default output)'))} ({d['seconds']:.1f} s)",
+            )
         case "execution-failed":
-            return "FAILED", f"{short_id(d['arn'])}: {d['reason']}"
+            return "FAILED", f"{arn}: {d['reason']}"
         case "topic-notification":  # what the notification topic would send (local/notifications.py)
             # the sentence names `s3sm` as a deployed stack's operator runs it; here it runs from .venv
             message = re.sub(r"(?<![\w/.])s3sm ", ".venv/bin/s3sm ", " ".join(d["message"].split()))
             return "notify", f"{d['topic']}: {message}"
-        case "poll-error" | "record-error" | "notification-error":
+        case "poll-error" | "notification-error":
             return "warning", f"{kind}: {d}"
     return None
 
 
-# -- up ------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops ``up`` the way Ctrl-C does (cleanly), even when started from a shell that ignores
-    SIGINT in background jobs."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = (
-        signal.signal(signal.SIGTERM, handler),
-        signal.signal(signal.SIGINT, signal.default_int_handler),
-    )
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
-
-
 def runtime_state(runtime: Runtime) -> dict[str, Any]:
     """What runtime.json says about a running runtime (``s3sm`` finds it there)."""
-    stacks = [
-        {
-            "name": stack.name,
-            "bucket": stack.outputs.get("DataBucketName", ""),
-            "pipelines": stack.pipeline_names(),
-            "parameters": stack.parameters,
-            "dead_letter_queue": stack.outputs.get("TriggerDeadLetterQueueUrl", ""),
-            "outputs": stack.outputs,  # what `s3sm` reads, as it reads a deployed stack's outputs
-        }
+    stacks = [  # `s3sm` reads a stack's outputs, as it reads a deployed stack's
+        {"name": stack.name, "bucket": stack.outputs.get("DataBucketName", ""), "outputs": stack.outputs}
         for stack in runtime.stacks
     ]
     return {
@@ -199,29 +149,24 @@ def instructions(runtime: Runtime) -> str:
     """What ``up`` prints once ready: every command runs as printed, from the project's folder."""
     stack = runtime.stacks[0]
     bucket, routed = stack.outputs["DataBucketName"], stack.outputs.get("UploadUrls", "").split(",")
-    raw = routed[0].removeprefix(f"s3://{bucket}/").removesuffix("*") or "raw/"
+    under = [u.removeprefix(f"s3://{bucket}/") for u in routed]
+    raw, prefixes = under[0].removesuffix("*") or "raw/", ", ".join(under)
     variables = {
         "AWS_ENDPOINT_URL": runtime.endpoint_url,
         **CREDENTIALS,
         "AWS_DEFAULT_REGION": runtime.emulator.region,
     }
-    return "\n".join(
-        [
-            "",
-            f"Local runtime up: endpoint {runtime.endpoint_url}, bucket {bucket}, uploads under "
-            f"{', '.join(u.removeprefix(f's3://{bucket}/') for u in routed)} run "
-            f"(TriggerMode={stack.parameters.get('TriggerMode')}).",
-            "Drop a file, from another terminal in this folder:",
-            f"  export {' '.join(f'{k}={v}' for k, v in variables.items())}",
-            "  .venv/bin/python -c \"import boto3, sys; boto3.client('s3').upload_file(*sys.argv[1:])\" "
-            f"data.csv {bucket} {raw}data.csv",
-            "Replay a sample event into it: make invoke EVENT=events/s3-put.json RUNNING=1",
-            "Watch the executions: .venv/bin/s3sm status (make status); "
-            "skips, runs and notifications print here.",
-            "Objects live in memory only: stopping (Ctrl-C) forgets them.",
-            "",
-        ]
-    )
+    return f"""
+Local runtime up: endpoint {runtime.endpoint_url}, bucket {bucket}, uploads under {prefixes} run \
+(TriggerMode={stack.parameters.get("TriggerMode")}).
+Drop a file, from another terminal in this folder:
+  export {" ".join(f"{k}={v}" for k, v in variables.items())}
+  .venv/bin/python -c "import boto3, sys; boto3.client('s3').upload_file(*sys.argv[1:])" \
+data.csv {bucket} {raw}data.csv
+Replay a sample event into it: make invoke EVENT=events/s3-put.json RUNNING=1
+Watch the executions: .venv/bin/s3sm status (make status); skips, runs and notifications print here.
+Objects live in memory only: stopping (Ctrl-C) forgets them.
+"""
 
 
 class EtlWatch:
@@ -240,15 +185,16 @@ class EtlWatch:
         self.progress.event(kind, details)
         if kind == "execution-started" and (now := self.digest()) != self.told:
             self.told = now
-            changed = now != self.deployed
+            if now == self.deployed:
+                return self.progress.line("etl", "etl/ is back to the deployed ETL")
             self.progress.line(
-                "etl",
-                "etl/ changed since `make up` started, and this run uses the ETL deployed then"
-                if changed
-                else "etl/ is back to the deployed ETL",
+                "etl", "etl/ changed since `make up` started, and this run uses the ETL deployed then"
             )
-            if changed:
-                self.progress.line("etl", "restart `make up` (Ctrl-C, then make up) to deploy the change")
+            self.progress.line("etl", "restart `make up` (Ctrl-C, then make up) to deploy the change")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -267,31 +213,29 @@ def cmd_up(args: argparse.Namespace) -> int:
         on_log=(lambda fid, line: print(f"  [{fid}] {line}", file=sys.stderr)) if args.logs else None,
         stand_ins=args.pipeline,
     )
-    with _terminate_as_interrupt():
-        try:
-            runtime.start()
-            runtime.warm_up()
-            STATE_DIR.mkdir(parents=True, exist_ok=True)
-            STATE_FILE.write_text(json.dumps(runtime_state(runtime), indent=2), encoding="utf-8")
-            print(instructions(runtime), flush=True)
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            progress.line("stop", "stopping (delivery, runner, functions, emulator)...")
-        except RuntimeStartError as exc:
-            raise CommandError(str(exc)) from exc
-        except OSError as exc:  # the port is taken
-            raise CommandError(
-                f"cannot serve on port {args.port}: {exc.strerror} (another `make up`? --port N)"
-            ) from exc
-        finally:
-            previous = signal.signal(
-                signal.SIGINT, signal.SIG_IGN
-            )  # a second Ctrl-C must not cut the stop short
-            try:
-                runtime.stop()
-                STATE_FILE.unlink(missing_ok=True)
-            finally:
-                signal.signal(signal.SIGINT, previous)
+    # SIGTERM stops `up` as Ctrl-C does, even from a shell that ignores SIGINT in background jobs
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        runtime.start()
+        runtime.warm_up()
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        STATE_FILE.write_text(json.dumps(runtime_state(runtime), indent=2), encoding="utf-8")
+        print(instructions(runtime), flush=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        progress.line("stop", "stopping (delivery, runner, functions, emulator)...")
+    except RuntimeStartError as exc:
+        raise CommandError(str(exc)) from exc
+    except OSError as exc:  # the port is taken
+        raise CommandError(
+            f"cannot serve on port {args.port}: {exc.strerror} (another `make up`? --port N)"
+        ) from exc
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+        runtime.stop()
+        STATE_FILE.unlink(missing_ok=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     progress.line("stopped", "nothing left running")
     return 0
 
@@ -316,40 +260,22 @@ def _fraction(text: str) -> float:
 
 def _quota_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that make the local runtime an account with SageMaker's quotas (``up`` and ``demo``)."""
-    defaults = Quotas()
-    parser.add_argument(
-        "--max-concurrent-executions",
-        type=int,
-        default=defaults.max_concurrent_executions,
-        metavar="N",
-        help="pipeline executions Executing at once; a start beyond is refused with ResourceLimitExceeded "
-        "(default %(default)s, SageMaker's; 0: no quota)",
-    )
-    parser.add_argument(
-        "--max-processing-instances",
-        type=int,
-        default=defaults.max_processing_instances,
-        metavar="M",
-        help="processing instances of all jobs at once; a job beyond is refused with ResourceLimitExceeded "
-        "and retried by the step's retry policies (default %(default)s; 0: no quota)",
-    )
-    parser.add_argument(
-        "--time-scale",
-        type=_fraction,
-        default=TIME_SCALE,
-        metavar="F",
-        help="SageMaker's retry waits and the trigger's backoff run F times as long locally "
-        "(default 1/120: a minute takes half a second)",
-    )
-
-
-# -- invoke / demo / prepare ------------------------------------------------------------------------
+    beyond, defaults = "beyond: ResourceLimitExceeded", Quotas()
+    for flag, kind, value, meta, text in (
+        ("--max-concurrent-executions", int, defaults.max_concurrent_executions, "N",
+         f"pipeline executions Executing at once ({beyond}; default %(default)s, SageMaker's; 0: no quota)"),
+        ("--max-processing-instances", int, defaults.max_processing_instances, "M",
+         f"processing instances of all jobs ({beyond}, then retried; default %(default)s; 0: no quota)"),
+        ("--time-scale", _fraction, TIME_SCALE, "F",
+         "SageMaker's retry waits and the trigger's backoff run F times as long (default 1/120)"),
+    ):  # fmt: skip
+        parser.add_argument(flag, type=kind, default=value, metavar=meta, help=text)
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     from local.invoke import InvokeError, invoke
 
-    env_file = None if args.env_vars == "" else Path(args.env_vars)
+    env_file = Path(args.env_vars) if args.env_vars else None
     try:
         return invoke(
             Path(args.event),
@@ -370,10 +296,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         built = deploy_artifact()
     except RuntimeStartError as exc:
         raise CommandError(str(exc)) from exc
-    print(
-        f"the deploy function's artifact is ready in {built.relative_to(ROOT)} "
-        f"({time.monotonic() - started:.1f} s)"
-    )
+    seconds = time.monotonic() - started
+    print(f"the deploy function's artifact is ready in {built.relative_to(ROOT)} ({seconds:.1f} s)")
     return 0
 
 
@@ -391,17 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m local", description="The whole system on one machine, without AWS or Docker."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-
     demo = commands.add_parser("demo", help="the whole flow on generated data, checked end to end")
     demo.add_argument("--rows", type=int, default=5000, help="rows of the object-mode file (default 5000)")
     _quota_flags(demo)
-    demo.set_defaults(func=cmd_demo)
-
-    prepare = commands.add_parser(
-        "prepare", help="build the deploy function's artifact now (renders the pipeline)"
-    )
-    prepare.set_defaults(func=cmd_prepare)
-
+    commands.add_parser("prepare", help="build the deploy function's artifact now (renders the pipeline)")
     up = commands.add_parser("up", help="run the local runtime in the foreground until Ctrl-C")
     up.add_argument(
         "--port",
@@ -423,12 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME",
-        help="a pipeline of another team that a route starts: made here with the parameters its route sets; "
-        "its executions are recorded as started and run no step (repeatable)",
+        help="another team's pipeline that a route starts: made here declaring what its route sets; "
+        "its executions are recorded as started, not run (repeatable)",
     )
     up.add_argument("--logs", action="store_true", help="also print the functions' own log lines")
-    up.set_defaults(func=cmd_up)
-
     invoke = commands.add_parser("invoke", help="invoke a function with an event file (no Docker)")
     invoke.add_argument("event", help="the event JSON file, e.g. events/s3-put.json")
     invoke.add_argument(
@@ -440,24 +355,17 @@ def main(argv: list[str] | None = None) -> int:
     invoke.add_argument(
         "--source", action="store_true", help="run from source even if `sam build` output exists"
     )
-    invoke.add_argument(
-        "--running",
-        action="store_true",
-        help="into the running `make up`: put the event's objects into its bucket, "
-        "as uploads (their runs show there)",
-    )
-    invoke.set_defaults(func=cmd_invoke)
-
+    running = "into the running `make up`: put the event's objects into its bucket, as uploads"
+    invoke.add_argument("--running", action="store_true", help=running)
     args = parser.parse_args(argv)
-    for param in getattr(args, "param", []):
-        if "=" not in param:
-            parser.error(f"--param {param!r}: expected NAME=VALUE")
+    if bad := [p for p in getattr(args, "param", []) if "=" not in p]:
+        parser.error(f"--param {bad[0]!r}: expected NAME=VALUE")
+    run = {"demo": cmd_demo, "prepare": cmd_prepare, "up": cmd_up, "invoke": cmd_invoke}[args.command]
     try:
-        code: int = args.func(args)
+        return run(args)
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return code
 
 
 __all__ = ["DEFAULT_PORT", "CommandError", "Progress", "describe", "main", "runtime_state", "short_id"]

@@ -1,13 +1,6 @@
-"""``python -m local demo``: the whole flow on generated data, as progress lines.
-
-Two stacks from ``template.yaml`` in one emulator, as two ``sam deploy``s would make them:
-``TriggerMode=object`` and ``TriggerMode=marker`` (its own pipeline). In order: an upload runs the
-pipeline and its outputs appear; a folder of four files and its ``_SUCCESS`` marker run once; a file
-the ETL refuses fails its run, and the notification rule says so; the first upload's S3 event is
-delivered again and answered with the same execution; a dataset route (one before the shipped
-``routes.yaml``'s) starts another team's pipeline with ``RunDate`` from the key; a burst beyond the
-quotas drains by itself. ``tests/e2e/test_local_demo.py`` checks all of it; the exit status says
-whether every run ended as it should.
+"""``python -m local demo``: the whole flow on generated data, as progress lines, in two stacks
+(``TriggerMode=object`` and ``marker``) in one emulator; the scenario is in docs/local-runtime.md ("The demo")
+and ``tests/e2e/test_local_demo.py`` checks it. The exit status says whether every run ended as it should.
 """
 
 from __future__ import annotations
@@ -86,26 +79,24 @@ class Demo:
         routes = folder / "routes.yaml"  # JSON is YAML
         shipped = yaml.safe_load((ROOT / "routes.yaml").read_text(encoding="utf-8"))
         routes.write_text(json.dumps({"routes": [ROUTE, *shipped["routes"]]}), encoding="utf-8")
-        stacks = [StackRequest("coil-demo-object", {"TriggerMode": "object"})]
-        stacks.append(
-            StackRequest("coil-demo-marker", {"TriggerMode": "marker", "PipelineName": "coil-demo-marker"})
-        )
+        stacks = [
+            StackRequest("coil-demo-object", {"TriggerMode": "object"}),
+            StackRequest("coil-demo-marker", {"TriggerMode": "marker", "PipelineName": "coil-demo-marker"}),
+        ]
         demo.runtime = Runtime(
             stacks=stacks, routes=routes, stand_ins=[ROUTED], notify=demo.notify, **options
         )
         return demo
 
     def notify(self, kind: str, details: dict[str, Any]) -> None:
-        keys = details.get("keys") or []
+        keys = details.get("keys") or [str(details.get("key") or "")]  # a batch's, or a trigger line's
         if kind == "invoked" and keys == [OBJECT_KEY] and self.event is None:
             self.event = details["bodies"][0]
         if is_output_of((details.get("parameters") or {}).get("OutputDataUrl", ""), BURST_FOLDER):
             self.quiet.add(details["arn"])
-        if (
-            not (keys and all(k.startswith(BURST_FOLDER) for k in keys))
-            and details.get("arn") not in self.quiet
-        ):
-            self.progress.event(kind, details)  # the burst is summed up, not told line by line
+        # the burst is summed up, not told line by line
+        if not all(k.startswith(BURST_FOLDER) for k in keys) and details.get("arn") not in self.quiet:
+            self.progress.event(kind, details)
 
     def upload(self, stack: int, key: str, body: bytes, say: bool = True) -> None:
         bucket = self.runtime.stacks[stack].ref("DataBucket")
@@ -124,10 +115,9 @@ class Demo:
             bucket, _, prefix = run["Parameters"]["OutputDataUrl"][5:].partition("/")
             report = boto3.client("s3").get_object(Bucket=bucket, Key=prefix + "report.json")["Body"].read()
             totals = json.loads(report)["totals"]
+            written, rejected = totals["rows_written"], totals["rows_rejected"]
             self.progress.line(
-                "output",
-                f"{prefix}: full_data.csv ({totals['rows_written']} rows), "
-                f"rejects.csv ({totals['rows_rejected']}), report.json",
+                "output", f"{prefix}: full_data.csv ({written} rows), rejects.csv ({rejected}), report.json"
             )
         return found
 

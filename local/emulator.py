@@ -1,40 +1,7 @@
-"""A local AWS emulator: moto's server on a loopback port, with the fidelity fixes this project needs.
-
-Every component talks to it over HTTP through the standard ``AWS_ENDPOINT_URL`` setting, as it would talk
-to AWS. :meth:`Emulator.environ` gives the variables to export. moto 5.2.5 falls short of AWS where the
-product depends on it; :func:`_install_fidelity` patches moto's backends once per process (the patched
-behaviour is the real services'), each patch restoring one documented behaviour:
-
-1. SageMaker honours ``ClientRequestToken``: a second start with the same token answers the first
-   execution (moto makes a second one). Every start answered is told to :meth:`Emulator.on_start`'s
-   listeners, with whether it replayed a token: the local runner runs what is started, the runtime
-   reports the duplicate.
-2. An execution is ``Executing`` until its steps end (moto: ``Succeeded`` at once, failure reason
-   dropped); the local runner records the outcome (:meth:`Emulator.record_execution`).
-3. ``ListPipelineExecutionSteps`` lists the steps the runner recorded, newest first (moto: HTTP 500).
-4. An unknown pipeline answers ``ResourceNotFound`` (moto: ``ValidationException``).
-5. The account's quota of concurrent pipeline executions (:meth:`Emulator.set_quotas`): a start beyond it
-   answers ``ResourceLimitExceeded`` (HTTP 400) with SageMaker's message; a token's replay is answered
-   whatever the count. The processing-instance quota is the runner's (SageMaker refuses the job, not
-   the start). moto's state is per process, so the quota is too; without a call there is none.
-6. SQS calls on one queue are atomic (moto: two concurrent ReceiveMessage calls can hand out one message
-   or fail with "Set changed size during iteration"): every call that reads or changes a queue's
-   messages runs under one lock; a long poll waits for messages outside it.
-7. ``RetryPipelineExecution`` (moto: missing): a ``Failed`` execution goes back to ``Executing`` and the
-   start listeners are told (not replayed), so the runner runs it again; any other status answers
-   ``ValidationException``; a ``ClientRequestToken`` already used for that execution changes nothing.
-8. EventBridge's input transformer sends a plain-text template (``"<instance> is in state <status>"``,
-   the notification rule's form) as that text (moto parses every template as JSON and fails).
-9. ``StopPipelineExecution`` (moto: HTTP 500) makes an ``Executing`` execution ``Stopping``, then
-   ``Stopped`` after :meth:`Emulator.set_stop_seconds` (0 by default); a ``Stopping`` one is answered
-   as before, any other status answers ``ValidationException``. ``DeletePipeline`` answers
-   ``ConflictException`` while an execution is ``Executing`` or ``Stopping`` (moto deletes it).
-10. S3's "Object Created" events to EventBridge have S3's shape (moto: ``eTag`` spelled so, constant
-    ``sequencer`` and ``id``, ``reason`` ``ObjectCreated`` instead of the API, sent to every bus's
-    rules): ``etag``, a ``version-id`` on a versioned bucket, an increasing ``sequencer`` (a re-upload
-    of the same bytes is a new event), the API as ``reason``, to the default bus's enabled rules only.
-11. ``GetBucketNotificationConfiguration`` answers the ``EventBridgeConfiguration`` that
-    ``PutBucketNotificationConfiguration`` stored (moto leaves it out).
+"""A local AWS emulator: moto's server on a loopback port, reached through ``AWS_ENDPOINT_URL``
+(:meth:`Emulator.environ`). moto 5.2.5 falls short of AWS where the product depends on it; the patches
+below (installed once per process) each restore one AWS behaviour, named in its docstring and listed in
+docs/local-runtime.md ("Where moto falls short").
 """
 
 from __future__ import annotations
@@ -83,6 +50,8 @@ EXECUTION_LIMIT_MESSAGE = (
     "Pipeline Executions, with current utilization of {used} Pipeline Executions. Please use AWS "
     "Service Quotas to request an increase for this quota."
 )
+SOURCE = "aws.sagemaker"
+DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 # S3's EventBridge "reason" for each ObjectCreated event (the API that created the object).
 _CREATED_REASONS = {
     "s3:ObjectCreated:Put": "PutObject",
@@ -90,8 +59,7 @@ _CREATED_REASONS = {
     "s3:ObjectCreated:Copy": "CopyObject",
     "s3:ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
 }
-# SQS calls that read or change a queue's messages (serialised by patch 6).
-_SQS_CALLS = (
+_SQS_CALLS = (  # the SQS calls that read or change a queue's messages
     "send_message", "send_message_batch", "delete_message", "delete_message_batch",
     "change_message_visibility", "change_message_visibility_batch", "purge_queue", "get_queue_attributes",
 )  # fmt: skip
@@ -133,7 +101,6 @@ _patched = False
 
 
 def _install_fidelity() -> None:
-    """Patch moto's backends once per process (see the module docstring)."""
     global _patched
     with _patch_lock:
         if not _patched:
@@ -150,6 +117,7 @@ def _tell(arn: str, replayed: bool) -> None:
 
 
 def _pipeline_named(pipelines: dict[str, Any], pipeline_name: str) -> Any:
+    """An unknown pipeline answers ResourceNotFound, as SageMaker does (moto: ValidationException)."""
     try:
         return pipelines[pipeline_name]
     except KeyError:
@@ -163,13 +131,10 @@ def _find_execution(backend: Any, execution_arn: str) -> Any:
     raise ValidationError(message=f"Could not find execution {execution_arn}")
 
 
-def _executions(backend: Any) -> list[Any]:
-    return [e for pipeline in backend.pipelines.values() for e in pipeline.pipeline_executions.values()]
-
-
 def _executing(backend: Any) -> int:
-    """Executions of the account (this backend) in status Executing: what the execution quota counts."""
-    return sum(1 for e in _executions(backend) if e.pipeline_execution_status == "Executing")
+    """Executions of the account in status Executing: what the execution quota counts."""
+    executions = (e for p in backend.pipelines.values() for e in p.pipeline_executions.values())
+    return sum(1 for e in executions if e.pipeline_execution_status == "Executing")
 
 
 def _settle(execution: Any) -> str:
@@ -184,12 +149,51 @@ def _refused(arn: str, status: str, only: str) -> ValidationError:
 
 
 def _set_status(execution: Any, status: str, reason: str | None = None) -> None:
+    previous = execution.pipeline_execution_status
     execution.pipeline_execution_status, execution.pipeline_execution_failure_reason = status, reason
     execution.last_modified_time = datetime.now(UTC)
+    if status != previous:
+        _status_changed(execution, previous)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.replace(tzinfo=when.tzinfo or UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+def status_event(execution: Any, previous: str | None) -> dict[str, Any]:
+    """SageMaker's "Pipeline Execution Status Change" event for ``execution`` (moto's), as a PutEvents
+    entry: the documented detail's fields in its order, without those SageMaker would not have yet."""
+    arn, current = execution.arn, execution.pipeline_execution_status
+    ended = current in ("Succeeded", "Failed", "Stopped")
+    detail = {
+        "pipelineExecutionDisplayName": execution.pipeline_execution_display_name or arn.rsplit("/", 1)[-1],
+        "currentPipelineExecutionStatus": current,
+        "previousPipelineExecutionStatus": previous,
+        "executionStartTime": _iso(execution.creation_time),
+        "executionEndTime": _iso(execution.last_modified_time) if ended else None,
+        "pipelineExecutionDescription": execution.pipeline_execution_description,
+        "pipelineArn": arn.split("/execution/")[0],
+        "pipelineExecutionArn": arn,
+    }
+    detail = {k: v for k, v in detail.items() if v is not None}
+    return {
+        "Source": SOURCE,
+        "DetailType": DETAIL_TYPE,
+        "Detail": json.dumps(detail),
+        "Resources": [detail["pipelineArn"], arn],
+    }
+
+
+def _status_changed(execution: Any, previous: str | None) -> None:
+    """SageMaker sends an execution's every status change to EventBridge (moto sends nothing)."""
+    from moto.events.models import events_backends
+
+    _, _, _, region, account, _ = execution.arn.split(":", 5)
+    events_backends[account][region].put_events([status_event(execution, previous)])
 
 
 def _started(backend: Any, pipeline_name: str, token: str) -> str | None:
-    """The execution ``token`` started, else None once the execution quota allows a new one (patch 5)."""
+    """The execution ``token`` started, else None once the execution quota allows a new one."""
     pipeline = _pipeline_named(backend.pipelines, pipeline_name)
     for arn, execution in pipeline.pipeline_executions.items():
         if token and execution.client_request_token == token:
@@ -210,6 +214,10 @@ def _patch_sagemaker() -> None:
     lock = threading.Lock()  # moto's server is threaded: each check-then-change is atomic
 
     def start_pipeline_execution(self: Any, pipeline_name: str, *args: Any) -> dict[str, str]:
+        """SageMaker answers a replayed ClientRequestToken with its execution (moto starts another),
+        refuses a start beyond the account's execution quota, and the execution is Executing until its
+        steps end (moto: Succeeded at once), its status-change event sent. Every start answered goes to
+        the start listeners."""
         with lock:
             arn = _started(self, pipeline_name, args[-1])  # the last argument: ClientRequestToken
             replayed = arn is not None
@@ -217,11 +225,13 @@ def _patch_sagemaker() -> None:
                 arn = original_start(self, pipeline_name, *args)["PipelineExecutionArn"]
                 execution = _find_execution(self, arn)
                 execution.pipeline_execution_status, execution.steps = "Executing", []
+                _status_changed(execution, None)
                 _account.most_executing = max(_account.most_executing, _executing(self))
         _tell(arn, replayed)
         return {"PipelineExecutionArn": arn}
 
     def describe_pipeline_execution(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
+        """The execution's own status and failure reason (moto drops the reason)."""
         execution = _find_execution(self, pipeline_execution_arn)
         _settle(execution)
         result: dict[str, Any] = original_describe(self, pipeline_execution_arn)
@@ -240,10 +250,12 @@ def _patch_sagemaker() -> None:
         return result
 
     def list_pipeline_execution_steps(self: Any, pipeline_execution_arn: str) -> dict[str, Any]:
+        """The steps the runner recorded, newest first (moto: HTTP 500)."""
         steps = getattr(_find_execution(self, pipeline_execution_arn), "steps", [])
         return {"PipelineExecutionSteps": [dict(step) for step in reversed(steps)]}
 
     def retry_pipeline_execution(self: Any, pipeline_execution_arn: str, token: str | None) -> dict[str, str]:
+        """A Failed execution runs again (moto: missing); a token already used for it changes nothing."""
         answer = {"PipelineExecutionArn": pipeline_execution_arn}
         with lock:
             execution = _find_execution(self, pipeline_execution_arn)
@@ -258,6 +270,7 @@ def _patch_sagemaker() -> None:
         return answer
 
     def stop_pipeline_execution(self: Any, pipeline_execution_arn: str) -> dict[str, str]:
+        """Executing -> Stopping -> Stopped after ``set_stop_seconds`` (moto: HTTP 500)."""
         with lock:
             execution = _find_execution(self, pipeline_execution_arn)
             if (status := _settle(execution)) == "Executing":
@@ -268,13 +281,11 @@ def _patch_sagemaker() -> None:
         return {"PipelineExecutionArn": pipeline_execution_arn}
 
     def delete_pipeline(self: Any, pipeline_name: str) -> str:
+        """SageMaker refuses to delete a pipeline with running executions (moto deletes it)."""
         with lock:
             pipeline = _pipeline_named(self.pipelines, pipeline_name)
-            running = sorted(
-                arn
-                for arn, e in pipeline.pipeline_executions.items()
-                if _settle(e) in ("Executing", "Stopping")
-            )
+            executions = pipeline.pipeline_executions.items()
+            running = sorted(arn for arn, e in executions if _settle(e) in ("Executing", "Stopping"))
             if running:
                 raise ConflictException(
                     f"Pipeline {pipeline_name} has running executions ({', '.join(running)}): stop them "
@@ -284,23 +295,16 @@ def _patch_sagemaker() -> None:
 
     def response(method: str, *params: str) -> Callable[[Any], ActionResult]:
         """The HTTP side of an operation moto does not route to its backend."""
-
-        def respond(self: Any) -> ActionResult:
-            return ActionResult(getattr(self.sagemaker_backend, method)(*map(self._get_param, params)))
-
-        return respond
+        return lambda self: ActionResult(
+            getattr(self.sagemaker_backend, method)(*map(self._get_param, params))
+        )
 
     # Patching third-party classes is the point here; mypy cannot follow it.
-    for name, patch in {
-        "start_pipeline_execution": start_pipeline_execution,
-        "describe_pipeline_execution": describe_pipeline_execution,
-        "list_pipeline_executions": list_pipeline_executions,
-        "list_pipeline_execution_steps": list_pipeline_execution_steps,
-        "retry_pipeline_execution": retry_pipeline_execution,
-        "stop_pipeline_execution": stop_pipeline_execution,
-        "delete_pipeline": delete_pipeline,
-    }.items():
-        setattr(backend_cls, name, patch)
+    for patch in (
+        start_pipeline_execution, describe_pipeline_execution, list_pipeline_executions,
+        list_pipeline_execution_steps, retry_pipeline_execution, stop_pipeline_execution, delete_pipeline,
+    ):  # fmt: skip
+        setattr(backend_cls, patch.__name__, patch)
     for name, params in {
         "list_pipeline_execution_steps": ("PipelineExecutionArn",),
         "retry_pipeline_execution": ("PipelineExecutionArn", "ClientRequestToken"),
@@ -315,6 +319,9 @@ def _patch_s3() -> None:
     sequence, sequence_lock = itertools.count(1), threading.Lock()
 
     def send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        """S3's "Object Created" event as S3 sends it: ``etag``, ``version-id``, an increasing
+        ``sequencer``, the API as ``reason``, to the default bus's enabled rules only (moto: ``eTag``, a
+        constant ``sequencer`` and ``id``, ``reason`` ObjectCreated, to every bus)."""
         from moto.events.models import events_backends
 
         obj: dict[str, Any] = {"key": key.name, "size": key.size, "etag": key.etag.replace('"', "")}
@@ -350,6 +357,7 @@ def _patch_s3() -> None:
     original_get_notification = s3_responses.S3Response.get_bucket_notification
 
     def get_bucket_notification(self: Any) -> Any:
+        """The stored ``EventBridgeConfiguration`` is part of the answer (moto leaves it out)."""
         config = self.backend.get_bucket_notification_configuration(self.bucket_name)
         if config is not None and config.event_bridge is not None:
             serialized = self.serialized  # this request's response object only:
@@ -363,6 +371,8 @@ def _patch_s3() -> None:
 
 
 def _patch_sqs() -> None:
+    """SQS calls on one queue are atomic (moto: two concurrent ReceiveMessage calls can hand out one message
+    or fail with "Set changed size during iteration"); a long poll waits for messages outside the lock."""
     backend_cls = sqs_models.SQSBackend
     lock = threading.RLock()
     original_receive = backend_cls.receive_message
@@ -395,6 +405,8 @@ class _PlainText(str):
 
 
 def _patch_events() -> None:
+    """EventBridge's input transformer delivers a plain-text template (the notification rule's
+    ``"<instance> is in state <status>"`` form) as that text (moto parses every template as JSON)."""
     parser = events_utils.EventTemplateParser
     original_parse = parser.parse
     original_send = events_models.Rule._send_to_sqs_queue
@@ -420,32 +432,25 @@ def _patch_events() -> None:
 
 
 class Emulator:
-    """moto's server on ``127.0.0.1`` (a free port unless given), started and stopped by its owner;
-    a context manager."""
+    """moto's server on ``127.0.0.1`` (a free port unless given); a context manager. Quotas, start
+    listeners and the runner's records are process-wide, as moto's state is."""
 
     def __init__(self, region: str = DEFAULT_REGION, port: int = 0) -> None:
-        self.region = region
+        self.region, self.endpoint_url = region, ""
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._endpoint: str | None = None
-
-    @property
-    def endpoint_url(self) -> str:
-        if self._endpoint is None:
-            raise RuntimeError("the emulator is not running: call start() first")
-        return self._endpoint
 
     def start(self) -> Emulator:
         _install_fidelity()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
         self._server.start()
         host, port = self._server.get_host_and_port()
-        self._endpoint = f"http://{host}:{port}"
+        self.endpoint_url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
-        if self._endpoint is not None:
+        if self.endpoint_url:
             self._server.stop()
-            self._endpoint = None
+            self.endpoint_url = ""
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -462,8 +467,6 @@ class Emulator:
         """The standard variables that point boto3 (and the SageMaker SDK) at this emulator."""
         region = {"AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
         return {"AWS_ENDPOINT_URL": self.endpoint_url, **region, **CREDENTIALS}
-
-    # -- process-wide, as moto's state is ----------------------------------------------------------
 
     def set_quotas(self, quotas: Quotas | None) -> None:
         """Enforce ``quotas.max_concurrent_executions`` on StartPipelineExecution (None: no quota)."""
@@ -482,25 +485,20 @@ class Emulator:
 
     @property
     def most_executing(self) -> int:
-        """The most executions Executing at once (counted at each start)."""
         return _account.most_executing
 
     @property
     def refused_starts(self) -> int:
-        """How many starts the execution quota refused."""
         return _account.refused_starts
 
     def executing(self) -> int:
-        """Executions in status Executing (what the execution quota counts)."""
         return _executing(self._backend())
-
-    # -- what only the local pipeline runner may do: record progress the API cannot set ------------
 
     def _backend(self) -> Any:
         return sm_models.sagemaker_backends[ACCOUNT_ID][self.region]
 
     def record_execution(self, execution_arn: str, status: str, failure_reason: str | None = None) -> None:
-        """Set an execution's status (Executing, Succeeded, Failed, Stopped) and failure reason."""
+        """Set an execution's status and failure reason (what only the local runner may do)."""
         _set_status(_find_execution(self._backend(), execution_arn), status, failure_reason)
 
     def record_step(self, execution_arn: str, step: Mapping[str, Any]) -> None:
@@ -519,8 +517,11 @@ __all__ = [
     "ACCOUNT_ID",
     "CREDENTIALS",
     "DEFAULT_REGION",
+    "DETAIL_TYPE",
+    "SOURCE",
     "Emulator",
     "Quotas",
     "ResourceLimitExceeded",
     "environment",
+    "status_event",
 ]

@@ -1,22 +1,9 @@
 """``python -m local invoke EVENT [--function LogicalId] [--running]``: a Docker-free ``sam local invoke``.
 
-Like ``sam local invoke``, it reads the function's Handler, Environment, Timeout and the template's
-Globals, applies ``events/env.json`` (SAM's ``--env-vars`` format: ``{"LogicalId": {...},
-"Parameters": {...}}``; only variables the template declares are overridden, as SAM does), and runs the
-handler from its ``sam build`` artifact (``.aws-sam/build/<LogicalId>``; from source when not built) in a
-fresh process, enforcing the timeout. The function's log goes to stderr, its return value (or Lambda's
-error object) to stdout as JSON.
-
-Unlike ``sam local invoke``, it needs no Docker and no AWS: it starts the emulator and deploys the stack
-into it first, so that the calls the handler makes succeed. A sample event announces objects that exist
-nowhere, so each object it says was created is put into its (versioned) bucket first, a small COIL 2000
-file the ETL accepts (an empty one for a marker or a folder), and the event replayed names the versions
-put: the trigger really starts its run. A CloudFormation event's ``ResponseURL`` is a pre-signed URL of the
-emulator's S3, and the response the handler sends is shown; a FAILED response makes the command fail.
-
-``--running`` replays an upload into the running ``make up`` instead: the objects the event announces are
-put into that stack's bucket, and S3, EventBridge and the trigger take it from there (``make up`` prints
-the run).
+As ``sam local invoke`` (Handler, Environment, Timeout, Globals, ``--env-vars``), in a fresh process,
+against an emulator with the stack deployed; the objects the event announces are put first, so a sample
+event really starts a run. ``--running`` puts them into the running ``make up`` instead. docs/local-runtime.md
+("make invoke") has the detail.
 """
 
 from __future__ import annotations
@@ -110,20 +97,18 @@ def env_overrides(
     env_file: Path | None, logical_id: str, declared: dict[str, Any], warn: TextIO
 ) -> dict[str, str]:
     """SAM's --env-vars semantics: global ``Parameters`` then the function's own section."""
-    if env_file is None:
-        return {}
-    data = _load_json(env_file, "environment file")
+    data = _load_json(env_file, "environment file") if env_file else {}
     if not isinstance(data, dict):
         raise InvokeError(f"{env_file}: expected an object of {{LogicalId: {{VARIABLE: value}}}}")
     values: dict[str, str] = {}
     for section in ("Parameters", logical_id):
         for name, value in (data.get(section) or {}).items():
-            if name not in declared:
+            if name in declared:
+                values[str(name)] = "" if value is None else str(value)
+            else:
                 print(
                     f"{env_file}: {section}.{name} ignored: {logical_id} declares no such variable", file=warn
                 )
-                continue
-            values[str(name)] = "" if value is None else str(value)
     return values
 
 
@@ -140,34 +125,26 @@ def _parameters_behind(template: Template, nodes: dict[str, Any], values: dict[s
 
 
 class LocalInvoke:
-    """An emulator with the stack deployed, for one or more invocations (the CLI makes one).
-
-    The stack is deployed to suit each event (parameters behind the env overrides; a CloudFormation
-    Create finds no custom resource, an Update or Delete finds it as created) and kept while the next
-    event needs the same; a CloudFormation event may change it, so the stack is deployed afresh after one.
-    """
+    """An emulator with the stack deployed, for one or more invocations (the CLI makes one). The stack
+    suits each event (parameters behind the env overrides; a CloudFormation Create finds no custom
+    resource, an Update or Delete finds it as created) and is kept while the next event needs the same."""
 
     def __init__(
-        self,
-        *,
-        template_path: Path = ROOT / "template.yaml",
-        env_file: Path | None = ROOT / "events" / "env.json",
-        prefer_build: bool = True,
+        self, *, env_file: Path | None = ROOT / "events" / "env.json", prefer_build: bool = True
     ) -> None:
         try:
-            self.template = Template(template_path)
+            self.template = Template(ROOT / "template.yaml")
         except TemplateError as exc:
             raise InvokeError(str(exc)) from exc
         self.env_file = env_file if env_file and env_file.is_file() else None
-        self.prefer_build = prefer_build
+        self.prefer_build, self.emulator = prefer_build, Emulator()
         self._exit = contextlib.ExitStack()
-        self._emulator: Emulator | None = None
         self._deployed: tuple[tuple[tuple[str, str], ...], bool] | None = None
         self._stack: DeployedStack | None = None
 
     def __enter__(self) -> LocalInvoke:
-        self._emulator = self._exit.enter_context(Emulator())
-        self._exit.enter_context(environment(self._emulator.environ()))
+        self._exit.enter_context(self.emulator)
+        self._exit.enter_context(environment(self.emulator.environ()))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -180,27 +157,24 @@ class LocalInvoke:
         key = (tuple(sorted(params.items())), custom_resources)
         if self._stack is not None and self._deployed == key:
             return self._stack
-        assert self._emulator is not None
-        self._emulator.reset()  # moto keeps its state per process: start from nothing, as a new stack would
-        self._stack = self._deployed = None
-        deploy_log: list[str] = []
+        self.emulator.reset()  # moto keeps its state per process: start from nothing, as a new stack would
+        deploy_log: list[str] = []  # shown if the deploy fails
         deployer = StackDeployer(
             self.template,
-            aws_env=self._emulator.environ(),
-            on_log=lambda fid, line: deploy_log.append(f"{fid}: {line}"),  # shown if the deploy fails
+            aws_env=self.emulator.environ(),
+            on_log=lambda fid, line: deploy_log.append(f"{fid}: {line}"),
             code=self._code,
             function_env=routes_environment(self.template.root / "routes.yaml"),
         )
         started = time.monotonic()
         try:
-            stack = deployer.deploy(INVOKE_STACK, params, custom_resources=custom_resources)
+            self._stack = deployer.deploy(INVOKE_STACK, params, custom_resources=custom_resources)
         except StackError as exc:
-            for line in deploy_log:
-                print(f"  [deploy] {line}", file=err)
+            print("\n".join(f"  [deploy] {line}" for line in deploy_log), file=err)
             raise InvokeError(f"local deploy failed: {exc}") from exc
         print(f"local stack {INVOKE_STACK} ready in {time.monotonic() - started:.1f} s", file=err)
-        self._stack, self._deployed = stack, key
-        return stack
+        self._deployed = key
+        return self._stack
 
     def _function(self, event: Any, requested: str | None) -> str:
         """The function to invoke: the one asked for, else the only one that can take this event."""
@@ -212,11 +186,11 @@ class LocalInvoke:
         if requested or len(functions) == 1:
             return requested or functions[0]
         if is_cloudformation_event(event):
-            kind = event.get("ResourceType")
+            resources = self.template.resources.values()
             tokens = [
                 r.get("Properties", {}).get("ServiceToken")
-                for r in self.template.resources.values()
-                if r.get("Type") == kind
+                for r in resources
+                if r.get("Type") == event.get("ResourceType")
             ]
             takers = [f for f in functions if any(points_at(t, f) for t in tokens)]
         else:
@@ -236,10 +210,7 @@ class LocalInvoke:
         err: TextIO = sys.stderr,
     ) -> int:
         """Run one invocation; the exit status (0: the handler returned and CloudFormation got SUCCESS)."""
-        assert self._emulator is not None
-        template = self.template
-        text = event_path.read_text(encoding="utf-8") if event_path.is_file() else ""
-        event = _load_json(event_path, "event file")
+        template, event = self.template, _load_json(event_path, "event file")
         logical_id = self._function(event, function)
         variables = dict((template.properties(logical_id).get("Environment") or {}).get("Variables") or {})
         overrides = env_overrides(self.env_file, logical_id, variables, err)
@@ -250,20 +221,17 @@ class LocalInvoke:
             resource = next((r for r in template.resources.values() if r.get("Type") == kind), {})
             properties = event.get("OldResourceProperties") or event.get("ResourceProperties") or {}
             params.update(_parameters_behind(template, dict(resource.get("Properties") or {}), properties))
-        creating = cloudformation and event.get("RequestType") == "Create"
-        stack = self._stack_for(params, not creating, err)
-        spec = stack.functions[logical_id]
-        s3 = boto3.client("s3")
-
-        responses = None
+        stack = self._stack_for(params, not (cloudformation and event.get("RequestType") == "Create"), err)
+        spec, s3, responses = stack.functions[logical_id], boto3.client("s3"), None
         if cloudformation:
             self._deployed = None  # the event may change the stack: the next one deploys it afresh
-            responses = ResponseUrls(s3, self._emulator.region)
+            responses = ResponseUrls(s3, self.emulator.region)
             event = {**event, "ResponseURL": responses.url()}
             if isinstance(bucket := (event.get("ResourceProperties") or {}).get("DataBucket"), str):
                 with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
                     s3.create_bucket(Bucket=bucket)
         elif objects := created_objects(event):
+            text = event_path.read_text(encoding="utf-8")
             for old, new in put_objects(s3, objects).items():
                 text = text.replace(old, new)
             event = json.loads(text)
@@ -274,12 +242,11 @@ class LocalInvoke:
         code_dir, env = self._code(spec)
         where = "its sam build artifact" if ".aws-sam" in code_dir.parts else str(code_dir)
         print(f"invoking {logical_id} ({spec.handler}) from {where}, timeout {spec.timeout} s", file=err)
-        function_env = {**routes_environment(template.root / "routes.yaml"), **env, **overrides}
         with FunctionProcess(
             spec,
-            aws_env=self._emulator.environ(),
+            aws_env=self.emulator.environ(),
             code_dir=code_dir,
-            env_overrides=function_env,
+            env_overrides={**routes_environment(template.root / "routes.yaml"), **env, **overrides},
             on_log=lambda fid, line: print(line, file=err),
         ) as process:
             request_id = str(uuid.uuid4())
@@ -305,15 +272,14 @@ class LocalInvoke:
 
 def replay_into_running(event_path: Path, err: TextIO = sys.stderr) -> int:
     """Put the objects ``event_path`` announces into the running ``make up``'s bucket: a real upload."""
-    state = running_runtime()
-    if state is None:
+    if (state := running_runtime()) is None:
         raise InvokeError("--running: no local runtime is running: start one with `make up`")
-    objects = created_objects(_load_json(event_path, "event file"))
-    if not objects:
+    if not (objects := created_objects(_load_json(event_path, "event file"))):
         raise InvokeError(f"--running replays uploads: {event_path} announces no object created")
     bucket = str(state["stacks"][0]["bucket"])
-    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": state["endpoint"], "AWS_DEFAULT_REGION": state["region"]}
-    with environment(env):
+    with environment(
+        {**CREDENTIALS, "AWS_ENDPOINT_URL": state["endpoint"], "AWS_DEFAULT_REGION": state["region"]}
+    ):
         put_objects(boto3.client("s3"), objects, bucket)
     for item in objects:
         print(f"put s3://{bucket}/{item.key}: `make up` shows what becomes of it", file=err)
@@ -324,21 +290,17 @@ def invoke(
     event_path: Path,
     *,
     function: str | None = None,
-    template_path: Path = ROOT / "template.yaml",
     env_file: Path | None = ROOT / "events" / "env.json",
     prefer_build: bool = True,
     running: bool = False,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    """``python -m local invoke``: one invocation in a fresh emulator, or (``running``) uploads into
-    ``make up``."""
+    """One invocation in a fresh emulator, or (``running``) uploads into ``make up``."""
     if running:
         return replay_into_running(event_path, err)
     try:
-        with LocalInvoke(
-            template_path=template_path, env_file=env_file, prefer_build=prefer_build
-        ) as session:
+        with LocalInvoke(env_file=env_file, prefer_build=prefer_build) as session:
             return session.invoke(event_path, function=function, out=out, err=err)
     except RuntimeStartError as exc:
         raise InvokeError(str(exc)) from exc

@@ -1,21 +1,7 @@
-"""What AWS would report about the local runtime that moto does not: SageMaker's status-change events, what
-the stack's topics would send, uploads no route takes, and the queues' oldest-message age.
-
-- :meth:`Notifications.on_runner` (chained into the runner's notify) sends SageMaker's "Pipeline Execution
-  Status Change" event (``PutEvents``, source ``aws.sagemaker``, the detail fields of SageMaker's documented
-  example, ``events/notifications/sagemaker-pipeline-execution-status.json``) on each transition; the
-  template's rule (made by :mod:`local.stack`, its topic an SQS stand-in) turns the ones it matches into
-  the topic's sentence, reported here as ``topic-notification``.
-- Uploads outside every routed prefix never reach the trigger (the upload rule's pattern leaves them out),
-  so on AWS nothing says why they did not run. Locally a second rule takes every ``Object Created`` of
-  the bucket into a queue of its own, and each one no route takes (the stack's own snapshot, clean and
-  code folders aside) is reported as ``unrouted``, with the routed prefixes.
-- CloudWatch's ``AWS/SQS`` ``ApproximateAgeOfOldestMessage`` (which ``s3sm status`` and the backlog alarm
-  read): moto publishes no SQS metrics, so it is published every few seconds from moto's own queue state
-  (moto's server runs in this process).
-
-Hand-written only where moto lacks the service behaviour: SageMaker emitting events, an SNS target, SQS
-metrics.
+"""What AWS would report about the local runtime that moto does not (hand-written because moto has no SNS
+target or SQS metrics): what the stack's topics (SQS stand-ins) would send, uploads no route takes (through
+a rule of their own), and ``AWS/SQS`` ``ApproximateAgeOfOldestMessage`` from moto's queues.
+docs/local-runtime.md has the detail.
 """
 
 from __future__ import annotations
@@ -25,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -38,44 +25,6 @@ from local.emulator import ACCOUNT_ID
 from local.stack import DeployedStack
 
 Notify = Callable[[str, dict[str, Any]], None]
-SOURCE = "aws.sagemaker"
-DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
-_RUNNER_KINDS = {"execution-started", "execution-failed", "execution-succeeded"}
-
-
-def _iso(when: datetime | None) -> str | None:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
-
-
-def status_event(
-    *,
-    pipeline_arn: str,
-    execution_arn: str,
-    current: str,
-    previous: str | None,
-    start: datetime | None,
-    end: datetime | None = None,
-    display_name: str | None = None,
-    description: str | None = None,
-) -> dict[str, Any]:
-    """A PutEvents entry shaped as SageMaker's "Pipeline Execution Status Change" event: the fields of the
-    documented detail in its order, without those SageMaker would not have yet (an end while executing)."""
-    detail: dict[str, Any] = {
-        "pipelineExecutionDisplayName": display_name or execution_arn.rsplit("/", 1)[-1],
-        "currentPipelineExecutionStatus": current,
-        "previousPipelineExecutionStatus": previous,
-        "executionStartTime": _iso(start),
-        "executionEndTime": _iso(end),
-        "pipelineExecutionDescription": description,
-        "pipelineArn": pipeline_arn,
-        "pipelineExecutionArn": execution_arn,
-    }
-    return {
-        "Source": SOURCE,
-        "DetailType": DETAIL_TYPE,
-        "Detail": json.dumps({k: v for k, v in detail.items() if v is not None}),
-        "Resources": [pipeline_arn, execution_arn],
-    }
 
 
 def oldest_ages(region: str, now: float | None = None) -> dict[str, float]:
@@ -90,50 +39,44 @@ def oldest_ages(region: str, now: float | None = None) -> dict[str, float]:
 
 
 class Notifications:
-    """The status events, the stand-in topics, the unrouted uploads and the queue-age metric of a runtime."""
+    """The stand-in topics, the unrouted uploads and the queue-age metric of a runtime."""
 
     def __init__(
         self,
         *,
         events: Any,
         sqs: Any,
-        sagemaker: Any,
         cloudwatch: Any,
         region: str,
         notify: Notify,
         poll_wait: float = 1.0,
         metric_interval: float = 10.0,
     ) -> None:
-        self.events, self.sqs, self.sagemaker, self.cloudwatch = events, sqs, sagemaker, cloudwatch
-        self.region, self.notify, self.poll_wait, self.metric_interval = (
-            region,
-            notify,
-            poll_wait,
-            metric_interval,
-        )
+        self.events, self.sqs, self.cloudwatch = events, sqs, cloudwatch
+        self.region, self.notify = region, notify
+        self.poll_wait, self.metric_interval = poll_wait, metric_interval
         self.readers: list[tuple[str, Callable[[str], None]]] = []  # (queue URL, what a message means)
-        self._previous: dict[str, str] = {}
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def watch_topics(self, stack: DeployedStack) -> None:
-        """Report what the stack's topics would send (their stand-in queues)."""
+        """Report what the stack's topics would send (their stand-in queues), as the rule delivered it."""
         for topic, url in stack.topics.items():
-            self.readers.append((url, self._topic(stack.name, topic)))
+            self.readers.append((url, partial(self._sent, {"stack": stack.name, "topic": topic})))
+
+    def _sent(self, details: dict[str, Any], body: str) -> None:
+        self.notify("topic-notification", {**details, "message": body})
 
     def watch_uploads(self, stack: DeployedStack, routes: Routes, bucket: str) -> None:
         """Report the uploads to ``bucket`` no route takes (the stack's own folders aside)."""
-        own = (
-            stack.parameters.get("SnapshotPrefix", ""),
-            stack.parameters.get("CleanPrefix", ""),
-            CODE_PREFIX,
+        own = tuple(
+            p
+            for p in (*(stack.parameters.get(f"{n}Prefix") for n in ("Snapshot", "Clean")), CODE_PREFIX)
+            if p
         )
         name = f"{stack.name}-uploads-seen"[:64]  # local only: every Object Created of the bucket
         url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        arn = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"
         pattern = {
             "source": ["aws.s3"],
             "detail-type": ["Object Created"],
@@ -149,46 +92,10 @@ class Notifications:
                 return
             for item in items:
                 key = item.key if isinstance(item, ObjectEvent) else None
-                if key and routes.root(key) is None and not key.startswith(tuple(p for p in own if p)):
+                if key and routes.root(key) is None and not key.startswith(own):
                     self.notify("unrouted", {"stack": stack.name, "key": key, "prefixes": routes.prefixes()})
 
         self.readers.append((url, unrouted))
-
-    def _topic(self, stack: str, topic: str) -> Callable[[str], None]:
-        def sent(body: str) -> None:  # what SNS would send on, as the rule delivered it
-            self.notify("topic-notification", {"stack": stack, "topic": topic, "message": body})
-
-        return sent
-
-    def on_runner(self, kind: str, details: dict[str, Any]) -> None:
-        """Send the status-change event for a transition the runner reports (its notify callback)."""
-        if kind not in _RUNNER_KINDS or self._stop.is_set():
-            return
-        arn = str(details["arn"])
-        try:
-            described = self.sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
-            current = str(described["PipelineExecutionStatus"])
-            with self._lock:
-                previous = self._previous.get(arn)
-                if previous == current:
-                    return
-                self._previous[arn] = current
-            entry = status_event(
-                pipeline_arn=str(described["PipelineArn"]),
-                execution_arn=arn,
-                current=current,
-                previous=previous,
-                start=described.get("CreationTime"),
-                end=described.get("LastModifiedTime")
-                if current in ("Succeeded", "Failed", "Stopped")
-                else None,
-                display_name=described.get("PipelineExecutionDisplayName"),
-                description=described.get("PipelineExecutionDescription"),
-            )
-            if self.events.put_events(Entries=[entry]).get("FailedEntryCount", 0):
-                self.notify("notification-error", {"arn": arn, "error": "PutEvents refused the event"})
-        except (ClientError, BotoCoreError) as exc:
-            self.notify("notification-error", {"arn": arn, "error": str(exc)})
 
     def drain(self) -> None:
         """Read every watched queue once, each message handed to what it means."""
@@ -200,14 +107,9 @@ class Notifications:
     def publish_ages(self) -> dict[str, float]:
         """Every queue's oldest-message age, to the emulator's CloudWatch (as AWS/SQS publishes it)."""
         ages, stamp = oldest_ages(self.region), datetime.now(UTC)
+        metric = {"MetricName": "ApproximateAgeOfOldestMessage", "Timestamp": stamp, "Unit": "Seconds"}
         data = [
-            {
-                "MetricName": "ApproximateAgeOfOldestMessage",
-                "Dimensions": [{"Name": "QueueName", "Value": name}],
-                "Timestamp": stamp,
-                "Value": round(age, 3),
-                "Unit": "Seconds",
-            }
+            {**metric, "Dimensions": [{"Name": "QueueName", "Value": name}], "Value": round(age, 3)}
             for name, age in ages.items()
         ]
         for start in range(0, len(data), 20):  # well within PutMetricData's limits per call
@@ -239,4 +141,4 @@ class Notifications:
         self._threads = []
 
 
-__all__ = ["DETAIL_TYPE", "SOURCE", "Notifications", "oldest_ages", "status_event"]
+__all__ = ["Notifications", "oldest_ages"]

@@ -1,16 +1,6 @@
-"""The local pipeline runner: runs each started execution's definition, as SageMaker would.
-
-It runs what the project's rendered definition uses, and fails an execution on anything else with a
-message saying so, before anything runs: ``Parameters`` (String, Integer, Float; an undeclared one fails
-the execution, as SageMaker rejects it), ``Get`` of ``Parameters.*`` and ``Std:Join``; ``Processing``
-steps in the order listed, a subprocess per instance, each in a scratch folder standing for its
-``/opt/ml``, S3Prefix File-mode inputs (``ShardedByS3Key`` or ``FullyReplicated``), a
-``resourceconfig.json`` per host (its path in ``LOCAL_RESOURCE_CONFIG``); outputs by ``S3UploadMode``
-(``EndOfJob`` when the job succeeds; ``Continuous``, which SageMaker uploads while the job runs, when it
-ends, failed or not); the account's processing-instance quota, refused with SageMaker's
-``ResourceLimitExceeded`` when a job is created; and the step's ``RetryPolicies``, on a clock
-``time_scale`` times as fast as SageMaker's. Executions come from the emulator's start listener
-(:meth:`Emulator.on_start`), a thread each within the execution quota. docs/local-runtime.md has it all.
+"""The local pipeline runner: runs each execution the emulator's start listener reports, as SageMaker would
+run what the project's rendered definition uses, and fails it with a message saying so on anything else,
+before anything runs. docs/local-runtime.md ("Pipeline runner", "Retry policies") has the detail.
 """
 
 from __future__ import annotations
@@ -32,7 +22,6 @@ from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
-from moto.sagemaker.exceptions import ValidationError
 
 from local.emulator import ACCOUNT_ID, Emulator, Quotas
 from local.lambdas import child_environment, kill_tree
@@ -65,7 +54,6 @@ _TRANSFER = TransferConfig(use_threads=False)
 
 class StepFailed(Exception):
     """A step could not run or its job failed; the message is the step's failure reason.
-
     ``exception_type``: the retry-policy exception type it matches, None if no policy retries it."""
 
     def __init__(self, message: str, exception_type: str | None = None) -> None:
@@ -77,10 +65,8 @@ def retry_wait(
     policies: list[Mapping[str, Any]], retries: list[int], failure: StepFailed, elapsed: float
 ) -> tuple[float | None, str]:
     """SageMaker's answer to a failed attempt: (seconds to wait before the next, or None; why).
-
-    ``policies``: the step's ``RetryPolicies``; ``retries[i]``: the retries policy ``i`` made so far
-    (updated here); ``elapsed``: seconds (SageMaker's clock) since the step started.
-    """
+    ``retries[i]``: the retries policy ``i`` made so far (updated here); ``elapsed``: seconds (SageMaker's
+    clock) since the step started."""
     for index, policy in enumerate(policies):
         if failure.exception_type is None or failure.exception_type not in policy["ExceptionType"]:
             continue
@@ -180,10 +166,8 @@ class Job:
         for item in job.inputs:
             for key, allowed in _INPUTS.items():
                 if (value := item.get(key, allowed[0])) not in allowed:
-                    only = ", ".join(allowed)
-                    problems.append(
-                        f"input {item['InputName']}: {key} {value} is not supported locally (only {only})"
-                    )
+                    name, only = item["InputName"], ", ".join(allowed)
+                    problems.append(f"input {name}: {key} {value} is not supported locally (only {only})")
         for item in job.outputs:
             if item.get("S3UploadMode") not in _UPLOAD_MODES:
                 problems.append(f"output {item['OutputName']}: S3UploadMode must be one of {_UPLOAD_MODES}")
@@ -204,12 +188,9 @@ class RunnerStats:
     most_instances: int = 0  # the most instances in use at once
 
 
-def _ignore(kind: str, details: dict[str, Any]) -> None:
-    return
-
-
 class Runner:
-    """Runs the executions the emulator starts, on a pool of worker threads."""
+    """Runs the executions the emulator starts, a worker thread each within the execution quota.
+    ``stand_ins``: pipelines whose executions are only recorded as started (``up --pipeline NAME``)."""
 
     def __init__(
         self,
@@ -224,23 +205,20 @@ class Runner:
         notify: Notify | None = None,
         stand_ins: Collection[str] = (),
     ) -> None:
-        """``stand_ins``: pipelines whose executions are only recorded as started, never run (the
-        pipelines of other teams that routes point at: ``python -m local up --pipeline NAME``)."""
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive (got {time_scale})")
         self.emulator, self.sagemaker, self.s3 = emulator, sagemaker, s3
         self.quotas, self.time_scale = quotas or Quotas(None, None), time_scale
         self.scratch_dir, self.log_dir = scratch_dir, log_dir
-        self.notify, self.stand_ins = notify or _ignore, frozenset(stand_ins)
-        self.stats = RunnerStats()
+        self.notify: Notify = notify or (lambda kind, details: None)
+        self.stand_ins, self.stats = frozenset(stand_ins), RunnerStats()
         threads = self.quotas.max_concurrent_executions or 64
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="runner")
         self._futures: dict[str, Future[None]] = {}
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._instances_used = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._unsubscribe: Callable[[], None] | None = None
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._unsubscribe: Callable[[], None] = lambda: None
 
     def start(self) -> Runner:
         self._unsubscribe = self.emulator.on_start(self._started)
@@ -251,15 +229,15 @@ class Runner:
         with self._lock:
             self._stop.set()
             procs = list(self._procs)
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        self._unsubscribe()
+        self._unsubscribe = lambda: None
         for proc in procs:
             kill_tree(proc)
         self._pool.shutdown(wait=True, cancel_futures=True)
         for arn, future in self._futures.items():
             if future.cancelled():
-                self._record_execution(arn, "Stopped", "the local runtime stopped before the execution ran")
+                reason = "the local runtime stopped before the execution ran"
+                self.emulator.record_execution(arn, "Stopped", reason)
 
     def busy(self) -> int:
         """Executions taken and not finished yet."""
@@ -273,29 +251,24 @@ class Runner:
             self._futures[arn] = self._pool.submit(self.run_execution, arn)
         self.notify("execution-queued", {"arn": arn})
 
-    # -- one execution ------------------------------------------------------------------------------
-
     def run_execution(self, arn: str) -> None:
         started, pipeline, given = time.monotonic(), arn.split("/")[1], {}
         try:
-            pages = self.sagemaker.get_paginator("list_pipeline_parameters_for_execution").paginate(
-                PipelineExecutionArn=arn
-            )
-            given = {p["Name"]: p["Value"] for page in pages for p in page.get("PipelineParameters", [])}
+            pages = self.sagemaker.get_paginator("list_pipeline_parameters_for_execution")
+            listed = pages.paginate(PipelineExecutionArn=arn)
+            given = {p["Name"]: p["Value"] for page in listed for p in page.get("PipelineParameters", [])}
+            details = {"arn": arn, "pipeline": pipeline, "parameters": given}
             if pipeline in self.stand_ins:
-                self.notify("execution-recorded", {"arn": arn, "pipeline": pipeline, "parameters": given})
-                return
-            self.notify("execution-started", {"arn": arn, "pipeline": pipeline, "parameters": given})
+                return self.notify("execution-recorded", details)
+            self.notify("execution-started", details)
             raw = self.sagemaker.describe_pipeline_definition_for_execution(PipelineExecutionArn=arn)
             definition = json.loads(raw["PipelineDefinition"])
-            parameters = parameter_values(definition, given)
-            steps: list[Mapping[str, Any]] = definition["Steps"]
-            for step in steps:
-                if step["Type"] != "Processing":
-                    raise StepFailed(
-                        f"Step {step['Name']} has type {step['Type']!r}, which the local runner cannot run "
-                        "(it runs Processing steps only)"
-                    )
+            parameters, steps = parameter_values(definition, given), definition["Steps"]
+            if other := next((s for s in steps if s["Type"] != "Processing"), None):
+                raise StepFailed(
+                    f"Step {other['Name']} has type {other['Type']!r}, which the local runner cannot run "
+                    "(it runs Processing steps only)"
+                )
             for step in steps:
                 self._run_step(arn, step, parameters)
         except StepFailed as exc:
@@ -305,53 +278,46 @@ class Runner:
         except (ClientError, BotoCoreError, OSError) as exc:  # the emulator or the disk failed under it
             reason = f"local runner error: {exc}"
         else:
-            self._record_execution(arn, "Succeeded", None)
+            self.emulator.record_execution(arn, "Succeeded", None)
             self.stats.succeeded += 1
             seconds = time.monotonic() - started
-            self.notify("execution-succeeded", {"arn": arn, "seconds": seconds, "parameters": given})
-            return
-        self._record_execution(arn, "Stopped" if self._stop.is_set() else "Failed", reason)
+            return self.notify("execution-succeeded", {"arn": arn, "seconds": seconds, "parameters": given})
+        self.emulator.record_execution(arn, "Stopped" if self._stop.is_set() else "Failed", reason)
         self.notify("execution-failed", {"arn": arn, "reason": reason, "parameters": given})
 
-    def _record_execution(self, arn: str, status: str, reason: str | None) -> None:
-        try:
-            self.emulator.record_execution(arn, status, reason)
-        except ValidationError as exc:  # the execution vanished (emulator reset mid-run)
-            self.notify("record-error", {"arn": arn, "error": str(exc)})
-
-    # -- one processing step ------------------------------------------------------------------------
-
     def _run_step(self, arn: str, step: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
-        name, started = str(step["Name"]), time.monotonic()
-        job_name = f"pipelines-{arn.rsplit('/', 1)[1]}-{name}-{hashlib.sha256(arn.encode()).hexdigest()[:10]}"
+        name, started, execution_id = str(step["Name"]), time.monotonic(), arn.rsplit("/", 1)[1]
+        job_name = f"pipelines-{execution_id}-{name}-{hashlib.sha256(arn.encode()).hexdigest()[:10]}"
         job_arn = f"arn:aws:sagemaker:{self.emulator.region}:{ACCOUNT_ID}:processing-job/{job_name.lower()}"
-        now, job = datetime.now(UTC).isoformat(), {"ProcessingJob": {"Arn": job_arn}}
         record: dict[str, Any] = {"StepName": name, "StepDisplayName": name, "StepStatus": "Executing"}
-        record.update(StartTime=now, AttemptCount=1, Metadata=job)
+        record.update(StartTime=datetime.now(UTC).isoformat(), AttemptCount=1)
+        record["Metadata"] = {"ProcessingJob": {"Arn": job_arn}}
         self.emulator.record_step(arn, record)
+        policies = list(step.get("RetryPolicies") or [])
+        retries = [0] * len(policies)
         try:
-            policies = list(step.get("RetryPolicies") or [])
             try:
-                args = Job.parse(resolve(step.get("Arguments") or {}, parameters, f"Steps.{name}.Arguments"))
+                job = Job.parse(resolve(step.get("Arguments") or {}, parameters, f"Steps.{name}.Arguments"))
             except _MALFORMED as exc:
                 raise StepFailed(f"malformed processing step arguments: {type(exc).__name__}: {exc}") from exc
-            retries = [0] * len(policies)
             while True:
                 try:
-                    return self._processing_job(arn, name, args, record)
+                    return self._processing_job(arn, name, job, record)
                 except StepFailed as exc:
                     elapsed = (time.monotonic() - started) / self.time_scale
                     wait, why = retry_wait(policies, retries, exc, elapsed)
                     if wait is None and exc.exception_type is None:
                         raise
                     if wait is None:
-                        raise StepFailed(f"{exc} ({why})", exc.exception_type) from exc
+                        raise StepFailed(f"{exc} ({why})") from exc
                     self.stats.retries += 1
                     record["AttemptCount"] += 1
                     self.emulator.record_step(arn, record)
-                    retry = {"arn": arn, "step": name, "attempt": record["AttemptCount"], "reason": str(exc)}
                     local = wait * self.time_scale
-                    self.notify("step-retrying", {**retry, "policy": why, "wait": wait, "local_wait": local})
+                    self.notify("step-retrying", {
+                        "arn": arn, "step": name, "attempt": record["AttemptCount"], "reason": str(exc),
+                        "policy": why, "wait": wait, "local_wait": local,
+                    })  # fmt: skip
                     if self._stop.wait(local):
                         raise StepFailed(STOPPED) from exc
         except StepFailed as exc:
@@ -362,11 +328,10 @@ class Runner:
     def _processing_job(self, arn: str, step: str, job: Job, record: dict[str, Any]) -> None:
         """Run ``job`` within the instance quota; upload its outputs as their upload modes say."""
         self._acquire_instances(job)
-        began = time.monotonic()
+        began, hosts = time.monotonic(), [f"algo-{n + 1}" for n in range(job.count)]
         try:
             prefix = f"{arn.rsplit('/', 1)[1]}-{step}-"
             with tempfile.TemporaryDirectory(prefix=prefix, dir=self.scratch_dir) as tmp:
-                hosts = [f"algo-{n + 1}" for n in range(job.count)]
                 roots = [Path(tmp) / host for host in hosts]
                 for index, root in enumerate(roots):
                     self._prepare(root, index, hosts, job)
@@ -391,9 +356,8 @@ class Runner:
             used = self._instances_used
             if limit is not None and used + job.count > limit:
                 self.stats.refused_jobs += 1
-                message = INSTANCE_LIMIT_MESSAGE.format(
-                    type=job.instance_type, limit=limit, used=used, delta=job.count
-                )
+                kind = job.instance_type
+                message = INSTANCE_LIMIT_MESSAGE.format(type=kind, limit=limit, used=used, delta=job.count)
                 if job.count > limit:
                     raise StepFailed(
                         f"{message} (the job asks for more instances than the quota allows: it can never "
@@ -432,15 +396,11 @@ class Runner:
             "instance_type": job.instance_type,
             "hosts": hosts,
         }
-        resource_config = {
-            "current_host": hosts[index],
-            "current_instance_type": job.instance_type,
-            "current_group_name": "homogeneousCluster",
-            "hosts": hosts,
-            "instance_groups": [group],
+        config.write_text(json.dumps({
+            "current_host": hosts[index], "current_instance_type": job.instance_type,
+            "current_group_name": "homogeneousCluster", "hosts": hosts, "instance_groups": [group],
             "network_interface_name": "eth0",
-        }
-        config.write_text(json.dumps(resource_config), encoding="utf-8")
+        }), encoding="utf-8")  # fmt: skip
 
     def _run_instances(self, arn: str, step: str, roots: list[Path], job: Job) -> None:
         """One subprocess per instance; the job fails with the first instance that fails."""
@@ -494,11 +454,11 @@ class Runner:
 
 
 def _failure(stderr: Path, code: int, where: str) -> str:
-    """SageMaker's AlgorithmError for a script that exited ``code``: its last stderr line (last 16 KB)."""
-    with stderr.open("rb") as fh:
-        fh.seek(max(0, fh.seek(0, 2) - 16384))
-        lines = [line.strip() for line in fh.read().decode("utf-8", errors="replace").splitlines()]
-    message = next((line for line in reversed(lines) if line), "the script wrote nothing to stderr")
+    """SageMaker's AlgorithmError for a script that exited ``code``: its last non-empty stderr line."""
+    lines = stderr.read_text(encoding="utf-8", errors="replace").split("\n")
+    message = next(
+        (s for line in reversed(lines) if (s := line.strip())), "the script wrote nothing to stderr"
+    )
     detail = f"killed by signal {-code}" if code < 0 else f"exit code: {code}"
     return f"AlgorithmError: {message}, {detail}{where}"
 

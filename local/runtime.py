@@ -278,7 +278,6 @@ class Runtime:
         notifications = self.notifications = Notifications(
             events=boto3.client("events"),
             sqs=sqs,
-            sagemaker=sagemaker,
             cloudwatch=boto3.client("cloudwatch"),
             region=self.emulator.region,
             notify=self.notify,
@@ -292,7 +291,7 @@ class Runtime:
             time_scale=self.time_scale,
             scratch_dir=self.scratch_dir,
             log_dir=self.log_dir,
-            notify=self._on_runner,
+            notify=self.notify,
             stand_ins=self.stand_ins,
         ).start()
         exit_.callback(self.runner.stop)
@@ -365,11 +364,6 @@ class Runtime:
                 kind = LOGGED.get(str(entry.get("message"))) if isinstance(entry, dict) else None
                 if kind:
                     self.notify(kind, {"function": logical_id, **entry})
-
-    def _on_runner(self, kind: str, details: dict[str, Any]) -> None:
-        self.notify(kind, details)
-        if self.notifications is not None:  # the status-change event SageMaker would send
-            self.notifications.on_runner(kind, details)
 
     def _on_start(self, execution_arn: str, replayed: bool) -> None:
         # A replayed ClientRequestToken: SageMaker answered with the execution the token started.

@@ -15,7 +15,7 @@ import pytest
 
 from coilgen import generate
 from local.cli import runtime_state
-from local.notifications import DETAIL_TYPE, SOURCE
+from local.emulator import DETAIL_TYPE, SOURCE
 from local.runtime import Runtime
 from tests.support.ops import s3sm
 from tests.support.project import DOCUMENTED_STATUS_EVENT

@@ -1,18 +1,18 @@
 """The template's own PipelineStatusRule, created in moto by local/stack.py, against SageMaker's
 status-change event exactly as SageMaker documents it (tests.support.project.DOCUMENTED_STATUS_EVENT):
-which statuses reach the topic (NotifyOnSuccess), as plain text, and nothing of another pipeline."""
+which statuses reach the topic (NotifyOnSuccess), as plain text, and nothing of another pipeline; and the
+emulator sending that event on each status change."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 
-from local.emulator import Emulator
-from local.notifications import Notifications, status_event
+from local.emulator import DETAIL_TYPE, SOURCE, Emulator
+from local.notifications import Notifications
 from local.stack import DeployedStack, Resolver, Resource, StackDeployer, Template
 from tests.support.project import DOCUMENTED_STATUS_EVENT, ROOT
 
@@ -38,7 +38,6 @@ def notifications(aws: Emulator, **parameters: str) -> tuple[Notifications, list
     found = Notifications(
         events=boto3.client("events"),
         sqs=boto3.client("sqs"),
-        sagemaker=None,
         cloudwatch=None,
         region=aws.region,
         notify=lambda kind, d: sent.append(d["message"]),
@@ -119,21 +118,29 @@ def test_an_event_from_another_source_is_not_published(aws: Emulator, source: st
     assert delivered(found) == []
 
 
-def test_the_local_runtime_sends_the_status_event_sagemaker_documents() -> None:
-    # Given a finished execution, as the local runtime reports it
-    entry = status_event(
-        pipeline_arn=PIPELINE_ARN,
-        execution_arn=f"{PIPELINE_ARN}/execution/x1",
-        current="Failed",
-        previous="Executing",
-        start=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
-        end=datetime(2026, 12, 1, 9, 1, tzinfo=UTC),
-        display_name="execution-x1",
-        description="Cleans s3://b/snapshot/x.csv",
-    )
-    # Then it is SageMaker's documented event: source, detail type, and the same detail fields
-    assert entry["Source"] == DOCUMENTED["source"]
-    assert entry["DetailType"] == DOCUMENTED["detail-type"]
-    detail = json.loads(entry["Detail"])
-    assert list(detail) == list(DOCUMENTED["detail"])
-    assert detail["executionEndTime"] == "2026-12-01T09:01:00Z"
+def test_each_status_change_sends_the_event_sagemaker_documents(aws: Emulator) -> None:
+    # Given a rule of our own on SageMaker's status-change events, to a queue
+    sqs, events, sagemaker = boto3.client("sqs"), boto3.client("events"), boto3.client("sagemaker")
+    url = sqs.create_queue(QueueName="status-events")["QueueUrl"]
+    pattern = {"source": [SOURCE], "detail-type": [DETAIL_TYPE]}
+    events.put_rule(Name="status-events", EventPattern=json.dumps(pattern))
+    queue_arn = f"arn:aws:sqs:{aws.region}:123456789012:status-events"
+    events.put_targets(Rule="status-events", Targets=[{"Id": "q", "Arn": queue_arn}])
+    sagemaker.create_pipeline(PipelineName="p", PipelineDefinition="{}", RoleArn="r" * 20)
+    # When an execution starts, and the local runner records it Failed
+    arn = sagemaker.start_pipeline_execution(
+        PipelineName="p", PipelineExecutionDescription="Cleans s3://b/snapshot/x.csv"
+    )["PipelineExecutionArn"]
+    aws.record_execution(arn, "Failed", "boom")
+    # Then one event per transition, in SageMaker's documented shape: source, detail type, detail fields
+    received = [
+        json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    ]
+    by_status = {e["detail"]["currentPipelineExecutionStatus"]: e for e in received}
+    assert sorted(by_status) == ["Executing", "Failed"]
+    failed = by_status["Failed"]
+    assert (failed["source"], failed["detail-type"]) == (DOCUMENTED["source"], DOCUMENTED["detail-type"])
+    assert list(failed["detail"]) == list(DOCUMENTED["detail"])
+    assert failed["detail"]["previousPipelineExecutionStatus"] == "Executing"
+    assert failed["detail"]["pipelineExecutionArn"] == arn
+    assert "executionEndTime" not in by_status["Executing"]["detail"]

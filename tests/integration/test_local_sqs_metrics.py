@@ -24,7 +24,6 @@ def test_the_age_of_the_oldest_message_reaches_cloudwatch(aws: Emulator) -> None
     found = Notifications(
         events=None,
         sqs=None,
-        sagemaker=None,
         cloudwatch=cloudwatch,
         region=aws.region,
         notify=lambda k, d: None,
