@@ -88,14 +88,14 @@ class Delivery:
         region: str,
         notify: Notify | None = None,
     ) -> None:
-        self.mapping, self.source, self.queue_url = mapping, mapping.source, mapping.queue_url
+        self.mapping, self.queue_url = mapping, mapping.queue_url
         self.functions, self.sqs, self.region = functions, sqs, region
         self.notify: Notify = notify or (lambda kind, details: None)
         self._lock, self._busy, self._stop = threading.Lock(), 0, threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Delivery:
-        if self.source.enabled:
+        if self.mapping.enabled:
             self._threads = [
                 threading.Thread(
                     target=self._poll, args=(f,), name=f"poller-{self.mapping.function_id}", daemon=True
@@ -136,12 +136,12 @@ class Delivery:
     def _receive(self) -> list[dict[str, Any]]:
         """Up to BatchSize messages: one long poll, then more within the batching window."""
         batch: list[dict[str, Any]] = []
-        deadline = time.monotonic() + self.source.batching_window
+        deadline = time.monotonic() + self.mapping.batching_window
         wait = LONG_POLL_SECONDS
-        while len(batch) < self.source.batch_size and not self._stop.is_set():
+        while len(batch) < self.mapping.batch_size and not self._stop.is_set():
             received = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(SQS_RECEIVE_MAX, self.source.batch_size - len(batch)),
+                MaxNumberOfMessages=min(SQS_RECEIVE_MAX, self.mapping.batch_size - len(batch)),
                 WaitTimeSeconds=wait,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
@@ -167,7 +167,7 @@ class Delivery:
             "duration_ms": invocation.duration_ms,
         }
         failed: set[str] | None = set()
-        if self.source.report_batch_item_failures:
+        if self.mapping.report_batch_item_failures:
             failed = failed_items(invocation.payload, {r["messageId"] for r in records})
         if invocation.error or failed is None:
             self.notify(

@@ -2,9 +2,9 @@
 
 :class:`FunctionProcess` runs ``python -m local.lambdas <Handler>`` in the function's code folder with the
 environment Lambda would give it (docs/local-runtime.md, "Functions"). The ``__main__`` part is the inside
-of the environment: a JSON request per stdin line, a JSON reply per line on the original stdout, the
-handler's output on stderr; standard library only. Nothing provides a Docker-free Lambda runtime here (the
-runtime interface emulator is not installable): this is the small part of it the functions need.
+of the environment: requests and replies over a socket pair (:mod:`multiprocessing.connection`), the
+handler's output on stdout/stderr as its log; standard library only. Nothing provides a Docker-free Lambda
+runtime here (the runtime interface emulator is not installable): this is the small part it needs.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import importlib
 import importlib.util
 import json
 import os
-import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,19 +61,6 @@ def kill_tree(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
 
 
 @dataclass(frozen=True)
-class SqsEventSource:
-    """An SQS event source mapping of a function (SAM ``Type: SQS`` event)."""
-
-    event_id: str
-    queue_logical_id: str
-    batch_size: int
-    batching_window: float  # MaximumBatchingWindowInSeconds
-    maximum_concurrency: int  # ScalingConfig.MaximumConcurrency: concurrent invocations
-    report_batch_item_failures: bool  # FunctionResponseTypes: [ReportBatchItemFailures]
-    enabled: bool
-
-
-@dataclass(frozen=True)
 class FunctionSpec:
     """Everything needed to run one function as Lambda would."""
 
@@ -85,7 +73,6 @@ class FunctionSpec:
     timeout: int
     memory_size: int
     environment: dict[str, str]
-    sqs_events: tuple[SqsEventSource, ...] = ()
     log_group: str = ""  # LoggingConfig.LogGroup; empty: Lambda's default, /aws/lambda/<name>
 
     @property
@@ -171,8 +158,8 @@ class FunctionProcess:
         self._on_log, self._logs = on_log or _stderr_sink, logs
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None
-        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._readers: list[threading.Thread] = []
+        self._channel: Connection | None = None
+        self._reader: threading.Thread | None = None
         self.log_stream = ""
         self._pending_init_ms: float | None = None  # a warm-up's init, reported by the next invoke
 
@@ -205,25 +192,24 @@ class FunctionProcess:
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
         }
-        self._replies = queue.Queue()
-        self._proc = proc = subprocess.Popen(
-            [sys.executable, "-m", "local.lambdas", spec.handler],
-            cwd=self.code_dir,
-            env=child_environment({**self._aws_env, **runtime_env, **self.environment}),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,
-        )
-        self._readers = [
-            threading.Thread(target=self._read, args=(stream, replies), daemon=True)
-            for stream, replies in ((proc.stdout, True), (proc.stderr, False))
-        ]
-        for thread in self._readers:
-            thread.start()
+        parent, child = socket.socketpair()
+        with child:
+            self._proc = proc = subprocess.Popen(
+                [sys.executable, "-m", "local.lambdas", spec.handler, spec.arn, str(child.fileno())],
+                cwd=self.code_dir,
+                env=child_environment({**self._aws_env, **runtime_env, **self.environment}),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,
+                pass_fds=(child.fileno(),),
+            )
+        self._channel = Connection(parent.detach())
+        self._reader = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self._reader.start()
         started = time.perf_counter()
         reply = self._next_reply(INIT_TIMEOUT)
         init_ms = (time.perf_counter() - started) * 1000
@@ -239,38 +225,30 @@ class FunctionProcess:
             }
         return None, {"errorMessage": "Runtime exited during init", "errorType": "Runtime.ExitError"}
 
-    def _read(self, stream: IO[str], replies: bool) -> None:
-        """The replies (stdout) or the log (stderr; a stdout line that is not a reply is log too)."""
-        for raw in stream:
-            line = raw.rstrip("\n")
-            if replies:
-                with contextlib.suppress(json.JSONDecodeError):
-                    self._replies.put(json.loads(line))
-                    continue
-            self._on_log(self.spec.logical_id, line)
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._on_log(self.spec.logical_id, line.rstrip("\n"))
             if self._logs is not None:
-                self._logs.add(self.spec.log_group_name, self.log_stream, line)
-        if replies:
-            self._replies.put(None)
+                self._logs.add(self.spec.log_group_name, self.log_stream, line.rstrip("\n"))
 
     def _next_reply(self, timeout: float) -> dict[str, Any] | None:
+        """The environment's reply; None when it gave none within ``timeout`` seconds or exited."""
+        assert self._channel is not None
         try:
-            return self._replies.get(timeout=timeout)
-        except queue.Empty:
+            return dict(self._channel.recv()) if self._channel.poll(timeout) else None
+        except (EOFError, OSError):
             return None
 
     def _stop_process(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
+        proc, channel, self._proc, self._channel = self._proc, self._channel, None, None
+        if proc is None or channel is None:
             return
-        with contextlib.suppress(OSError):  # the process is gone already
-            proc.stdin.close()  # type: ignore[union-attr]
+        channel.close()  # the environment's cue to exit
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=2)
         kill_tree(proc)
-        for thread in self._readers:
-            thread.join(timeout=5)
-        self._readers = []
+        if self._reader is not None:
+            self._reader.join(timeout=5)
 
     def warm(self) -> None:
         """Start the execution environment now if none is running (an init failure shows on invoke)."""
@@ -291,22 +269,12 @@ class FunctionProcess:
             self._pending_init_ms = None
             if error:
                 return Invocation(request_id, {**error, "requestId": request_id}, True, 0.0, None)
-            proc, spec = self._proc, self.spec
+            proc, channel = self._proc, self._channel
             assert proc is not None
-            assert proc.stdin is not None
-            function = {"name": spec.name, "arn": spec.arn, "memory_size": spec.memory_size}
-            function |= {"log_group": spec.log_group_name, "log_stream": self.log_stream}
-            deadline_ms = int((time.time() + limit) * 1000)
-            request = {
-                "request_id": request_id,
-                "event": event,
-                "deadline_ms": deadline_ms,
-                "function": function,
-            }
+            assert channel is not None
             started = time.perf_counter()
             with contextlib.suppress(OSError):  # a dead process: the reply wait below reports it
-                proc.stdin.write(json.dumps(request) + "\n")
-                proc.stdin.flush()
+                channel.send({"request_id": request_id, "event": event, "deadline": time.time() + limit})
             reply = self._next_reply(limit)
             duration_ms = (time.perf_counter() - started) * 1000
             if reply is None:
@@ -343,20 +311,19 @@ class FunctionProcess:
 class LambdaContext:
     """The attributes and method of the Python runtime's context object that handlers use."""
 
-    def __init__(self, request: dict[str, Any]) -> None:
-        function: dict[str, Any] = request["function"]
+    def __init__(self, request: dict[str, Any], arn: str) -> None:
         self.aws_request_id: str = request["request_id"]
-        self.function_name: str = function["name"]
-        self.function_version = "$LATEST"
-        self.invoked_function_arn: str = function["arn"]
-        self.memory_limit_in_mb = int(function["memory_size"])
-        self.log_group_name: str = function["log_group"]
-        self.log_stream_name: str = function["log_stream"]
+        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
+        self.invoked_function_arn = arn
+        self.memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
+        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
         self.identity = self.client_context = None
-        self._deadline_ms = int(request["deadline_ms"])
+        self._deadline = float(request["deadline"])
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, self._deadline_ms - int(time.time() * 1000))
+        return max(0, int((self._deadline - time.time()) * 1000))
 
 
 def _error(exc: BaseException, kind: str = "", request_id: str | None = None) -> dict[str, Any]:
@@ -368,14 +335,11 @@ def _error(exc: BaseException, kind: str = "", request_id: str | None = None) ->
     return payload | ({"requestId": request_id} if request_id else {})
 
 
-def _serve(handler_name: str) -> int:
-    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")  # replies; all else the handler prints: the log
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+def _serve(handler_name: str, arn: str, fd: str) -> int:
+    channel = Connection(int(fd))
 
     def reply(message: dict[str, Any], started: float) -> None:
-        channel.write(json.dumps({**message, "duration_ms": (time.perf_counter() - started) * 1000}) + "\n")
-        channel.flush()
+        channel.send({**message, "duration_ms": (time.perf_counter() - started) * 1000})
 
     started = time.perf_counter()
     module_name, _, function_name = handler_name.rpartition(".")
@@ -390,9 +354,12 @@ def _serve(handler_name: str) -> int:
         reply({"type": "init_error", "error": error}, started)
         return 1
     reply({"type": "ready"}, started)
-    for line in sys.stdin:
-        request = json.loads(line)
-        context, started = LambdaContext(request), time.perf_counter()
+    while True:
+        try:
+            request = channel.recv()
+        except EOFError:  # the runtime closed the channel: the environment ends
+            return 0
+        context, started = LambdaContext(request, arn), time.perf_counter()
         answer: dict[str, Any]
         try:
             result = handler(request["event"], context)
@@ -405,8 +372,7 @@ def _serve(handler_name: str) -> int:
                 marshal = _error(ValueError(f"Unable to marshal response: {exc}"), "Runtime.MarshalError")
                 answer = {"type": "error", "error": marshal | {"requestId": context.aws_request_id}}
         reply(answer, started)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_serve(sys.argv[1]))
+    sys.exit(_serve(*sys.argv[1:4]))

@@ -282,7 +282,7 @@ class Runtime:
                             logs=logs,
                         )
                     )
-                    for _ in range(mapping.source.maximum_concurrency)
+                    for _ in range(mapping.maximum_concurrency)
                 ]
                 self.functions += functions
                 delivery = Delivery(

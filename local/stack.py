@@ -23,7 +23,7 @@ from botocore.exceptions import WaiterError
 from cfnlint.decode import cfn_yaml
 
 from local.emulator import ACCOUNT_ID, DEFAULT_REGION
-from local.lambdas import FunctionProcess, FunctionSpec, LogSink, SqsEventSource
+from local.lambdas import FunctionProcess, FunctionSpec, LogSink
 
 FUNCTION = "AWS::Serverless::Function"
 RESPONSE_GRACE = 5.0  # seconds to wait for the response after the handler returned
@@ -261,14 +261,11 @@ class Resolver:
             timeout=int(self.resolve(props.get("Timeout", 3), f"{where}.Timeout")),  # Lambda's defaults
             memory_size=int(self.resolve(props.get("MemorySize", 128), f"{where}.MemorySize")),
             environment={str(k): self.resolve_str(v, where) for k, v in variables.items()},
-            sqs_events=tuple(
-                self._sqs_event(logical_id, i, e) for i, e in (props.get("Events") or {}).items()
-            ),
             log_group=self.resolve_str((props.get("LoggingConfig") or {}).get("LogGroup", ""), where),
         )
 
-    def _sqs_event(self, logical_id: str, event_id: str, event: dict[str, Any]) -> SqsEventSource:
-        """A SAM ``Type: SQS`` event; any other event source is refused (moto cannot invoke Lambda)."""
+    def event_source(self, logical_id: str, event_id: str, event: dict[str, Any]) -> EventSource:
+        """A SAM ``Type: SQS`` event's mapping; any other type is refused (moto cannot invoke Lambda)."""
         where = f"Resources.{logical_id}.Properties.Events.{event_id}"
         if event.get("Type") != "SQS":
             raise TemplateError(f"{where}: Type {event.get('Type')} is not emulated locally (only SQS is)")
@@ -277,9 +274,10 @@ class Resolver:
         if queue_id is None:
             raise TemplateError(f"{where}.Properties.Queue: expected !GetAtt <a queue of this template>.Arn")
         props = self.resolve(event.get("Properties") or {}, f"{where}.Properties")
-        return SqsEventSource(
-            event_id=str(event_id),
-            queue_logical_id=queue_id,
+        return EventSource(
+            function_id=logical_id,
+            queue_url=self.get_att(queue_id, "QueueUrl", where),
+            queue_arn=self.get_att(queue_id, "Arn", where),
             batch_size=int(props.get("BatchSize", 10)),  # Lambda's default
             batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
             # Without ScalingConfig Lambda scales up to 1,000 invocations; locally a few are enough.
@@ -292,12 +290,16 @@ class Resolver:
 
 @dataclass(frozen=True)
 class EventSource:
-    """An SQS event source mapping: the function it invokes, its settings and its queue."""
+    """An SQS event source mapping (SAM ``Type: SQS`` event): the function it invokes, its queue, settings."""
 
     function_id: str
-    source: SqsEventSource
     queue_url: str
     queue_arn: str
+    batch_size: int
+    batching_window: float  # MaximumBatchingWindowInSeconds
+    maximum_concurrency: int  # ScalingConfig.MaximumConcurrency: concurrent invocations
+    report_batch_item_failures: bool  # FunctionResponseTypes: [ReportBatchItemFailures]
+    enabled: bool
 
 
 @dataclass
@@ -390,12 +392,9 @@ class StackDeployer:
                     raise StackError(f"cannot create {', '.join(i for i, _ in waiting)}: {waiting[0][1]}")
                 pending = [i for i, _ in waiting]
             for logical_id in self.template.functions():
-                spec = stack.functions[logical_id] = resolver.function(logical_id)
-                for source in spec.sqs_events:
-                    queue = resolver.created[source.queue_logical_id].attributes
-                    stack.event_sources.append(
-                        EventSource(logical_id, source, queue["QueueUrl"], queue["Arn"])
-                    )
+                stack.functions[logical_id] = resolver.function(logical_id)
+                events = (self.template.properties(logical_id).get("Events") or {}).items()
+                stack.event_sources += [resolver.event_source(logical_id, str(i), e) for i, e in events]
         except TemplateError as exc:
             raise StackError(f"stack {stack_name}: {exc}") from exc
         for name, output in (self.template.doc.get("Outputs") or {}).items():
