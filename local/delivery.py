@@ -95,13 +95,12 @@ class Delivery:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Delivery:
-        if self.mapping.enabled:
-            self._threads = [
-                threading.Thread(
-                    target=self._poll, args=(f,), name=f"poller-{self.mapping.function_id}", daemon=True
-                )
-                for f in self.functions
-            ]
+        self._threads = [
+            threading.Thread(
+                target=self._poll, args=(f,), name=f"poller-{self.mapping.function_id}", daemon=True
+            )
+            for f in self.functions
+        ]
         for thread in self._threads:
             thread.start()
         return self

@@ -2,7 +2,7 @@
 
 :class:`FunctionProcess` runs ``python -m local.lambdas <Handler>`` in the function's code folder with the
 environment Lambda would give it (docs/local-runtime.md, "Functions"). The ``__main__`` part is the inside
-of the environment: requests and replies over a socket pair (:mod:`multiprocessing.connection`), the
+of the environment: JSON requests and replies over a socket pair (:mod:`multiprocessing.connection`), the
 handler's output on stdout/stderr as its log; standard library only. Nothing provides a Docker-free Lambda
 runtime here (the runtime interface emulator is not installable): this is the small part it needs.
 """
@@ -161,7 +161,6 @@ class FunctionProcess:
         self._channel: Connection | None = None
         self._reader: threading.Thread | None = None
         self.log_stream = ""
-        self._pending_init_ms: float | None = None  # a warm-up's init, reported by the next invoke
 
     @property
     def environment(self) -> dict[str, str]:
@@ -235,7 +234,7 @@ class FunctionProcess:
         """The environment's reply; None when it gave none within ``timeout`` seconds or exited."""
         assert self._channel is not None
         try:
-            return dict(self._channel.recv()) if self._channel.poll(timeout) else None
+            return dict(json.loads(self._channel.recv_bytes())) if self._channel.poll(timeout) else None
         except (EOFError, OSError):
             return None
 
@@ -253,9 +252,7 @@ class FunctionProcess:
     def warm(self) -> None:
         """Start the execution environment now if none is running (an init failure shows on invoke)."""
         with self._lock:
-            init_ms, error = self._ensure()
-            if init_ms is not None or error:
-                self._pending_init_ms = init_ms
+            self._ensure()
 
     def invoke(
         self, event: Any, *, timeout: float | None = None, request_id: str | None = None
@@ -264,9 +261,7 @@ class FunctionProcess:
         limit = float(timeout if timeout is not None else self.spec.timeout)
         request_id = request_id or str(uuid.uuid4())
         with self._lock:
-            started_ms, error = self._ensure()
-            init_ms = started_ms if started_ms is not None else self._pending_init_ms
-            self._pending_init_ms = None
+            init_ms, error = self._ensure()
             if error:
                 return Invocation(request_id, {**error, "requestId": request_id}, True, 0.0, None)
             proc, channel = self._proc, self._channel
@@ -274,7 +269,8 @@ class FunctionProcess:
             assert channel is not None
             started = time.perf_counter()
             with contextlib.suppress(OSError):  # a dead process: the reply wait below reports it
-                channel.send({"request_id": request_id, "event": event, "deadline": time.time() + limit})
+                request = {"request_id": request_id, "event": event, "deadline": time.time() + limit}
+                channel.send_bytes(json.dumps(request).encode())
             reply = self._next_reply(limit)
             duration_ms = (time.perf_counter() - started) * 1000
             if reply is None:
@@ -319,7 +315,6 @@ class LambdaContext:
         self.memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
         self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
         self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
-        self.identity = self.client_context = None
         self._deadline = float(request["deadline"])
 
     def get_remaining_time_in_millis(self) -> int:
@@ -339,7 +334,9 @@ def _serve(handler_name: str, arn: str, fd: str) -> int:
     channel = Connection(int(fd))
 
     def reply(message: dict[str, Any], started: float) -> None:
-        channel.send({**message, "duration_ms": (time.perf_counter() - started) * 1000})
+        channel.send_bytes(
+            json.dumps({**message, "duration_ms": (time.perf_counter() - started) * 1000}).encode()
+        )
 
     started = time.perf_counter()
     module_name, _, function_name = handler_name.rpartition(".")
@@ -356,7 +353,7 @@ def _serve(handler_name: str, arn: str, fd: str) -> int:
     reply({"type": "ready"}, started)
     while True:
         try:
-            request = channel.recv()
+            request = json.loads(channel.recv_bytes())
         except EOFError:  # the runtime closed the channel: the environment ends
             return 0
         context, started = LambdaContext(request, arn), time.perf_counter()

@@ -50,10 +50,8 @@ class RuntimeStartError(Exception):
 
 
 def _digest(parts: Sequence[tuple[str, bytes]]) -> str:
-    digest = hashlib.sha256()
-    for name, body in parts:
-        digest.update(name.encode() + b"\0" + hashlib.sha256(body).digest())
-    return digest.hexdigest()[:16]
+    named = b"".join(name.encode() + b"\0" + hashlib.sha256(body).digest() for name, body in parts)
+    return hashlib.sha256(named).hexdigest()[:16]
 
 
 def _artifact_dir(root: Path = ROOT) -> Path:
@@ -152,10 +150,6 @@ class StackRequest:
     parameters: Mapping[str, str] = field(default_factory=dict)
 
 
-def _ignore(*args: object) -> None:
-    return
-
-
 class Runtime:
     """Everything of the local runtime, owned by one object with a clean start and stop: ``stop()`` (also
     on an exception, Ctrl-C included) undoes ``start()`` in reverse, joining every thread and child."""
@@ -181,8 +175,8 @@ class Runtime:
         self._own_emulator, self.emulator = emulator is None, emulator or Emulator(port=port)
         self.quotas, self.time_scale = quotas or Quotas(), time_scale
         self.scratch_dir, self.log_dir = scratch_dir, log_dir
-        self.notify: Notify = notify or _ignore
-        self.on_log: LogSink = on_log or _ignore
+        self.notify: Notify = notify or (lambda kind, details: None)
+        self.on_log: LogSink = on_log or (lambda function, line: None)
         self._exit = contextlib.ExitStack()
         self._clear()
 

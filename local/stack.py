@@ -128,8 +128,8 @@ class Resolver:
         *,
         region: str = DEFAULT_REGION,
     ) -> None:
-        self.template, self.stack_name, self.parameters = template, stack_name, dict(parameters)
-        self.region, self.account_id = region, ACCOUNT_ID
+        self.template, self.parameters = template, dict(parameters)
+        self.region = region
         digest = hashlib.sha256(stack_name.encode()).hexdigest()[:8]
         self.stack_id = f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{stack_name}/{digest}-local"
         self.pseudo = {"AWS::StackName": stack_name, "AWS::StackId": self.stack_id, "AWS::Region": region}
@@ -284,7 +284,6 @@ class Resolver:
             maximum_concurrency=int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 5)),
             report_batch_item_failures="ReportBatchItemFailures"
             in (props.get("FunctionResponseTypes") or []),
-            enabled=str(props.get("Enabled", True)).lower() != "false",
         )
 
 
@@ -299,7 +298,6 @@ class EventSource:
     batching_window: float  # MaximumBatchingWindowInSeconds
     maximum_concurrency: int  # ScalingConfig.MaximumConcurrency: concurrent invocations
     report_batch_item_failures: bool  # FunctionResponseTypes: [ReportBatchItemFailures]
-    enabled: bool
 
 
 @dataclass
@@ -322,12 +320,9 @@ class DeployedStack:
         return self.resolver.created[logical_id].attributes[name]
 
     def pipeline_names(self) -> list[str]:
-        """The pipelines the stack's routes start (names or ARNs as routed), else those its resources made."""
+        """The pipelines the stack's routes start (names or ARNs as routed)."""
         routed = (self.custom_resources.get("Routes") or {}).get("Data") or {}
-        if routed.get("PipelineNames"):
-            return str(routed["PipelineNames"]).split(",")
-        found = ((r.get("Data") or {}).get("PipelineName") for r in self.custom_resources.values())
-        return [str(name) for name in found if name]
+        return [name for name in str(routed.get("PipelineNames", "")).split(",") if name]
 
 
 def _stringify(value: Any) -> Any:
@@ -460,15 +455,12 @@ class StackDeployer:
 
     def _bucket(self, stack: DeployedStack, logical_id: str, props: dict[str, Any], where: str) -> Resource:
         name = props.get("BucketName") or generated_name(stack.name, logical_id, lower=True, limit=63)
-        notifications = props.get("NotificationConfiguration") or {}
-        if set(notifications) - {"EventBridgeConfiguration"}:
-            raise StackError(f"{where}.NotificationConfiguration: only EventBridgeConfiguration is emulated")
         self.s3.create_bucket(Bucket=name)
         if (props.get("VersioningConfiguration") or {}).get("Status"):
             self.s3.put_bucket_versioning(
                 Bucket=name, VersioningConfiguration=props["VersioningConfiguration"]
             )
-        if notifications:
+        if "EventBridgeConfiguration" in (props.get("NotificationConfiguration") or {}):
             self.s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )

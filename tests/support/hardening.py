@@ -345,7 +345,6 @@ def upload_event_source(queue_url: str, queue_arn: str) -> EventSource:
         batching_window=float(UPLOADS["MaximumBatchingWindowInSeconds"]),
         maximum_concurrency=1,  # one poller: the batches, and so the counts, are the same in every run
         report_batch_item_failures="ReportBatchItemFailures" in UPLOADS["FunctionResponseTypes"],
-        enabled=True,
     )
 
 
