@@ -2,9 +2,9 @@
 
 :class:`FunctionProcess` runs ``python -m local.lambdas <Handler>`` in the function's code folder with the
 environment Lambda would give it (docs/local-runtime.md, "Functions"). The ``__main__`` part is the inside
-of the environment: JSON requests and replies over a socket pair (:mod:`multiprocessing.connection`), the
-handler's output on stdout/stderr as its log; standard library only. Nothing provides a Docker-free Lambda
-runtime here (the runtime interface emulator is not installable): this is the small part it needs.
+of the environment: a JSON request or reply a line over a socket pair, the handler's output on
+stdout/stderr as its log; standard library only. Nothing provides a Docker-free Lambda runtime here (the
+runtime interface emulator is not installable): this is the small part of it the functions need.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
 
@@ -158,7 +157,8 @@ class FunctionProcess:
         self._on_log, self._logs = on_log or _stderr_sink, logs
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None
-        self._channel: Connection | None = None
+        self._channel: socket.socket | None = None
+        self._replies: IO[str] | None = None
         self._reader: threading.Thread | None = None
         self.log_stream = ""
 
@@ -206,7 +206,7 @@ class FunctionProcess:
                 start_new_session=True,
                 pass_fds=(child.fileno(),),
             )
-        self._channel = Connection(parent.detach())
+        self._channel, self._replies = parent, parent.makefile("r", encoding="utf-8")
         self._reader = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
         self._reader.start()
         started = time.perf_counter()
@@ -233,15 +233,20 @@ class FunctionProcess:
     def _next_reply(self, timeout: float) -> dict[str, Any] | None:
         """The environment's reply; None when it gave none within ``timeout`` seconds or exited."""
         assert self._channel is not None
+        assert self._replies is not None
+        self._channel.settimeout(timeout)
         try:
-            return dict(json.loads(self._channel.recv_bytes())) if self._channel.poll(timeout) else None
-        except (EOFError, OSError):
+            line = self._replies.readline()
+        except OSError:  # the timeout; the socket is not read again: the environment is replaced
             return None
+        return dict(json.loads(line)) if line else None
 
     def _stop_process(self) -> None:
-        proc, channel, self._proc, self._channel = self._proc, self._channel, None, None
-        if proc is None or channel is None:
+        proc, channel, replies = self._proc, self._channel, self._replies
+        self._proc = self._channel = self._replies = None
+        if proc is None or channel is None or replies is None:
             return
+        replies.close()
         channel.close()  # the environment's cue to exit
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=2)
@@ -270,7 +275,7 @@ class FunctionProcess:
             started = time.perf_counter()
             with contextlib.suppress(OSError):  # a dead process: the reply wait below reports it
                 request = {"request_id": request_id, "event": event, "deadline": time.time() + limit}
-                channel.send_bytes(json.dumps(request).encode())
+                channel.sendall(json.dumps(request).encode() + b"\n")
             reply = self._next_reply(limit)
             duration_ms = (time.perf_counter() - started) * 1000
             if reply is None:
@@ -331,12 +336,11 @@ def _error(exc: BaseException, kind: str = "", request_id: str | None = None) ->
 
 
 def _serve(handler_name: str, arn: str, fd: str) -> int:
-    channel = Connection(int(fd))
+    channel = socket.socket(fileno=int(fd))
 
     def reply(message: dict[str, Any], started: float) -> None:
-        channel.send_bytes(
-            json.dumps({**message, "duration_ms": (time.perf_counter() - started) * 1000}).encode()
-        )
+        message["duration_ms"] = (time.perf_counter() - started) * 1000
+        channel.sendall(json.dumps(message).encode() + b"\n")
 
     started = time.perf_counter()
     module_name, _, function_name = handler_name.rpartition(".")
@@ -351,11 +355,8 @@ def _serve(handler_name: str, arn: str, fd: str) -> int:
         reply({"type": "init_error", "error": error}, started)
         return 1
     reply({"type": "ready"}, started)
-    while True:
-        try:
-            request = json.loads(channel.recv_bytes())
-        except EOFError:  # the runtime closed the channel: the environment ends
-            return 0
+    for line in channel.makefile("r", encoding="utf-8"):  # until the runtime closes the channel
+        request = json.loads(line)
         context, started = LambdaContext(request, arn), time.perf_counter()
         answer: dict[str, Any]
         try:
@@ -369,6 +370,7 @@ def _serve(handler_name: str, arn: str, fd: str) -> int:
                 marshal = _error(ValueError(f"Unable to marshal response: {exc}"), "Runtime.MarshalError")
                 answer = {"type": "error", "error": marshal | {"requestId": context.aws_request_id}}
         reply(answer, started)
+    return 0
 
 
 if __name__ == "__main__":
