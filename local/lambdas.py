@@ -162,11 +162,6 @@ class FunctionProcess:
         self._reader: threading.Thread | None = None
         self.log_stream = ""
 
-    @property
-    def environment(self) -> dict[str, str]:
-        """The function's variables as the handler sees them (template + overrides)."""
-        return {**self.spec.environment, **self._env_overrides}
-
     def _ensure(self) -> tuple[float | None, dict[str, Any] | None]:
         """A running environment, started now (init phase included) if none is: (init ms if started now,
         Lambda's error object if the init failed)."""
@@ -196,7 +191,9 @@ class FunctionProcess:
             self._proc = proc = subprocess.Popen(
                 [sys.executable, "-m", "local.lambdas", spec.handler, spec.arn, str(child.fileno())],
                 cwd=self.code_dir,
-                env=child_environment({**self._aws_env, **runtime_env, **self.environment}),
+                env=child_environment(
+                    {**self._aws_env, **runtime_env, **spec.environment, **self._env_overrides}
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
