@@ -1,11 +1,4 @@
-"""local: the whole system on one machine, without AWS or Docker (``python -m local``, :mod:`local.cli`).
-
-:mod:`local.emulator` (moto's server, patched where it differs from AWS), :mod:`local.stack` (the
-template deployed into it; the real deploy function answers the custom resources), :mod:`local.lambdas`
-(a function's artifact run in a process), :mod:`local.delivery` (the SQS event source mapping),
-:mod:`local.runner` (each execution's processing step), :mod:`local.notifications` (what SNS and
-CloudWatch would send) and :mod:`local.runtime` (all of it started and stopped as one).
-"""
+"""local: the whole system on one machine, without AWS or Docker (docs/local-runtime.md)."""
 
 from pathlib import Path
 

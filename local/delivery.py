@@ -1,26 +1,7 @@
-"""SQS event source mapping: a queue polled and its messages handed to the real function, as Lambda does.
-
-moto keeps SQS queues (visibility timeouts, receive counts, the redrive policy's move to the dead-letter
-queue after ``maxReceiveCount`` receives) but has no event source mappings: it cannot invoke a Lambda
-function without Docker. :class:`Delivery` is the mapping's poller, configured from the template's
-``Type: SQS`` event (:class:`local.lambdas.SqsEventSource`):
-
-- ``ScalingConfig.MaximumConcurrency`` pollers, each invoking its own execution environment
-  (:class:`local.lambdas.FunctionProcess`): that many invocations at once, as Lambda caps them;
-- each receives up to ``BatchSize`` messages (SQS returns at most 10 per call: more are gathered over
-  ``MaximumBatchingWindowInSeconds``), with every system attribute, and invokes the function with the
-  event Lambda sends (``Records`` of ``messageId``, ``receiptHandle``, ``body``, ``attributes`` incl.
-  ``ApproximateReceiveCount``, ``messageAttributes``, ``md5OfBody``, ``eventSource``,
-  ``eventSourceARN``, ``awsRegion``);
-- with ``FunctionResponseTypes: [ReportBatchItemFailures]``, the messages named in the response's
-  ``batchItemFailures`` stay in the queue and the others are deleted; a response that names a
-  message not in the batch (or is not of that shape) fails the whole batch, as Lambda treats it;
-- a failed invocation (exception, timeout, crash) deletes nothing: the batch becomes visible again
-  when its visibility timeout (the queue's, or what the function set) runs out, and SQS's own redrive
-  policy moves a message to the dead-letter queue after ``maxReceiveCount`` receives.
-
-Nothing here retries or dead-letters by itself: SQS does both, and the function decides (the trigger
-sets a failed record's next visibility itself).
+"""The SQS event source mapping, as Lambda runs it (moto cannot invoke a function without Docker):
+``MaximumConcurrency`` pollers, each with its own function process, batches of ``BatchSize`` gathered over
+``MaximumBatchingWindowInSeconds``, Lambda's record shape and ``ReportBatchItemFailures``
+(docs/local-runtime.md, "Delivery"). Retrying and dead-lettering are SQS's own, never done here.
 """
 
 from __future__ import annotations
@@ -45,10 +26,11 @@ RECORD_ATTRIBUTES = (  # the system attributes a record of Lambda's SQS event ca
     "ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp",
     "SequenceNumber", "MessageGroupId", "MessageDeduplicationId", "AWSTraceHeader",
 )  # fmt: skip
-
-
-def _ignore(kind: str, details: dict[str, Any]) -> None:
-    return
+INVALID = {  # a ReportBatchItemFailures response Lambda cannot use
+    "errorType": "InvalidBatchItemFailures",
+    "errorMessage": "the response's batchItemFailures is not valid: the whole batch failed",
+}
+VALUE_KEYS = ("StringValue", "BinaryValue", "StringListValues", "BinaryListValues", "DataType")
 
 
 def s3_keys(body: str) -> list[str]:
@@ -63,13 +45,9 @@ def s3_keys(body: str) -> list[str]:
 def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
     """One SQS message as a record of the event Lambda's SQS poller sends."""
     attributes = {k: v for k, v in (message.get("Attributes") or {}).items() if k in RECORD_ATTRIBUTES}
-    message_attributes = {
+    message_attributes = {  # SQS's StringValue as Lambda's stringValue, and so on
         name: {
-            "stringValue": value.get("StringValue"),
-            "binaryValue": value.get("BinaryValue"),
-            "stringListValues": value.get("StringListValues", []),
-            "binaryListValues": value.get("BinaryListValues", []),
-            "dataType": value.get("DataType"),
+            k[0].lower() + k[1:]: value.get(k, [] if k.endswith("ListValues") else None) for k in VALUE_KEYS
         }
         for name, value in (message.get("MessageAttributes") or {}).items()
     }
@@ -87,18 +65,15 @@ def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[
 
 
 def failed_items(payload: Any, batch: set[str]) -> set[str] | None:
-    """The message IDs a ReportBatchItemFailures response names; None if the response is not valid."""
+    """The message IDs a ReportBatchItemFailures response names; None if the response is not valid (Lambda:
+    an empty, missing or unknown identifier fails the whole batch)."""
     if payload is None or (isinstance(payload, dict) and payload.get("batchItemFailures") is None):
         return set()
-    if not isinstance(payload, dict) or not isinstance(payload["batchItemFailures"], list):
+    items = payload.get("batchItemFailures") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
         return None
-    failed = set()
-    for item in payload["batchItemFailures"]:
-        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(identifier, str) or identifier not in batch:
-            return None  # Lambda: an empty, missing or unknown identifier fails the whole batch
-        failed.add(identifier)
-    return failed
+    ids = [i.get("itemIdentifier") if isinstance(i, dict) else None for i in items]
+    return {str(i) for i in ids} if all(isinstance(i, str) and i in batch for i in ids) else None
 
 
 class Delivery:
@@ -113,32 +88,21 @@ class Delivery:
         region: str,
         notify: Notify | None = None,
     ) -> None:
-        if not functions:
-            raise ValueError("a mapping needs at least one function process")
-        self.mapping = mapping
-        self.source = mapping.source
-        self.queue_url = mapping.queue_url
-        self.functions = functions
-        self.sqs = sqs
-        self.region = region
-        self.notify = notify or _ignore
-        self._lock = threading.Lock()
-        self._busy = 0
-        self._stop = threading.Event()
+        self.mapping, self.queue_url = mapping, mapping.queue_url
+        self.functions, self.sqs, self.region = functions, sqs, region
+        self.notify: Notify = notify or (lambda kind, details: None)
+        self._lock, self._busy, self._stop = threading.Lock(), 0, threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Delivery:
-        if not self.source.enabled:
-            return self
-        for index, function in enumerate(self.functions):
-            thread = threading.Thread(
-                target=self._poll,
-                args=(function,),
-                name=f"poller-{self.mapping.function_id}-{index}",
-                daemon=True,
+        self._threads = [
+            threading.Thread(
+                target=self._poll, args=(f,), name=f"poller-{self.mapping.function_id}", daemon=True
             )
+            for f in self.functions
+        ]
+        for thread in self._threads:
             thread.start()
-            self._threads.append(thread)
         return self
 
     def stop(self) -> None:
@@ -152,39 +116,31 @@ class Delivery:
         with self._lock:
             return self._busy == 0
 
-    # -- one poller ---------------------------------------------------------------------------------
-
     def _poll(self, function: FunctionProcess) -> None:
         while not self._stop.is_set():
             try:
-                messages = self._receive()
-            except (ClientError, BotoCoreError) as exc:
-                if self._stop.is_set():
-                    break
-                self.notify("poll-error", {"function": self.mapping.function_id, "error": str(exc)})
-                self._stop.wait(0.5)
-                continue
-            if not messages:
-                continue
-            with self._lock:
-                self._busy += 1
-            try:
-                self._handle(function, messages)
-            except (ClientError, BotoCoreError) as exc:  # deleting failed: the messages come back
-                self.notify("poll-error", {"function": self.mapping.function_id, "error": str(exc)})
-            finally:
-                with self._lock:
-                    self._busy -= 1
+                if messages := self._receive():
+                    with self._lock:
+                        self._busy += 1
+                    try:
+                        self._handle(function, messages)
+                    finally:
+                        with self._lock:
+                            self._busy -= 1
+            except (ClientError, BotoCoreError) as exc:  # not received, or not deleted: they come back
+                if not self._stop.is_set():
+                    self.notify("poll-error", {"function": self.mapping.function_id, "error": str(exc)})
+                    self._stop.wait(0.5)
 
     def _receive(self) -> list[dict[str, Any]]:
         """Up to BatchSize messages: one long poll, then more within the batching window."""
         batch: list[dict[str, Any]] = []
-        deadline = time.monotonic() + self.source.batching_window
+        deadline = time.monotonic() + self.mapping.batching_window
         wait = LONG_POLL_SECONDS
-        while len(batch) < self.source.batch_size and not self._stop.is_set():
+        while len(batch) < self.mapping.batch_size and not self._stop.is_set():
             received = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(SQS_RECEIVE_MAX, self.source.batch_size - len(batch)),
+                MaxNumberOfMessages=min(SQS_RECEIVE_MAX, self.mapping.batch_size - len(batch)),
                 WaitTimeSeconds=wait,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
@@ -196,41 +152,30 @@ class Delivery:
         return batch
 
     def _handle(self, function: FunctionProcess, messages: list[dict[str, Any]]) -> None:
+        """Invoke the function with the batch; delete what it did not report failed (nothing if it failed)."""
         records = [lambda_record(m, self.mapping.queue_arn, self.region) for m in messages]
-        ids = {r["messageId"] for r in records}
-        keys = [k for r in records for k in s3_keys(r["body"])]
-        receives = [int(r["attributes"].get("ApproximateReceiveCount", "1")) for r in records]
         invocation = function.invoke({"Records": records})
         details: dict[str, Any] = {
             "function": self.mapping.function_id,
-            "keys": keys,
+            "keys": [k for r in records for k in s3_keys(r["body"])],
             "batch": len(records),
-            "max_receive_count": max(receives),
+            "max_receive_count": max(
+                int(r["attributes"].get("ApproximateReceiveCount", "1")) for r in records
+            ),
             "bodies": [r["body"] for r in records],
             "duration_ms": invocation.duration_ms,
         }
-        if invocation.error:
-            self.notify("invoke-error", {**details, "error": invocation.payload})
-            return
-        if self.source.report_batch_item_failures:
-            failed = failed_items(invocation.payload, ids)
-            if failed is None:
-                error = {
-                    "errorType": "InvalidBatchItemFailures",
-                    "errorMessage": "the response's batchItemFailures is not valid: the whole batch failed",
-                }
-                self.notify("invoke-error", {**details, "error": error})
-                return
-        else:
-            failed = set()
-        done = [r for r in records if r["messageId"] not in failed]
-        for start in range(0, len(done), SQS_RECEIVE_MAX):
-            chunk = done[start : start + SQS_RECEIVE_MAX]
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(n), "ReceiptHandle": r["receiptHandle"]} for n, r in enumerate(chunk)],
+        failed: set[str] | None = set()
+        if self.mapping.report_batch_item_failures:
+            failed = failed_items(invocation.payload, {r["messageId"] for r in records})
+        if invocation.error or failed is None:
+            self.notify(
+                "invoke-error", {**details, "error": invocation.payload if invocation.error else INVALID}
             )
+            return
+        done = [r["receiptHandle"] for r in records if r["messageId"] not in failed]
+        for start in range(0, len(done), SQS_RECEIVE_MAX):
+            chunk = enumerate(done[start : start + SQS_RECEIVE_MAX])
+            entries = [{"Id": str(n), "ReceiptHandle": handle} for n, handle in chunk]
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         self.notify("invoked", {**details, "result": invocation.payload, "failed": len(failed)})
-
-
-__all__ = ["Delivery", "Notify", "failed_items", "lambda_record", "s3_keys"]

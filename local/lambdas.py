@@ -1,19 +1,9 @@
 """A Lambda function run locally, without Docker: one warm execution environment per process.
 
-:class:`FunctionProcess` starts ``python -m local.lambdas <Handler>`` in the function's code folder with
-the environment Lambda would give it (the template's variables, the ``AWS_LAMBDA_*`` runtime variables,
-the emulator's ``AWS_*`` settings; nothing else from the caller). The handler is imported once (the cold
-start, Lambda's 10 s init limit) and invoked many times; a timeout or a crash kills the environment and
-the next invocation starts a new one, as Lambda does. One process per environment is what lets two
-configurations of the same code (an object-mode and a marker-mode trigger) run side by side.
-
-Each log line goes to the caller's sink and, with a :class:`LogWriter`, into the function's log group
-on the emulator (``LoggingConfig.LogGroup``, else ``/aws/lambda/<name>``), as Lambda sends it to
-CloudWatch Logs: ``s3sm status`` reads the trigger's skips there.
-
-The ``__main__`` part is the inside of the environment: a JSON request per line on stdin, a JSON reply
-per line on the original stdout; the handler's prints and log lines go to stderr. Standard library only
-(it runs next to whatever the artifact ships). Nothing provides a Docker-free Lambda runtime here (the
+:class:`FunctionProcess` runs ``python -m local.lambdas <Handler>`` in the function's code folder with the
+environment Lambda would give it (docs/local-runtime.md, "Functions"). The ``__main__`` part is the inside
+of the environment: a JSON request or reply a line over a socket pair, the handler's output on
+stdout/stderr as its log; standard library only. Nothing provides a Docker-free Lambda runtime here (the
 runtime interface emulator is not installable): this is the small part of it the functions need.
 """
 
@@ -24,8 +14,8 @@ import importlib
 import importlib.util
 import json
 import os
-import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -48,13 +38,9 @@ _PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "
 
 
 def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    """A clean environment for a child process: PATH/HOME/locale, a bytecode cache, then ``extra``.
-
-    With PYTHONDONTWRITEBYTECODE set and a venv without compiled bytecode, every child would compile
-    pandas/boto3 on each start; they cache it under the gitignored state folder instead.
-    """
-    env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
-    env["PYTHONUNBUFFERED"] = "1"
+    """A clean environment for a child process: PATH/HOME/locale, a bytecode cache, then ``extra``
+    (with PYTHONDONTWRITEBYTECODE and an uncompiled venv, each child would compile pandas/boto3 again)."""
+    env = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ} | {"PYTHONUNBUFFERED": "1"}
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         spec = importlib.util.find_spec("botocore")
         compiled = spec is not None and spec.origin and Path(importlib.util.cache_from_source(spec.origin))
@@ -74,19 +60,6 @@ def kill_tree(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
 
 
 @dataclass(frozen=True)
-class SqsEventSource:
-    """An SQS event source mapping of a function (SAM ``Type: SQS`` event)."""
-
-    event_id: str
-    queue_logical_id: str
-    batch_size: int
-    batching_window: float  # MaximumBatchingWindowInSeconds
-    maximum_concurrency: int  # ScalingConfig.MaximumConcurrency: concurrent invocations
-    report_batch_item_failures: bool  # FunctionResponseTypes: [ReportBatchItemFailures]
-    enabled: bool
-
-
-@dataclass(frozen=True)
 class FunctionSpec:
     """Everything needed to run one function as Lambda would."""
 
@@ -99,7 +72,6 @@ class FunctionSpec:
     timeout: int
     memory_size: int
     environment: dict[str, str]
-    sqs_events: tuple[SqsEventSource, ...] = ()
     log_group: str = ""  # LoggingConfig.LogGroup; empty: Lambda's default, /aws/lambda/<name>
 
     @property
@@ -116,22 +88,6 @@ class Invocation:
     error: bool
     duration_ms: float
     init_ms: float | None  # set when this invocation started a new environment
-
-    @property
-    def error_message(self) -> str:
-        return str(self.payload.get("errorMessage", "")) if self.error else ""
-
-    @property
-    def error_type(self) -> str:
-        return str(self.payload.get("errorType", "")) if self.error else ""
-
-
-class FunctionInitError(Exception):
-    """The function's init phase failed (import error, crash or timeout)."""
-
-    def __init__(self, payload: dict[str, Any]) -> None:
-        super().__init__(payload.get("errorMessage", "init failed"))
-        self.payload = payload
 
 
 @dataclass
@@ -154,19 +110,20 @@ class LogWriter:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
+        exists = self.logs.exceptions.ResourceAlreadyExistsException
         for (group, stream), events in pending.items():
-            for name, call in ((group, self.logs.create_log_group), (stream, self.logs.create_log_stream)):
-                kwargs = {"logGroupName": group} | ({"logStreamName": stream} if name == stream else {})
-                with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
-                    call(**kwargs)
+            with contextlib.suppress(exists):
+                self.logs.create_log_group(logGroupName=group)
+            with contextlib.suppress(exists):
+                self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
             self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
-    def start(self) -> LogWriter:
-        def loop() -> None:
-            while not self._stop.wait(self.interval):
-                self.flush()
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
 
-        self._thread = threading.Thread(target=loop, name="log-writer", daemon=True)
+    def start(self) -> LogWriter:
+        self._thread = threading.Thread(target=self._loop, name="log-writer", daemon=True)
         self._thread.start()
         return self
 
@@ -182,7 +139,8 @@ def _stderr_sink(logical_id: str, line: str) -> None:
 
 
 class FunctionProcess:
-    """One local execution environment of a function; thread-safe, one invocation at a time."""
+    """One local execution environment of a function; thread-safe, one invocation at a time. A timeout or
+    a crash kills it, and the next invocation starts a new one, as Lambda resets an environment."""
 
     def __init__(
         self,
@@ -194,26 +152,22 @@ class FunctionProcess:
         on_log: LogSink | None = None,
         logs: LogWriter | None = None,
     ) -> None:
-        self.spec = spec
-        self.code_dir = (code_dir or spec.code_uri).resolve()
-        self._aws_env = dict(aws_env)
-        self._env_overrides = dict(env_overrides or {})
-        self._on_log = on_log or _stderr_sink
-        self._logs = logs
+        self.spec, self.code_dir = spec, (code_dir or spec.code_uri).resolve()
+        self._aws_env, self._env_overrides = dict(aws_env), dict(env_overrides or {})
+        self._on_log, self._logs = on_log or _stderr_sink, logs
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None
-        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._readers: list[threading.Thread] = []
+        self._channel: socket.socket | None = None
+        self._replies: IO[str] | None = None
+        self._reader: threading.Thread | None = None
         self.log_stream = ""
-        self._pending_init_ms: float | None = None  # a warm-up's init, reported by the next invoke
 
-    @property
-    def environment(self) -> dict[str, str]:
-        """The function's variables as the handler sees them (template + overrides)."""
-        return {**self.spec.environment, **self._env_overrides}
-
-    def _start(self) -> float:
-        """Start a new environment and run the init phase; the init duration in ms."""
+    def _ensure(self) -> tuple[float | None, dict[str, Any] | None]:
+        """A running environment, started now (init phase included) if none is: (init ms if started now,
+        Lambda's error object if the init failed)."""
+        if self._proc is not None and self._proc.poll() is None:
+            return None, None
+        self._stop_process()
         spec = self.spec
         if not self.code_dir.is_dir():
             raise FileNotFoundError(f"{spec.logical_id}: code folder {self.code_dir} does not exist")
@@ -232,85 +186,75 @@ class FunctionProcess:
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
         }
-        self._replies = queue.Queue()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "local.lambdas", spec.handler],
-            cwd=self.code_dir,
-            env=child_environment({**self._aws_env, **runtime_env, **self.environment}),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,
-        )
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        self._proc = proc
-        self._readers = [
-            threading.Thread(target=self._read, args=(proc.stdout, True), daemon=True),
-            threading.Thread(target=self._read, args=(proc.stderr, False), daemon=True),
-        ]
-        for thread in self._readers:
-            thread.start()
+        parent, child = socket.socketpair()
+        with child:
+            self._proc = proc = subprocess.Popen(
+                [sys.executable, "-m", "local.lambdas", spec.handler, spec.arn, str(child.fileno())],
+                cwd=self.code_dir,
+                env=child_environment(
+                    {**self._aws_env, **runtime_env, **spec.environment, **self._env_overrides}
+                ),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,
+                pass_fds=(child.fileno(),),
+            )
+        self._channel, self._replies = parent, parent.makefile("r", encoding="utf-8")
+        self._reader = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self._reader.start()
         started = time.perf_counter()
         reply = self._next_reply(INIT_TIMEOUT)
         init_ms = (time.perf_counter() - started) * 1000
         if reply is not None and reply.get("type") == "ready":
-            return init_ms
+            return init_ms, None
         self._stop_process()
         if reply is not None and reply.get("type") == "init_error":
-            raise FunctionInitError(reply["error"])
+            return None, dict(reply["error"])
         if reply is None and init_ms >= INIT_TIMEOUT * 1000:
-            message, kind = f"Init phase timed out after {INIT_TIMEOUT:.0f} seconds", "Runtime.InitTimeout"
-        else:
-            message, kind = "Runtime exited during init", "Runtime.ExitError"
-        raise FunctionInitError({"errorMessage": message, "errorType": kind})
+            return None, {
+                "errorMessage": f"Init phase timed out after {INIT_TIMEOUT:.0f} seconds",
+                "errorType": "Runtime.InitTimeout",
+            }
+        return None, {"errorMessage": "Runtime exited during init", "errorType": "Runtime.ExitError"}
 
-    def _read(self, stream: IO[str], replies: bool) -> None:
-        """The replies (stdout) or the log (stderr; a stdout line that is not a reply is log too)."""
-        for raw in stream:
-            line = raw.rstrip("\n")
-            if replies:
-                with contextlib.suppress(json.JSONDecodeError):
-                    self._replies.put(json.loads(line))
-                    continue
-            self._on_log(self.spec.logical_id, line)
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._on_log(self.spec.logical_id, line.rstrip("\n"))
             if self._logs is not None:
-                self._logs.add(self.spec.log_group_name, self.log_stream, line)
-        if replies:
-            self._replies.put(None)
+                self._logs.add(self.spec.log_group_name, self.log_stream, line.rstrip("\n"))
 
     def _next_reply(self, timeout: float) -> dict[str, Any] | None:
+        """The environment's reply; None when it gave none within ``timeout`` seconds or exited."""
+        assert self._channel is not None
+        assert self._replies is not None
+        self._channel.settimeout(timeout)
         try:
-            return self._replies.get(timeout=timeout)
-        except queue.Empty:
+            line = self._replies.readline()
+        except OSError:  # the timeout; the socket is not read again: the environment is replaced
             return None
+        return dict(json.loads(line)) if line else None
 
     def _stop_process(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
+        proc, channel, replies = self._proc, self._channel, self._replies
+        self._proc = self._channel = self._replies = None
+        if proc is None or channel is None or replies is None:
             return
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):  # the process is gone already
-                proc.stdin.close()
+        replies.close()
+        channel.close()  # the environment's cue to exit
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=2)
         kill_tree(proc)
-        for thread in self._readers:
-            thread.join(timeout=5)
-        self._readers = []
+        if self._reader is not None:
+            self._reader.join(timeout=5)
 
     def warm(self) -> None:
         """Start the execution environment now if none is running (an init failure shows on invoke)."""
         with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                self._stop_process()
-                try:
-                    self._pending_init_ms = self._start()
-                except FunctionInitError:
-                    self._pending_init_ms = None
+            self._ensure()
 
     def invoke(
         self, event: Any, *, timeout: float | None = None, request_id: str | None = None
@@ -319,45 +263,28 @@ class FunctionProcess:
         limit = float(timeout if timeout is not None else self.spec.timeout)
         request_id = request_id or str(uuid.uuid4())
         with self._lock:
-            init_ms, self._pending_init_ms = self._pending_init_ms, None
-            if self._proc is None or self._proc.poll() is not None:
-                self._stop_process()
-                try:
-                    init_ms = self._start()
-                except FunctionInitError as exc:
-                    return Invocation(request_id, {**exc.payload, "requestId": request_id}, True, 0.0, None)
-            proc = self._proc
+            init_ms, error = self._ensure()
+            if error:
+                return Invocation(request_id, {**error, "requestId": request_id}, True, 0.0, None)
+            proc, channel = self._proc, self._channel
             assert proc is not None
-            assert proc.stdin is not None
-            spec = self.spec
-            request = {
-                "request_id": request_id,
-                "event": event,
-                "deadline_ms": int((time.time() + limit) * 1000),
-                "function": {
-                    "name": spec.name,
-                    "arn": spec.arn,
-                    "memory_size": spec.memory_size,
-                    "log_group": spec.log_group_name,
-                    "log_stream": self.log_stream,
-                },
-            }
+            assert channel is not None
             started = time.perf_counter()
             with contextlib.suppress(OSError):  # a dead process: the reply wait below reports it
-                proc.stdin.write(json.dumps(request) + "\n")
-                proc.stdin.flush()
+                request = {"request_id": request_id, "event": event, "deadline": time.time() + limit}
+                channel.sendall(json.dumps(request).encode() + b"\n")
             reply = self._next_reply(limit)
             duration_ms = (time.perf_counter() - started) * 1000
             if reply is None:
                 timed_out = duration_ms >= limit * 1000
                 self._stop_process()
-                error = (
+                error_text = (
                     f"Task timed out after {limit:.2f} seconds"
                     if timed_out
-                    else f"Runtime exited with error: exit status {proc.returncode}"
+                    else (f"Runtime exited with error: exit status {proc.returncode}")
                 )
                 payload = {
-                    "errorMessage": f"RequestId: {request_id} Error: {error}",
+                    "errorMessage": f"RequestId: {request_id} Error: {error_text}",
                     "errorType": "Sandbox.Timedout" if timed_out else "Runtime.ExitError",
                 }
                 return Invocation(request_id, payload, True, duration_ms, init_ms)
@@ -382,44 +309,35 @@ class FunctionProcess:
 class LambdaContext:
     """The attributes and method of the Python runtime's context object that handlers use."""
 
-    def __init__(self, request: dict[str, Any]) -> None:
-        function: dict[str, Any] = request["function"]
+    def __init__(self, request: dict[str, Any], arn: str) -> None:
         self.aws_request_id: str = request["request_id"]
-        self.function_name: str = function["name"]
-        self.function_version = "$LATEST"
-        self.invoked_function_arn: str = function["arn"]
-        self.memory_limit_in_mb = int(function["memory_size"])
-        self.log_group_name: str = function["log_group"]
-        self.log_stream_name: str = function["log_stream"]
-        self.identity = self.client_context = None
-        self._deadline_ms = int(request["deadline_ms"])
+        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
+        self.invoked_function_arn = arn
+        self.memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
+        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self._deadline = float(request["deadline"])
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, self._deadline_ms - int(time.time() * 1000))
+        return max(0, int((self._deadline - time.time()) * 1000))
 
 
 def _error(exc: BaseException, kind: str = "", request_id: str | None = None) -> dict[str, Any]:
     """The payload Lambda's Python runtime returns for an exception (logged as it logs it)."""
-    payload: dict[str, Any] = {
-        "errorMessage": str(exc),
-        "errorType": kind or type(exc).__name__,
-        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)),
-    }
-    if request_id:
-        payload["requestId"] = request_id
+    trace = traceback.format_list(traceback.extract_tb(exc.__traceback__))
+    payload = {"errorMessage": str(exc), "errorType": kind or type(exc).__name__, "stackTrace": trace}
     print(f"[ERROR] {payload['errorType']}: {payload['errorMessage']}", file=sys.stderr)
-    print("".join(payload["stackTrace"]).rstrip("\n"), file=sys.stderr)
-    return payload
+    print("".join(trace).rstrip("\n"), file=sys.stderr)
+    return payload | ({"requestId": request_id} if request_id else {})
 
 
-def _serve(handler_name: str) -> int:
-    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")  # replies; all else the handler prints: the log
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+def _serve(handler_name: str, arn: str, fd: str) -> int:
+    channel = socket.socket(fileno=int(fd))
 
-    def reply(message: dict[str, Any]) -> None:
-        channel.write(json.dumps(message) + "\n")
-        channel.flush()
+    def reply(message: dict[str, Any], started: float) -> None:
+        message["duration_ms"] = (time.perf_counter() - started) * 1000
+        channel.sendall(json.dumps(message).encode() + b"\n")
 
     started = time.perf_counter()
     module_name, _, function_name = handler_name.rpartition(".")
@@ -430,15 +348,13 @@ def _serve(handler_name: str) -> int:
         if not callable(handler):
             raise AttributeError(f"Handler '{function_name}' missing on module '{module_name}'")
     except Exception as exc:  # noqa: BLE001 - any import failure is the function's init error
-        reply(
-            {"type": "init_error", "error": _error(exc, f"Runtime.ImportModuleError: {type(exc).__name__}")}
-        )
+        error = _error(exc, f"Runtime.ImportModuleError: {type(exc).__name__}")
+        reply({"type": "init_error", "error": error}, started)
         return 1
-    reply({"type": "ready", "init_ms": (time.perf_counter() - started) * 1000})
-    for line in sys.stdin:
+    reply({"type": "ready"}, started)
+    for line in channel.makefile("r", encoding="utf-8"):  # until the runtime closes the channel
         request = json.loads(line)
-        context = LambdaContext(request)
-        started = time.perf_counter()
+        context, started = LambdaContext(request, arn), time.perf_counter()
         answer: dict[str, Any]
         try:
             result = handler(request["event"], context)
@@ -448,23 +364,11 @@ def _serve(handler_name: str) -> int:
             try:  # what Lambda does with the return value
                 answer = {"type": "result", "body": json.dumps(result)}
             except (TypeError, ValueError) as exc:
-                unmarshalable = ValueError(f"Unable to marshal response: {exc}")
-                answer = {
-                    "type": "error",
-                    "error": _error(unmarshalable, "Runtime.MarshalError", context.aws_request_id),
-                }
-        reply({**answer, "duration_ms": (time.perf_counter() - started) * 1000})
+                marshal = _error(ValueError(f"Unable to marshal response: {exc}"), "Runtime.MarshalError")
+                answer = {"type": "error", "error": marshal | {"requestId": context.aws_request_id}}
+        reply(answer, started)
     return 0
 
 
-__all__ = [
-    "FunctionProcess",
-    "FunctionSpec",
-    "Invocation",
-    "LogWriter",
-    "SqsEventSource",
-    "child_environment",
-]
-
 if __name__ == "__main__":
-    sys.exit(_serve(sys.argv[1]))
+    sys.exit(_serve(*sys.argv[1:4]))

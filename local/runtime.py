@@ -1,20 +1,9 @@
-"""The local runtime: emulator + local stack(s) + SQS event source mappings + pipeline runner, started
-and stopped as one, in an account with SageMaker's quotas (:class:`local.emulator.Quotas`).
+"""The local runtime: emulator, local stack(s), SQS event source mappings and pipeline runner, started and
+stopped as one in an account with SageMaker's quotas (docs/local-runtime.md, "Start/stop").
 
-::
-
-    with Runtime(stacks=[StackRequest("demo")]) as runtime:
-        bucket = runtime.stacks[0].ref("DataBucket")
-        ...  # every upload under a routed prefix runs the pipeline
-
-``stop()`` (also on an exception, Ctrl-C included) stops delivery first, then the runner (killing any
-running job), the function processes and the emulator; every thread is joined, every child reaped.
-
-The functions run from source, as :mod:`local.lambdas` runs them; both get ``ROUTES_FILE``, ``routes.yaml``
-compiled as the build compiles it. The deploy function serves the artifact the deploy build makes
-(``make -C functions/deploy artifact``: ``pipeline.json``, ``image_uris.json``, ``etl/``, ``routes.json``),
-through ``DEPLOY_ARTIFACT_DIR``; rendering imports the SageMaker SDK (10-20 s), so the artifact is kept
-under ``.local-runtime/build/`` by a hash of what it is made of.
+The functions run from source (:mod:`local.lambdas`) with ``ROUTES_FILE``, ``routes.yaml`` compiled as the
+build compiles it; the deploy function serves the deploy build's artifact through ``DEPLOY_ARTIFACT_DIR``,
+kept under ``.local-runtime/build/`` by a hash of its sources (rendering imports the SageMaker SDK: slow).
 """
 
 from __future__ import annotations
@@ -61,29 +50,18 @@ class RuntimeStartError(Exception):
 
 
 def _digest(parts: Sequence[tuple[str, bytes]]) -> str:
-    digest = hashlib.sha256()
-    for name, body in parts:
-        digest.update(name.encode() + b"\0" + hashlib.sha256(body).digest())
-    return digest.hexdigest()[:16]
+    named = b"".join(name.encode() + b"\0" + hashlib.sha256(body).digest() for name, body in parts)
+    return hashlib.sha256(named).hexdigest()[:16]
 
 
 def _artifact_dir(root: Path = ROOT) -> Path:
-    sources = [
-        (p.relative_to(root).as_posix(), p.read_bytes())
-        for d in ("pipeline", "contract")
-        for p in sorted((root / d).glob("*.py"))
-    ]
-    makefile = root / "functions" / "deploy" / "Makefile"
-    sdk = [
+    """Where the deploy build for the current sources (and SDK versions) is kept."""
+    files = [p for d in ("pipeline", "contract") for p in sorted((root / d).glob("*.py"))]
+    files += [root / "routes.yaml", root / "functions" / "deploy" / "Makefile"]
+    parts = [(p.relative_to(root).as_posix(), p.read_bytes()) for p in files] + package_files(root / "etl")
+    parts += [
         (d, importlib.metadata.version(d).encode())
         for d in ("sagemaker", "sagemaker-core", "sagemaker-mlops")
-    ]
-    parts = [
-        *sources,
-        *package_files(root / "etl"),
-        ("routes.yaml", (root / "routes.yaml").read_bytes()),
-        ("Makefile", makefile.read_bytes()),
-        *sdk,
     ]
     return BUILD_DIR / f"deploy-{_digest(parts)}"
 
@@ -102,15 +80,8 @@ def deploy_artifact(root: Path = ROOT) -> Path:
         BUILD_DIR.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".deploy-", dir=BUILD_DIR))
         try:
-            command = [
-                "make",
-                "-s",
-                "-C",
-                str(root / "functions" / "deploy"),
-                "artifact",
-                f"ARTIFACTS_DIR={staging}",
-                f"PYTHON={sys.executable}",
-            ]
+            make = ["make", "-s", "-C", str(root / "functions" / "deploy"), "artifact"]
+            command = [*make, f"ARTIFACTS_DIR={staging}", f"PYTHON={sys.executable}"]
             done = subprocess.run(
                 command, env=child_environment({}), capture_output=True, text=True, check=False
             )
@@ -156,24 +127,18 @@ def routes_environment(source: Path = ROOT / "routes.yaml") -> dict[str, str]:
     return {FILE_VARIABLE: str(target)}
 
 
-# The trigger's queue backoff (trigger/config.py's variables; defaults in trigger/backoff.py), in
-# seconds: run ``time_scale`` times as long locally, like the step's retry waits. SQS counts visibility
-# in whole seconds, so a scaled value is rounded and at least 1.
-SCALED_VARIABLES = {
-    "BACKOFF_BASE_SECONDS": backoff.DEFAULT_BASE_SECONDS,
-    "BACKOFF_CAP_SECONDS": backoff.DEFAULT_CAP_SECONDS,
-}
-
-
 def scaled_environment(environment: Mapping[str, str], time_scale: float) -> dict[str, str]:
-    """The trigger's backoff variables (the template's value, else the default) scaled by ``time_scale``."""
+    """The trigger's queue backoff (trigger/config.py's variables: the template's value, else
+    trigger/backoff.py's default) ``time_scale`` times as long, in whole seconds and at least 1, as SQS
+    counts visibility; a value that is not a number is left to the function's own config check."""
+    defaults = {
+        "BACKOFF_BASE_SECONDS": backoff.DEFAULT_BASE_SECONDS,
+        "BACKOFF_CAP_SECONDS": backoff.DEFAULT_CAP_SECONDS,
+    }
     scaled = {}
-    for name, default in SCALED_VARIABLES.items():
-        try:
-            seconds = float(environment.get(name) or default)
-        except ValueError:
-            continue  # not a number: the function's own config check reports it
-        scaled[name] = str(max(1, round(seconds * time_scale)))
+    for name, default in defaults.items():
+        with contextlib.suppress(ValueError):
+            scaled[name] = str(max(1, round(float(environment.get(name) or default) * time_scale)))
     return scaled
 
 
@@ -185,12 +150,9 @@ class StackRequest:
     parameters: Mapping[str, str] = field(default_factory=dict)
 
 
-def _ignore(*args: object) -> None:
-    return
-
-
 class Runtime:
-    """Everything of the local runtime, owned by one object with a clean start and stop."""
+    """Everything of the local runtime, owned by one object with a clean start and stop: ``stop()`` (also
+    on an exception, Ctrl-C included) undoes ``start()`` in reverse, joining every thread and child."""
 
     def __init__(
         self,
@@ -210,41 +172,35 @@ class Runtime:
     ) -> None:
         self.template_path, self.routes, self.requests = template, routes, list(stacks)
         self.stand_ins = list(stand_ins)  # pipelines of others the routes start: recorded, never run
-        self._own_emulator = emulator is None
-        self.emulator = emulator or Emulator(port=port)
+        self._own_emulator, self.emulator = emulator is None, emulator or Emulator(port=port)
         self.quotas, self.time_scale = quotas or Quotas(), time_scale
         self.scratch_dir, self.log_dir = scratch_dir, log_dir
-        self.notify: Notify = notify or _ignore
-        self.on_log: LogSink = on_log or _ignore
+        self.notify: Notify = notify or (lambda kind, details: None)
+        self.on_log: LogSink = on_log or (lambda function, line: None)
+        self._exit = contextlib.ExitStack()
+        self._clear()
+
+    def _clear(self) -> None:
         self.stacks: list[DeployedStack] = []
         self.functions: list[FunctionProcess] = []
         self.deliveries: list[Delivery] = []
         self.runner: Runner | None = None
         self.notifications: Notifications | None = None
-        self._exit = contextlib.ExitStack()
-        self._started = False
-        self._replayed: set[str] = set()  # executions a start was answered with again (a duplicate)
-        self._lock = threading.Lock()
-        self._sqs: Any = None
-        self._sagemaker: Any = None
 
     @property
     def endpoint_url(self) -> str:
         return self.emulator.endpoint_url
 
     def start(self) -> Runtime:
-        if self._started:
-            return self
-        self._started = True
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
+        if self.runner is None:
+            try:
+                self._start(self._exit)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
-    def _start(self) -> None:
-        exit_ = self._exit
+    def _start(self, exit_: contextlib.ExitStack) -> None:
         try:
             template = Template(self.template_path)
         except TemplateError as exc:
@@ -265,19 +221,11 @@ class Runtime:
         routes = loads(Path(function_env[FILE_VARIABLE]).read_text(encoding="utf-8"))
         logs = LogWriter(boto3.client("logs")).start()  # each function's lines into its log group
         exit_.callback(logs.stop)
-        deployer = StackDeployer(
-            template,
-            aws_env=aws_env,
-            on_log=self._on_function_log,
-            code=function_code,
-            function_env=function_env,
-        )
-        s3, sqs, sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
-        self._sqs, self._sagemaker = sqs, sagemaker
-        self._create_stand_ins(sagemaker, routes)
+        s3, self._sqs, self._sagemaker = boto3.client("s3"), boto3.client("sqs"), boto3.client("sagemaker")
+        self._create_stand_ins(routes)
         notifications = self.notifications = Notifications(
             events=boto3.client("events"),
-            sqs=sqs,
+            sqs=self._sqs,
             cloudwatch=boto3.client("cloudwatch"),
             region=self.emulator.region,
             notify=self.notify,
@@ -285,7 +233,7 @@ class Runtime:
         # Runner first: an upload made as soon as a stack exists must not wait for it.
         self.runner = Runner(
             self.emulator,
-            sagemaker=sagemaker,
+            sagemaker=self._sagemaker,
             s3=s3,
             quotas=self.quotas,
             time_scale=self.time_scale,
@@ -296,7 +244,13 @@ class Runtime:
         ).start()
         exit_.callback(self.runner.stop)
         exit_.callback(notifications.stop)
-
+        deployer = StackDeployer(
+            template,
+            aws_env=aws_env,
+            on_log=self._on_function_log,
+            code=function_code,
+            function_env=function_env,
+        )
         for request in self.requests:
             started = time.monotonic()
             try:
@@ -312,46 +266,42 @@ class Runtime:
                 spec = stack.functions[mapping.function_id]
                 overrides = {**function_env, **scaled_environment(spec.environment, self.time_scale)}
                 functions = [
-                    FunctionProcess(
-                        spec,
-                        aws_env=aws_env,
-                        env_overrides=overrides,
-                        on_log=self._on_function_log,
-                        logs=logs,
+                    exit_.enter_context(
+                        FunctionProcess(
+                            spec,
+                            aws_env=aws_env,
+                            env_overrides=overrides,
+                            on_log=self._on_function_log,
+                            logs=logs,
+                        )
                     )
-                    for _ in range(mapping.source.maximum_concurrency)
+                    for _ in range(mapping.maximum_concurrency)
                 ]
-                for function in functions:
-                    exit_.callback(function.close)
                 self.functions += functions
                 delivery = Delivery(
                     mapping=mapping,
                     functions=functions,
-                    sqs=sqs,
+                    sqs=self._sqs,
                     region=self.emulator.region,
-                    notify=self._on_delivery,
-                ).start()
+                    notify=self.notify,
+                )
+                self.deliveries.append(delivery.start())
                 exit_.callback(delivery.stop)
-                self.deliveries.append(delivery)
         notifications.start()
         self.notify("ready", {"endpoint": self.emulator.endpoint_url, "stacks": self.stacks})
 
-    def _create_stand_ins(self, sagemaker: Any, routes: Any) -> None:
+    def _create_stand_ins(self, routes: Any) -> None:
         """Each ``stand_ins`` pipeline, declaring the parameters its routes set (all strings), before the
         stacks deploy (their RoutesCheck describes every routed pipeline)."""
         for name in self.stand_ins:
             declared = sorted({p for r in routes.routes if r.pipeline == name for p in r.parameters})
             if not declared:
                 raise RuntimeStartError(f"--pipeline {name}: no route of {self.routes} starts it")
-            definition = {
-                "Version": "2020-12-01",
-                "Parameters": [{"Name": p, "Type": "String"} for p in declared],
-                "Steps": [],
-            }
-            sagemaker.create_pipeline(
-                PipelineName=name,
-                PipelineDefinition=json.dumps(definition),
-                RoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-stand-in",
+            parameters = [{"Name": p, "Type": "String"} for p in declared]
+            definition = {"Version": "2020-12-01", "Parameters": parameters, "Steps": []}
+            role = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-stand-in"
+            self._sagemaker.create_pipeline(
+                PipelineName=name, PipelineDefinition=json.dumps(definition), RoleArn=role
             )
             self.notify("stand-in", {"pipeline": name, "declares": declared})
 
@@ -361,22 +311,12 @@ class Runtime:
         if line.startswith("{"):
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
-                kind = LOGGED.get(str(entry.get("message"))) if isinstance(entry, dict) else None
-                if kind:
+                if kind := LOGGED.get(str(entry.get("message"))) if isinstance(entry, dict) else None:
                     self.notify(kind, {"function": logical_id, **entry})
 
     def _on_start(self, execution_arn: str, replayed: bool) -> None:
-        # A replayed ClientRequestToken: SageMaker answered with the execution the token started.
-        if replayed:
-            with self._lock:
-                self._replayed.add(execution_arn)
+        if replayed:  # a replayed ClientRequestToken: SageMaker answered with the execution it started
             self.notify("execution-replayed", {"arn": execution_arn})
-
-    def _on_delivery(self, kind: str, details: dict[str, Any]) -> None:
-        if kind == "invoked":
-            with self._lock:
-                details = {**details, "replayed": sorted(self._replayed)}
-        self.notify(kind, details)
 
     def warm_up(self) -> None:
         """Start every function's execution environment now (cold starts off the first event's path)."""
@@ -392,9 +332,7 @@ class Runtime:
             self._exit.close()
         finally:
             self._exit = contextlib.ExitStack()
-            self._started = False
-            self.stacks, self.functions, self.deliveries, self.runner = [], [], [], None
-            self.notifications = None
+            self._clear()
 
     def __enter__(self) -> Runtime:
         return self.start()
@@ -406,43 +344,25 @@ class Runtime:
         """Nothing queued, retried or running (a snapshot; new uploads may arrive right after)."""
         if self.runner is None or self.runner.busy():
             return False
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         for delivery in self.deliveries:
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=delivery.queue_url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            if any(int(v) for v in attributes.values()) or not delivery.idle():
+            attributes = self._sqs.get_queue_attributes(QueueUrl=delivery.queue_url, AttributeNames=names)
+            if any(int(v) for v in attributes["Attributes"].values()) or not delivery.idle():
                 return False
-        for stack in self.stacks:
-            for name in (n for n in stack.pipeline_names() if n not in self.stand_ins):
-                summaries = self._sagemaker.list_pipeline_executions(PipelineName=name)[
-                    "PipelineExecutionSummaries"
-                ]
-                if any(s["PipelineExecutionStatus"] == "Executing" for s in summaries):
-                    return False
+        for name in (n for stack in self.stacks for n in stack.pipeline_names() if n not in self.stand_ins):
+            summaries = self._sagemaker.list_pipeline_executions(PipelineName=name)[
+                "PipelineExecutionSummaries"
+            ]
+            if any(s["PipelineExecutionStatus"] == "Executing" for s in summaries):
+                return False
         return True
 
     def wait_idle(self, timeout: float = 60.0, settle: float = 0.3) -> bool:
         """Wait until :meth:`idle` holds for ``settle`` seconds; False on timeout."""
-        deadline = time.monotonic() + timeout
-        calm_since: float | None = None
+        deadline, calm_since = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
-            if self.idle():
-                calm_since = calm_since or time.monotonic()
-                if time.monotonic() - calm_since >= settle:
-                    return True
-            else:
-                calm_since = None
+            calm_since = (calm_since or time.monotonic()) if self.idle() else None
+            if calm_since is not None and time.monotonic() - calm_since >= settle:
+                return True
             time.sleep(0.05)
         return False
-
-
-__all__ = [
-    "DEFAULT_STACK",
-    "Runtime",
-    "RuntimeStartError",
-    "StackRequest",
-    "function_code",
-    "render_cached",
-    "routes_environment",
-]

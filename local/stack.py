@@ -1,26 +1,8 @@
 """Local "deploy": ``template.yaml``'s resources created in the emulator, as ``sam deploy`` would.
 
-The template is parsed with cfn-lint's decoder; :class:`Resolver` evaluates the intrinsic functions
-``template.yaml`` uses (``Ref``, ``Fn::GetAtt``, ``Fn::Sub``, ``Fn::If``, ``Fn::Equals``, ``Fn::Not``,
-``Fn::Split``, ``Condition``; SAM's ``!Ref Function.Version``), and any other names where it met it.
-Parameters take their defaults and overrides (``AllowedValues`` checked), the template's ``Rules`` are
-checked before anything is made, and a resource whose ``Condition`` is false is not made. Each resource is
-made once all it names exists (CloudFormation's order), with the names CloudFormation would give:
-
-- ``AWS::S3::Bucket`` (versioning; the ``EventBridgeConfiguration`` setting), ``AWS::SQS::Queue`` (its
-  attributes and ``RedrivePolicy``: moto dead-letters after ``maxReceiveCount`` receives),
-  ``AWS::IAM::Role`` and ``AWS::Logs::LogGroup``;
-- ``AWS::SNS::Topic`` as an SQS queue standing in for it (moto's EventBridge cannot target SNS), which
-  :mod:`local.notifications` reads;
-- ``AWS::Events::Rule``, targets (input transformers included) on this stack's queues and topics: moto
-  matches S3's and SageMaker's events and delivers them, so S3 -> EventBridge -> queue runs as on AWS;
-- ``AWS::Serverless::Function``: a name and ARN (moto cannot run Lambda without Docker); the SQS event
-  source mappings are in :attr:`DeployedStack.event_sources` for :mod:`local.delivery`;
-- ``Custom::*``: the provider's real handler run on CloudFormation's Create event, answering a
-  pre-signed S3 URL of the emulator, as CloudFormation's own ``ResponseURL`` is; anything but ``SUCCESS``
-  stops the deploy with its ``Reason``, and the response's ``Data`` are the resource's attributes.
-
-Policies, alarms, the dashboard and the like change nothing locally: they get a name only.
+The template is parsed with cfn-lint's decoder; :class:`Resolver` evaluates the intrinsic functions the
+template uses and names any other where it met it. What each resource type becomes, and why, is in
+docs/local-runtime.md ("Local deploy").
 """
 
 from __future__ import annotations
@@ -29,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import re
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -38,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import WaiterError
 from cfnlint.decode import cfn_yaml
 
 from local.emulator import ACCOUNT_ID, DEFAULT_REGION
-from local.lambdas import FunctionProcess, FunctionSpec, LogSink, SqsEventSource
+from local.lambdas import FunctionProcess, FunctionSpec, LogSink
 
 FUNCTION = "AWS::Serverless::Function"
 RESPONSE_GRACE = 5.0  # seconds to wait for the response after the handler returned
@@ -86,13 +68,10 @@ class Template:
         props = dict(self.resources[logical_id].get("Properties") or {})
         if self.resource_type(logical_id) != FUNCTION:
             return props
+        variables = [(d.get("Environment") or {}).get("Variables") or {} for d in (self.globals, props)]
         merged = {**self.globals, **props}
-        if "Environment" in self.globals and "Environment" in props:
-            variables = {
-                **self.globals["Environment"].get("Variables", {}),
-                **props["Environment"]["Variables"],
-            }
-            merged["Environment"] = {"Variables": variables}
+        if any(variables):
+            merged["Environment"] = {"Variables": {**variables[0], **variables[1]}}
         return merged
 
     def functions(self) -> list[str]:
@@ -101,18 +80,16 @@ class Template:
     def parameter_values(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
         """Each parameter's value: the override, else its default; checked against AllowedValues."""
         overrides = dict(overrides or {})
-        unknown = sorted(set(overrides) - set(self.parameters))
-        if unknown:
+        if unknown := sorted(set(overrides) - set(self.parameters)):
             raise TemplateError(f"unknown template parameter(s): {', '.join(unknown)}")
         values: dict[str, str] = {}
         for name, spec in self.parameters.items():
             if name not in overrides and "Default" not in spec:
                 raise TemplateError(f"template parameter {name} has no default: pass a value for it")
-            value = str(overrides.get(name, spec.get("Default")))
+            values[name] = value = str(overrides.get(name, spec.get("Default")))
             allowed = [str(a) for a in spec.get("AllowedValues") or []]
             if allowed and value not in allowed:
                 raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
-            values[name] = value
         return values
 
 
@@ -151,15 +128,13 @@ class Resolver:
         *,
         region: str = DEFAULT_REGION,
     ) -> None:
-        self.template, self.stack_name, self.parameters = template, stack_name, dict(parameters)
-        self.region, self.account_id = region, ACCOUNT_ID
+        self.template, self.parameters = template, dict(parameters)
+        self.region = region
         digest = hashlib.sha256(stack_name.encode()).hexdigest()[:8]
         self.stack_id = f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{stack_name}/{digest}-local"
-        self.pseudo = {
-            "AWS::StackName": stack_name,
-            "AWS::StackId": self.stack_id,
+        self.pseudo = {"AWS::StackName": stack_name, "AWS::StackId": self.stack_id, "AWS::Region": region}
+        self.pseudo |= {
             "AWS::AccountId": ACCOUNT_ID,
-            "AWS::Region": region,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
         }
@@ -200,11 +175,8 @@ class Resolver:
             out = {str(k): self.resolve(v, f"{where}.{k}") for k, v in node.items()}
             return {k: v for k, v in out.items() if v is not _NO_VALUE}
         if isinstance(node, list):
-            return [
-                v
-                for v in (self.resolve(v, f"{where}[{i}]") for i, v in enumerate(node))
-                if v is not _NO_VALUE
-            ]
+            values = (self.resolve(v, f"{where}[{i}]") for i, v in enumerate(node))
+            return [v for v in values if v is not _NO_VALUE]
         return str(node) if isinstance(node, str) else node  # cfn-lint's str_node -> plain str
 
     def resolve_str(self, node: Any, where: str) -> str:
@@ -289,14 +261,11 @@ class Resolver:
             timeout=int(self.resolve(props.get("Timeout", 3), f"{where}.Timeout")),  # Lambda's defaults
             memory_size=int(self.resolve(props.get("MemorySize", 128), f"{where}.MemorySize")),
             environment={str(k): self.resolve_str(v, where) for k, v in variables.items()},
-            sqs_events=tuple(
-                self._sqs_event(logical_id, i, e) for i, e in (props.get("Events") or {}).items()
-            ),
             log_group=self.resolve_str((props.get("LoggingConfig") or {}).get("LogGroup", ""), where),
         )
 
-    def _sqs_event(self, logical_id: str, event_id: str, event: dict[str, Any]) -> SqsEventSource:
-        """A SAM ``Type: SQS`` event; any other event source is refused (moto cannot invoke Lambda)."""
+    def event_source(self, logical_id: str, event_id: str, event: dict[str, Any]) -> EventSource:
+        """A SAM ``Type: SQS`` event's mapping; any other type is refused (moto cannot invoke Lambda)."""
         where = f"Resources.{logical_id}.Properties.Events.{event_id}"
         if event.get("Type") != "SQS":
             raise TemplateError(f"{where}: Type {event.get('Type')} is not emulated locally (only SQS is)")
@@ -305,27 +274,30 @@ class Resolver:
         if queue_id is None:
             raise TemplateError(f"{where}.Properties.Queue: expected !GetAtt <a queue of this template>.Arn")
         props = self.resolve(event.get("Properties") or {}, f"{where}.Properties")
-        return SqsEventSource(
-            event_id=str(event_id),
-            queue_logical_id=queue_id,
+        return EventSource(
+            function_id=logical_id,
+            queue_url=self.get_att(queue_id, "QueueUrl", where),
+            queue_arn=self.get_att(queue_id, "Arn", where),
             batch_size=int(props.get("BatchSize", 10)),  # Lambda's default
             batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
             # Without ScalingConfig Lambda scales up to 1,000 invocations; locally a few are enough.
             maximum_concurrency=int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 5)),
             report_batch_item_failures="ReportBatchItemFailures"
             in (props.get("FunctionResponseTypes") or []),
-            enabled=str(props.get("Enabled", True)).lower() != "false",
         )
 
 
 @dataclass(frozen=True)
 class EventSource:
-    """An SQS event source mapping: the function it invokes, its settings and its queue."""
+    """An SQS event source mapping (SAM ``Type: SQS`` event): the function it invokes, its queue, settings."""
 
     function_id: str
-    source: SqsEventSource
     queue_url: str
     queue_arn: str
+    batch_size: int
+    batching_window: float  # MaximumBatchingWindowInSeconds
+    maximum_concurrency: int  # ScalingConfig.MaximumConcurrency: concurrent invocations
+    report_batch_item_failures: bool  # FunctionResponseTypes: [ReportBatchItemFailures]
 
 
 @dataclass
@@ -348,20 +320,17 @@ class DeployedStack:
         return self.resolver.created[logical_id].attributes[name]
 
     def pipeline_names(self) -> list[str]:
-        """The pipelines the stack's routes start (names or ARNs as routed), else those its resources made."""
+        """The pipelines the stack's routes start (names or ARNs as routed)."""
         routed = (self.custom_resources.get("Routes") or {}).get("Data") or {}
-        if routed.get("PipelineNames"):
-            return str(routed["PipelineNames"]).split(",")
-        found = ((r.get("Data") or {}).get("PipelineName") for r in self.custom_resources.values())
-        return [str(name) for name in found if name]
+        return [name for name in str(routed.get("PipelineNames", "")).split(",") if name]
 
 
 def _stringify(value: Any) -> Any:
     """CloudFormation passes every scalar of ResourceProperties as a string."""
-    if isinstance(value, dict | list):
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        done = {k: _stringify(v) for k, v in items}
-        return done if isinstance(value, dict) else list(done.values())
+    if isinstance(value, dict):
+        return {k: _stringify(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify(v) for v in value]
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -390,28 +359,27 @@ class StackDeployer:
     def deploy(
         self, stack_name: str, parameters: Mapping[str, str] | None = None, *, custom_resources: bool = True
     ) -> DeployedStack:
-        """Create the stack's resources; ``custom_resources=False`` leaves out the ``Custom::`` ones (each
-        then answers every attribute with "")."""
+        """Create the stack's resources, each once all it names exists; ``custom_resources=False`` leaves
+        out the ``Custom::`` ones (each then answers every attribute with "")."""
         try:
             values = self.template.parameter_values(parameters)
             resolver = Resolver(self.template, stack_name, values, region=self.region)
-            refused = resolver.rule_failures()
-            if refused:  # as CloudFormation does, before it creates anything
+            if refused := resolver.rule_failures():  # as CloudFormation does, before it creates anything
                 raise StackError(f"the template's rules refuse these parameters: {' '.join(refused)}")
+            resources = self.template.resources
             pending = [
                 i
-                for i, r in self.template.resources.items()
+                for i, r in resources.items()
                 if "Condition" not in r or resolver.condition(str(r["Condition"]), i)
             ]
             stack = DeployedStack(stack_name, values, resolver)
             while pending:
                 waiting: list[tuple[str, _NotYet]] = []
                 for logical_id in pending:
-                    depends = self.template.resources[logical_id].get("DependsOn") or []
-                    if set([depends] if isinstance(depends, str) else depends) & set(pending):
-                        waiting.append((logical_id, _NotYet(f"{logical_id}: DependsOn {depends}")))
-                        continue
+                    depends = resources[logical_id].get("DependsOn") or []
                     try:
+                        if set([depends] if isinstance(depends, str) else depends) & set(pending):
+                            raise _NotYet(f"{logical_id}: DependsOn {depends}")
                         self.create(stack, logical_id, custom_resources=custom_resources)
                     except _NotYet as exc:
                         waiting.append((logical_id, exc))
@@ -419,12 +387,9 @@ class StackDeployer:
                     raise StackError(f"cannot create {', '.join(i for i, _ in waiting)}: {waiting[0][1]}")
                 pending = [i for i, _ in waiting]
             for logical_id in self.template.functions():
-                spec = stack.functions[logical_id] = resolver.function(logical_id)
-                for source in spec.sqs_events:
-                    queue = resolver.created[source.queue_logical_id].attributes
-                    stack.event_sources.append(
-                        EventSource(logical_id, source, queue["QueueUrl"], queue["Arn"])
-                    )
+                stack.functions[logical_id] = resolver.function(logical_id)
+                events = (self.template.properties(logical_id).get("Events") or {}).items()
+                stack.event_sources += [resolver.event_source(logical_id, str(i), e) for i, e in events]
         except TemplateError as exc:
             raise StackError(f"stack {stack_name}: {exc}") from exc
         for name, output in (self.template.doc.get("Outputs") or {}).items():
@@ -448,7 +413,7 @@ class StackDeployer:
             resource = Resource("", defaultdict(str))
         elif kind == "AWS::S3::Bucket":
             resource = self._bucket(stack, logical_id, resolver.resolve(props, where), where)
-        elif kind in ("AWS::SQS::Queue", "AWS::SNS::Topic"):
+        elif kind in ("AWS::SQS::Queue", "AWS::SNS::Topic"):  # a topic: its ARN, a stand-in queue behind it
             settings = resolver.resolve({k: props[k] for k in QUEUE_ATTRIBUTES if k in props}, where)
             if "RedrivePolicy" in settings:
                 settings["RedrivePolicy"] = json.dumps(
@@ -456,13 +421,12 @@ class StackDeployer:
                 )
             queue = resolver.resolve_str(props.get("QueueName", name[:80]), where)
             url = self.sqs.create_queue(QueueName=queue, Attributes={k: str(v) for k, v in settings.items()})
-            queue_arn = arn.format("sqs", queue)
+            queue_url = url["QueueUrl"]
             resource = Resource(
-                url["QueueUrl"], {"Arn": queue_arn, "QueueName": queue, "QueueUrl": url["QueueUrl"]}
+                queue_url, {"Arn": arn.format("sqs", queue), "QueueName": queue, "QueueUrl": queue_url}
             )
-            if kind == "AWS::SNS::Topic":  # the topic's ARN, its stand-in queue behind it
-                stack.topics[logical_id] = url["QueueUrl"]
-                topic_arn = arn.format("sns", name)
+            if kind == "AWS::SNS::Topic":
+                stack.topics[logical_id], topic_arn = queue_url, arn.format("sns", name)
                 resource = Resource(
                     topic_arn, {**resource.attributes, "TopicArn": topic_arn, "TopicName": name}
                 )
@@ -477,10 +441,12 @@ class StackDeployer:
         elif kind == FUNCTION:
             function = resolver.resolve_str(props.get("FunctionName", name), where)
             function_arn = arn.format("lambda", f"function:{function}")
-            resource = Resource(
-                function,
-                {"Arn": function_arn, "Version": f"{function_arn}:1", "Alias": f"{function_arn}:live"},
-            )
+            attributes = {
+                "Arn": function_arn,
+                "Version": f"{function_arn}:1",
+                "Alias": f"{function_arn}:live",
+            }
+            resource = Resource(function, attributes)
         elif kind == "AWS::Events::Rule" and custom_resources:  # its pattern may be one's attribute
             resource = self._rule(stack, logical_id, props, where)
         else:
@@ -489,15 +455,12 @@ class StackDeployer:
 
     def _bucket(self, stack: DeployedStack, logical_id: str, props: dict[str, Any], where: str) -> Resource:
         name = props.get("BucketName") or generated_name(stack.name, logical_id, lower=True, limit=63)
-        notifications = props.get("NotificationConfiguration") or {}
-        if set(notifications) - {"EventBridgeConfiguration"}:
-            raise StackError(f"{where}.NotificationConfiguration: only EventBridgeConfiguration is emulated")
         self.s3.create_bucket(Bucket=name)
         if (props.get("VersioningConfiguration") or {}).get("Status"):
             self.s3.put_bucket_versioning(
                 Bucket=name, VersioningConfiguration=props["VersioningConfiguration"]
             )
-        if notifications:
+        if "EventBridgeConfiguration" in (props.get("NotificationConfiguration") or {}):
             self.s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
@@ -508,12 +471,10 @@ class StackDeployer:
         resolver, targets = stack.resolver, []
         for target in props.get("Targets") or []:
             topic = next((t for t in stack.topics if points_at(target.get("Arn"), t)), None)
-            local: dict[str, Any] = {
-                "Id": resolver.resolve_str(target["Id"], where),
-                "Arn": resolver.get_att(topic, "Arn", where)
-                if topic
-                else resolver.resolve_str(target["Arn"], where),
-            }
+            arn = (
+                resolver.get_att(topic, "Arn", where) if topic else resolver.resolve_str(target["Arn"], where)
+            )
+            local = {"Id": resolver.resolve_str(target["Id"], where), "Arn": arn}
             if "InputTransformer" in target:
                 local["InputTransformer"] = resolver.resolve(target["InputTransformer"], where)
             targets.append(local)
@@ -527,41 +488,32 @@ class StackDeployer:
     def _custom_resource(
         self, stack: DeployedStack, logical_id: str, kind: str, properties: dict[str, Any]
     ) -> dict[str, Any]:
-        """Create a custom resource by running its provider function on a CloudFormation Create event."""
+        """Run the provider function on CloudFormation's Create event; the SUCCESS response it sent."""
         token = self.template.resources[logical_id].get("Properties", {}).get("ServiceToken")
         provider = next((f for f in self.template.functions() if points_at(token, f)), None)
         if provider is None:
             raise StackError(f"{logical_id}: its ServiceToken is not a function of this template")
+        spec, responses = stack.resolver.function(provider), ResponseUrls(self.s3, self.region)
         event = {
             "RequestType": "Create",
             "ServiceToken": properties["ServiceToken"],
+            "ResponseURL": responses.url(),
             "StackId": stack.resolver.stack_id,
             "RequestId": str(uuid.uuid4()),
             "LogicalResourceId": logical_id,
             "ResourceType": kind,
             "ResourceProperties": _stringify(properties),
         }
-        return self.run_custom_resource(stack.resolver.function(provider), event)
-
-    def run_custom_resource(self, spec: FunctionSpec, event: dict[str, Any]) -> dict[str, Any]:
-        """Invoke the provider with ``event`` and return the SUCCESS response it sent to its ResponseURL."""
-        responses = ResponseUrls(self.s3, self.region)
-        event = {**event, "ResponseURL": responses.url()}
         code_dir, env = self.code(spec)
+        overrides = {**self.function_env, **env}
         with FunctionProcess(
-            spec,
-            aws_env=self.aws_env,
-            code_dir=code_dir,
-            env_overrides={**self.function_env, **env},
-            on_log=self.on_log,
+            spec, aws_env=self.aws_env, code_dir=code_dir, env_overrides=overrides, on_log=self.on_log
         ) as function:
             invocation = function.invoke(event)
-        what = f"{event['LogicalResourceId']} ({event['ResourceType']}, {event['RequestType']})"
-        response = responses.wait(event["ResponseURL"])
-        if response is None:
-            cause = (
-                f"{invocation.error_type}: {invocation.error_message}" if invocation.error else "no response"
-            )
+        what = f"{logical_id} ({kind}, Create)"
+        if (response := responses.wait(event["ResponseURL"])) is None:
+            error = invocation.payload if invocation.error else {}
+            cause = f"{error['errorType']}: {error['errorMessage']}" if error else "no response"
             raise StackError(f"{what}: {spec.logical_id} sent no response to CloudFormation ({cause})")
         if response.get("Status") != "SUCCESS":
             raise StackError(f"{what} failed: {response.get('Reason') or 'no Reason given'}")
@@ -578,33 +530,19 @@ class ResponseUrls:
             self.s3.create_bucket(Bucket=self.bucket)
 
     def url(self) -> str:
-        key = f"{uuid.uuid4()}"
-        return str(self.s3.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": key}))
+        params = {"Bucket": self.bucket, "Key": str(uuid.uuid4())}
+        return str(self.s3.generate_presigned_url("put_object", Params=params))
 
     def wait(self, url: str, timeout: float = RESPONSE_GRACE) -> dict[str, Any] | None:
         """The response PUT to ``url``, or None when none came within ``timeout`` seconds."""
         key = url.split("?", 1)[0].rsplit("/", 1)[1]
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            except self.s3.exceptions.NoSuchKey:
-                if time.monotonic() > deadline:
-                    return None
-                time.sleep(0.05)
-                continue
-            try:
-                return dict(json.loads(body))
-            except (ValueError, TypeError):
-                return {"Status": "INVALID", "Reason": f"response body is not a JSON object: {body[:200]!r}"}
-
-
-__all__ = [
-    "DeployedStack",
-    "EventSource",
-    "Resolver",
-    "ResponseUrls",
-    "StackDeployer",
-    "StackError",
-    "Template",
-]
+        waiter = {"Delay": 0.05, "MaxAttempts": max(1, int(timeout / 0.05))}
+        try:
+            self.s3.get_waiter("object_exists").wait(Bucket=self.bucket, Key=key, WaiterConfig=waiter)
+        except WaiterError:
+            return None
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        try:
+            return dict(json.loads(body))
+        except (ValueError, TypeError):
+            return {"Status": "INVALID", "Reason": f"response body is not a JSON object: {body[:200]!r}"}

@@ -68,7 +68,7 @@ def test_the_stack_takes_its_names_and_settings_from_the_template(aws: Emulator,
     assert mapping.function_id == "TriggerFunction"
     [target] = boto3.client("events").list_targets_by_rule(Rule=stack.ref("UploadRule"))["Targets"]
     assert mapping.queue_arn == target["Arn"]
-    assert mapping.source.report_batch_item_failures
+    assert mapping.report_batch_item_failures
     # and the queue's redrive policy sends what keeps failing to the dead-letter queue
     attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["All"])
     redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
@@ -176,7 +176,7 @@ def test_the_mapping_deletes_what_succeeded_and_sqs_dead_letters_what_keeps_fail
         on_log=lambda function, line: logs.append(line),
     ) as runtime:
         [mapping] = runtime.stacks[0].event_sources
-        assert (mapping.source.batch_size, mapping.source.maximum_concurrency) == (4, 2)
+        assert (mapping.batch_size, mapping.maximum_concurrency) == (4, 2)
         assert len(runtime.functions) == 2  # one execution environment per concurrent invocation
         sqs = boto3.client("sqs")
         dead = runtime.stacks[0].ref("Dead")

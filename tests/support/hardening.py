@@ -47,7 +47,7 @@ from trigger.routing import Dataset, route
 
 from contract.routes import event_pattern, loads
 from local.delivery import Delivery as Poller
-from local.lambdas import Invocation, SqsEventSource
+from local.lambdas import Invocation
 from local.stack import EventSource
 from tests.support.lambda_context import LambdaContext
 from tests.support.project import ROOT, routes_file, trigger_env
@@ -221,7 +221,7 @@ class Stack:
         sqs = boto3.client("sqs")
         delivery = Delivery()
         outcomes: list[tuple[str, dict[str, Any]]] = []
-        mapping = EventSource("TriggerFunction", upload_event_source(), self.queue_url, self.queue_arn)
+        mapping = upload_event_source(self.queue_url, self.queue_arn)
         poller = Poller(
             mapping=mapping,
             functions=[InProcessTrigger(self)],
@@ -335,16 +335,16 @@ class Stack:
         self.postponed.append((self.message_ids.get(receipt, receipt), int(params["VisibilityTimeout"])))
 
 
-def upload_event_source() -> SqsEventSource:
+def upload_event_source(queue_url: str, queue_arn: str) -> EventSource:
     """The trigger's ``Type: SQS`` event of template.yaml: batch size, batching window, partial failures."""
-    return SqsEventSource(
-        event_id="Uploads",
-        queue_logical_id="UploadQueue",
+    return EventSource(
+        function_id="TriggerFunction",
+        queue_url=queue_url,
+        queue_arn=queue_arn,
         batch_size=int(UPLOADS["BatchSize"]),
         batching_window=float(UPLOADS["MaximumBatchingWindowInSeconds"]),
         maximum_concurrency=1,  # one poller: the batches, and so the counts, are the same in every run
         report_batch_item_failures="ReportBatchItemFailures" in UPLOADS["FunctionResponseTypes"],
-        enabled=True,
     )
 
 
