@@ -15,6 +15,9 @@ OK, MISSING, TYPE, BELOW, ABOVE, ENUM, CATEGORY, PATTERN, SHORT, LONG = range(10
 TRIM = " \t\r\n\"'"  # blanks and quotes around a value that is not a string do not count
 NUMERIC = {"integer": r"^[+-]?[0-9]{1,18}$", "number": r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"}
 Reject = tuple[int, bytes, str, str]  # line, the row as read, reason, category
+NAT = {"date": np.datetime64("NaT", "D"), "datetime": np.datetime64("NaT", "s")}  # compares as false
+BOUNDS: dict[str, tuple[Any, Any]] = {k: (v, v) for k, v in NAT.items()}  # each ordered type's widest range
+BOUNDS |= {"integer": (np.iinfo(np.int64).min, np.iinfo(np.int64).max), "number": (-np.inf, np.inf)}
 Keys = dict[tuple[Any, ...], tuple[str, int]]  # primary key -> (file, line) of the row that has it
 
 
@@ -22,15 +25,14 @@ def original(field: bytes) -> bytes:  # the file's bytes of a field read as lati
     return field.decode("utf-8").encode("latin-1")
 
 
-@cache
-def fast(kind: str, fmt: str, missing: tuple[str, ...]) -> bool:
-    """Whether a column may be cast whole, no missing value reading as a value (else, or when that fails,
-    it is read piece by piece)."""
-    if kind not in ("integer", "number", "date", "datetime") or fmt != FORMATS.get(kind, ""):
+@cache  # a field is hashed by its identity
+def fast(f: Field) -> bool:
+    """Whether an ordered column may be cast whole: the standard format, no missing value reading as one."""
+    if f.type not in BOUNDS or f.format != FORMATS.get(f.type, ""):
         return False
-    for value in missing:
+    for value in f.missing:
         with contextlib.suppress(pa.ArrowInvalid):
-            pa.array([value.strip(TRIM)]).cast(TYPES[kind])
+            pa.array([value.strip(TRIM)]).cast(TYPES[f.type])
             return False  # it reads as a value
     return True
 
@@ -55,9 +57,6 @@ def text(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def convert(f: Field, raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """(the values as the field's type, null where there is none; each value's problem code)."""
     problem = np.zeros(len(raw), np.int8)
-    if fast(f.type, f.format, f.missing):
-        with contextlib.suppress(pa.ArrowInvalid):
-            return raw.view(pa.string()).cast(TYPES[f.type]), problem
     if textual := f.type in ("string", "any"):
         s, lengths = text(raw)
         missing = pc.is_in(s, pa.array(f.missing, pa.string())) if f.missing != ("",) else lengths == 0
@@ -104,21 +103,19 @@ def constrain(f: Field, values: pa.Array, problem: np.ndarray, ranged: bool) -> 
 
 
 def cast_together(fields: list[Field], raws: list[pa.Array | None], n: int) -> dict[int, Any]:
-    """{field: (values, problem)} of the integer and the number columns, each type cast in one call and
-    checked against the ranges in numpy; a type whose columns do not all cast (a bad value) is left out."""
+    """{field: (values, problem)} of the ordered columns that cast whole, one call a type, checked against
+    their ranges in numpy; a type whose columns do not all cast (a bad or missing value) is left out."""
     done: dict[int, Any] = {}
-    for kind, limits in (("integer", np.iinfo(np.int64)), ("number", np.finfo(np.float64))):
-        ids = [i for i, f in enumerate(fields) if raws[i] is not None and fast(f.type, f.format, f.missing)]
-        ids = [i for i in ids if fields[i].type == kind]
+    for kind, (low, high) in BOUNDS.items():
+        ids = [i for i, f in enumerate(fields) if f.type == kind and raws[i] is not None and fast(f)]
         try:
             flat = pa.concat_arrays([raws[i] for i in ids]).view(pa.string()).cast(TYPES[kind])
-        except (pa.ArrowInvalid, ValueError):  # a bad or missing value (or no column): one by one
+        except (pa.ArrowInvalid, ValueError):  # read value by value (ValueError: no column)
             continue
-        v = flat.to_numpy().reshape(len(ids), n)
-        lo = np.array([fields[i].c.get("minimum", limits.min) for i in ids])
-        hi = np.array([fields[i].c.get("maximum", limits.max) for i in ids])
-        problems = np.zeros(v.shape, np.int8)
-        problems[v < lo[:, None]], problems[v > hi[:, None]] = BELOW, ABOVE
+        v, problems = flat.to_numpy(False).reshape(len(ids), n), np.zeros((len(ids), n), np.int8)
+        lo = np.array([fields[i].c.get("minimum", low) for i in ids], v.dtype)[:, None]
+        hi = np.array([fields[i].c.get("maximum", high) for i in ids], v.dtype)[:, None]
+        problems[v < lo], problems[v > hi] = BELOW, ABOVE
         done |= {i: (flat.slice(k * n, n), problems[k]) for k, i in enumerate(ids)}
     return done
 

@@ -48,12 +48,9 @@ def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any], staged
     out, data = outputs.Outputs(staged, opts.output_dir, names, opts.progress_seconds, schema), []
     try:
         for job in jobs:
-            group = [outputs.file_stats(job.info, job.role, job.companion.name if job.companion else None)]
-            if job.companion:
-                group.append(outputs.file_stats(job.companion, job.companion_role, job.info.name))
-            report["files"] += group
-            started, stats = time.monotonic(), group[0]
-            for block in lay.job_blocks(job, schema, group):
+            report["files"].append(stats := outputs.file_stats(job.info, job.role))
+            started = time.monotonic()
+            for block in lay.job_blocks(job, schema, report["files"]):  # a layout may add a file's stats
                 out.write(stats, *clean.check(schema, block, job.info, keys))
             stats["seconds"] = round(time.monotonic() - started, 3)
             if job.role in lay.DATA_ROLES:

@@ -33,11 +33,10 @@ def output_names(host: str | None, hosts: list[str]) -> dict[str, str]:
     return {k: f"{k}{tail}.{'json' if k == 'report' else 'csv'}" for k in ("full_data", "rejects", "report")}
 
 
-def file_stats(info: FileInfo, role: str, paired_with: str | None = None) -> dict[str, Any]:
+def file_stats(info: FileInfo, role: str) -> dict[str, Any]:
     gz = "gzip" if info.gzip else None
     stats: dict[str, Any] = {"path": info.name, "role": role, "layout": info.layout, "compression": gz}
-    stats |= {**dict.fromkeys(COUNTS, 0), "rejected_by_reason": {}, "seconds": 0}
-    return {**stats, "paired_with": paired_with} if paired_with else stats
+    return stats | {**dict.fromkeys(COUNTS, 0), "rejected_by_reason": {}, "seconds": 0}
 
 
 def totals(report: dict[str, Any], data: list[dict[str, Any]], max_fraction: float) -> None:

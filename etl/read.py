@@ -41,7 +41,6 @@ class FileInfo:
     header_lines: int = 0  # the physical lines down to the header
     columns: list[int | None] = field(default_factory=list)  # each schema field's column (None: absent)
     tab_end: bool = False  # the rows end in a tab, which is not a field
-    more: dict[str, Any] = field(default_factory=dict)  # what a layout notes about the file
 
     def __post_init__(self) -> None:
         self.folder, _, base = self.name.rpartition("/")
@@ -51,8 +50,6 @@ class FileInfo:
 class Job(NamedTuple):
     info: FileInfo
     role: str
-    companion: FileInfo | None = None  # a file whose rows join this one's (its role: companion_role)
-    companion_role: str = ""
 
 
 class Block(NamedTuple):
@@ -150,7 +147,7 @@ def plan(infos: list[FileInfo], schema: Schema, hosts: int) -> list[Job]:  # eve
     return [Job(i, DATA) for i in infos]
 
 
-def job_blocks(job: Job, schema: Schema, stats: list[dict[str, Any]]) -> Iterator[Block]:
+def job_blocks(job: Job, schema: Schema, files: list[dict[str, Any]]) -> Iterator[Block]:
     return blocks(job.info)
 
 

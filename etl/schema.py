@@ -33,7 +33,7 @@ class SchemaError(Exception):
     """A schema this ETL cannot apply: the message names the file and the property."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Field:
     name: str
     type: str
