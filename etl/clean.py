@@ -160,28 +160,25 @@ def check(schema: Schema, block: Block, info: FileInfo, keys: Keys) -> tuple[pa.
     matrix, batch = np.stack(problems), pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)
     bad = matrix.any(axis=0)
     bad[list(notes)] = True
-    dup = duplicates(schema, batch, ~bad, block.lines, info.name, keys) if schema.primary_key else {}
-    bad[list(dup)] = True
+    if schema.primary_key:  # the rows without another problem whose key an earlier row has
+        bad[list(dup := duplicates(schema, batch, np.flatnonzero(~bad), block.lines, info.name, keys))] = True
+        notes = notes | dup
     if not len(which := np.flatnonzero(bad)):
         return batch, sorted(rejects)
     as_read = [map(original, c.take(which).to_pylist()) for c in (block.read or block.columns)[: info.ncols]]
     for j, row in zip(which.tolist(), zip(*as_read, strict=True), strict=True):
         found = [reason(f, info.columns[i], int(matrix[i, j]), None if (r := raws[i]) is None else r[j])
                  for i, f in enumerate(schema.fields) if matrix[i, j]]  # fmt: skip
-        found += [v for v in (notes.get(j), dup.get(j)) if v]
+        found += [notes[j]] if j in notes else []
         why = "; ".join(t for t, _ in found)
         rejects.append((int(block.lines[j]), info.delimiter.encode().join(row), why, found[0][1]))
     return batch.filter(pa.array(~bad)), sorted(rejects)
 
 
-def duplicates(schema: Schema, batch: pa.RecordBatch, good: np.ndarray, lines: np.ndarray, name: str,
+def duplicates(schema: Schema, batch: pa.RecordBatch, rows: np.ndarray, lines: np.ndarray, name: str,
                keys: Keys) -> dict[int, tuple[str, str]]:  # fmt: skip
-    """The rows whose primary key an earlier row has: row -> (reason naming both lines, category)."""
-    names, rows, found = (
-        ", ".join(schema.fields[i].name for i in schema.primary_key),
-        np.flatnonzero(good),
-        {},
-    )
+    """Of `rows`, those whose primary key an earlier row has: row -> (reason naming both lines, category)."""
+    names, found = ", ".join(schema.fields[i].name for i in schema.primary_key), {}
     columns = [batch.column(i).take(pa.array(rows)).to_pylist() for i in schema.primary_key]
     for j, key in zip(rows.tolist(), zip(*columns, strict=True), strict=True):
         if (first := keys.setdefault(key, (name, int(lines[j])))) != (name, int(lines[j])):

@@ -19,15 +19,17 @@ from etl.read import EtlError
 from etl.schema import Schema, SchemaError, load
 
 
+def stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any], staged: Path) -> None:
     """The whole job (its files written in `staged`); raises EtlError on failure. The report is filled in
     as it goes."""
     path = Path(opts.resource_config)  # this host and all hosts, when the job has a resource config
     try:
         config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-        host, hosts = (
-            (str(config["current_host"]), [str(h) for h in config["hosts"]]) if config else (None, [])
-        )
+        host, hosts = (str(config["current_host"]), list(map(str, config["hosts"]))) if config else (None, [])
     except (ValueError, KeyError, TypeError) as exc:
         raise EtlError(f"{path}: unreadable resource config ({exc}); expected its hosts") from exc
     report.update(host=host, hosts=hosts, outputs=(names := outputs.output_names(host, hosts)))
@@ -70,9 +72,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/output"))
     parser.add_argument("--input-url", help="the S3 URL of the run; an object URL selects that one file")
     parser.add_argument("--schema", type=Path, help="the Table Schema (default: the shipped etl/schema.json)")
-    parser.add_argument(
-        "--max-reject-fraction", type=float, default=MAX_REJECT_FRACTION, help="fail above it"
-    )
+    parser.add_argument("--max-reject-fraction", type=float, default=MAX_REJECT_FRACTION, help="fail above")
     parser.add_argument("--progress-seconds", type=float, default=10.0, help="progress log interval")
     config = os.environ.get("LOCAL_RESOURCE_CONFIG", "/opt/ml/config/resourceconfig.json")  # local runner's
     parser.add_argument("--resource-config", default=config, help=argparse.SUPPRESS)
@@ -80,10 +80,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not 0.0 <= opts.max_reject_fraction <= 1.0:
         parser.error("--max-reject-fraction must be between 0 and 1")
     return opts
-
-
-def stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,13 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         pa.jemalloc_set_decay_ms(0)  # freed pages go back at once: the peak stays flat over a long run
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
     started = time.monotonic()
-    report: dict[str, Any] = {"status": "failed", "input_dir": str(opts.input_dir), "files": []}
-    report |= {"input_url": opts.input_url, "output_dir": str(opts.output_dir), "started_at": stamp()}
-    report |= {
-        "schema": schema.source,
-        "title": schema.title,
-        "max_reject_fraction": opts.max_reject_fraction,
-    }
+    report: dict[str, Any] = dict(
+        status="failed", input_dir=str(opts.input_dir), files=[], input_url=opts.input_url
+    )
+    report |= dict(output_dir=str(opts.output_dir), started_at=stamp())
+    report |= dict(schema=schema.source, title=schema.title, max_reject_fraction=opts.max_reject_fraction)
     with contextlib.ExitStack() as stack:
         try:  # the report names the outputs once the staging folder is there
             staged = stack.enter_context(outputs.staging(opts.output_dir))
@@ -119,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["error"], code = str(exc), 1
             outputs.LOG.error("failed: %s", exc)
             print(f"etl: error: {exc}", file=sys.stderr)
-        report |= {"finished_at": stamp(), "seconds": round(time.monotonic() - started, 3)}
+        report |= dict(finished_at=stamp(), seconds=round(time.monotonic() - started, 3))
         if "outputs" in report:
             outputs.write_json(staged, opts.output_dir / report["outputs"]["report"], report)
     return code

@@ -69,22 +69,20 @@ def write_json(staged: Path, path: Path, payload: dict[str, Any]) -> None:
 
 
 class Outputs:
-    """The two CSV files being written (the clean rows by pyarrow's writer, in a thread), the progress log."""
+    """The two CSV files, written in `staged` (the clean rows by pyarrow's writer, in a thread) and moved
+    into `output` by close(); the progress log."""
 
     def __init__(
-        self, staged: Path, output: Path, names: dict[str, str], progress_seconds: float, schema: Schema
+        self, staged: Path, output: Path, names: dict[str, str], every: float, schema: Schema
     ) -> None:
-        """Both files are written in `staged`; close() moves them into `output`."""
-        self.paths = {k: output / names[k] for k in ("full_data", "rejects")}
-        self.tmp = {k: staged / p.name for k, p in self.paths.items()}
-        self.progress_seconds = progress_seconds
+        self.staged, self.paths = staged, {k: output / names[k] for k in ("full_data", "rejects")}
         csv.writer(header := io.StringIO(), lineterminator="\n").writerow(schema.names)  # as pandas writes it
-        (data := pa.OSFile(str(self.tmp["full_data"]), "wb")).write(header.getvalue().encode())
+        (data := pa.OSFile(str(staged / names["full_data"]), "wb")).write(header.getvalue().encode())
         self.writer = pv.CSVWriter(data, schema.arrow, write_options=pv.WriteOptions(include_header=False))
-        self.rejects_file = open(self.tmp["rejects"], "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self.rejects_file = open(staged / names["rejects"], "w", encoding="utf-8", newline="")  # noqa: SIM115
         self.rejects = csv.writer(self.rejects_file, lineterminator="\n")
         self.rejects.writerow(["source_file", "line", "reason", "row"])
-        self.data, self.rows, self.started = data, 0, time.monotonic()
+        self.data, self.rows, self.every, self.started = data, 0, every, time.monotonic()
         self.last, self.thread, self.pending = self.started, ThreadPoolExecutor(max_workers=1), Future[None]()
         self.pending.set_result(None)
 
@@ -98,15 +96,15 @@ class Outputs:
         for key, n in zip(COUNTS, (batch.num_rows + len(rejects), batch.num_rows, len(rejects)), strict=True):
             stats[key] += n
         self.rows += batch.num_rows + len(rejects)
-        if (now := time.monotonic()) - self.last >= self.progress_seconds:
+        if (now := time.monotonic()) - self.last >= self.every:
             self.last, rate = now, self.rows / max(now - self.started, 1e-9)
             LOG.info("progress: %d rows done (%.0f rows/s), file %s", self.rows, rate, stats["path"])
 
     def close(self, keep: tuple[str, ...]) -> None:
-        """Close both files; move the `keep` ones into the output folder, remove the others."""
+        """Close both files; move the `keep` ones into the output folder (the others go with `staged`)."""
         self.pending.result()
         self.thread.shutdown()
         for file in (self.writer, self.data, self.rejects_file):
             file.close()
-        for key, tmp in self.tmp.items():
-            shutil.move(tmp, self.paths[key]) if key in keep else tmp.unlink(missing_ok=True)
+        for key in keep:
+            shutil.move(self.staged / self.paths[key].name, self.paths[key])
