@@ -42,10 +42,6 @@ class FileInfo:
     columns: list[int | None] = field(default_factory=list)  # each schema field's column (None: absent)
     tab_end: bool = False  # the rows end in a tab, which is not a field
 
-    def __post_init__(self) -> None:
-        self.folder, _, base = self.name.rpartition("/")
-        self.stem = base.lower().removesuffix(".gz").rsplit(".", 1)[0]
-
 
 class Job(NamedTuple):
     info: FileInfo

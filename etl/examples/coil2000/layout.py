@@ -35,6 +35,10 @@ ELSEWHERE = (
 class CoilFile(FileInfo):
     more: dict[str, Any] = field(default_factory=dict)  # its header, target words, blank lines above
 
+    def __post_init__(self) -> None:
+        self.folder, _, base = self.name.rpartition("/")
+        self.stem = base.lower().removesuffix(".gz").rsplit(".", 1)[0]
+
 
 class Job(NamedTuple):
     info: CoilFile
