@@ -6,7 +6,9 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,14 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         pa.jemalloc_set_decay_ms(0)  # freed pages go back at once: the peak stays flat over a long run
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
     started = time.monotonic()
-    report: dict[str, Any] = dict(
-        status="failed", input_dir=str(opts.input_dir), files=[], input_url=opts.input_url
-    )
-    report |= dict(output_dir=str(opts.output_dir), started_at=stamp())
+    report: dict[str, Any] = dict(status="failed", input_dir=str(opts.input_dir), files=[])
+    report |= dict(input_url=opts.input_url, output_dir=str(out := opts.output_dir), started_at=stamp())
     report |= dict(schema=schema.source, title=schema.title, max_reject_fraction=opts.max_reject_fraction)
     with contextlib.ExitStack() as stack:
-        try:  # the report names the outputs once the staging folder is there
-            staged = stack.enter_context(outputs.staging(opts.output_dir))
+        try:  # the staging folder beside the output folder (a move is a rename), removed with what is left
+            out.mkdir(parents=True, exist_ok=True)
+            folder = tempfile.TemporaryDirectory(prefix=f".{out.name}-staging-", dir=out.parent)
+            staged = Path(stack.enter_context(folder))
             run(opts, schema, report, staged)
             report["status"] = "succeeded"
         except (EtlError, OSError) as exc:
@@ -114,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             outputs.LOG.error("failed: %s", exc)
             print(f"etl: error: {exc}", file=sys.stderr)
         report |= dict(finished_at=stamp(), seconds=round(time.monotonic() - started, 3))
-        if "outputs" in report:
-            outputs.write_json(staged, opts.output_dir / report["outputs"]["report"], report)
+        if "outputs" in report:  # once the staging folder is there
+            (staged / (name := report["outputs"]["report"])).write_text(json.dumps(report, indent=2) + "\n")
+            shutil.move(staged / name, out / name)
     return code

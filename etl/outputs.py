@@ -1,18 +1,14 @@
 """The outputs (docs/etl.md), each written in a staging folder beside the output folder and moved into
 it whole once complete: the pipeline uploads the output folder continuously (S3UploadMode Continuous),
-so it only ever holds finished files, and a failed run's rejects and report reach S3 too."""
+so it only ever holds finished files, and a failed run's rejects and report reach S3 too (etl.cli)."""
 
 import csv
 import io
-import json
 import logging
 import shutil
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +49,6 @@ def totals(report: dict[str, Any], data: list[dict[str, Any]], max_fraction: flo
         raise EtlError(f"{failed}, {limit}: {why}; see {rejects}")
     if sums["rows_read"] and not sums["rows_written"]:
         raise EtlError(f"no valid rows: all {sums['rows_read']} rows were rejected; see {rejects}")
-
-
-@contextmanager
-def staging(output: Path) -> Iterator[Path]:
-    """A new folder beside `output` (on its volume, so a move is a rename), removed with what is left."""
-    output.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}-staging-") as folder:
-        yield Path(folder)
-
-
-def write_json(staged: Path, path: Path, payload: dict[str, Any]) -> None:
-    (staged / path.name).write_text(json.dumps(payload, indent=2) + "\n")
-    shutil.move(staged / path.name, path)
 
 
 class Outputs:
