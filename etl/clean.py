@@ -14,6 +14,9 @@ from etl.schema import FORMATS, TYPES, Field, Schema
 OK, MISSING, TYPE, BELOW, ABOVE, ENUM, CATEGORY, PATTERN, SHORT, LONG = range(10)  # a value's problem
 TRIM = " \t\r\n\"'"  # blanks and quotes around a value that is not a string do not count
 NUMERIC = {"integer": r"^[+-]?[0-9]{1,18}$", "number": r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"}
+NOT_A = {"integer": "not an integer", "number": "not a number", "date": "not a date ({})"}  # a TYPE problem
+NOT_A |= {"datetime": "not a date and time ({})", "boolean": "not one of {}"}
+NOT_A |= dict.fromkeys(("string", "any"), "not valid UTF-8 text")
 Reject = tuple[int, bytes, str, str]  # line, the row as read, reason, category
 NAT = {"date": np.datetime64("NaT", "D"), "datetime": np.datetime64("NaT", "s")}  # compares as false
 BOUNDS: dict[str, tuple[Any, Any]] = {k: (v, v) for k, v in NAT.items()}  # each ordered type's widest range
@@ -124,12 +127,7 @@ def reason(f: Field, column: int | None, code: int, raw: pa.Scalar | None) -> tu
     """(reason, category) of a value's problem."""
     shown = repr(original(raw.as_py() or b"").decode("utf-8", "backslashreplace") if raw else "")
     shown = shown[:22] + "..." if len(shown) > 40 else shown
-    a = {"integer": "an integer", "number": "a number", "date": "a date", "datetime": "a date and time"}
-    what = (
-        f"not one of {'/'.join(f.true + f.false)}" if f.type == "boolean"
-        else "not valid UTF-8 text" if f.type in ("string", "any")
-        else f"not {a[f.type]}" + (f" ({f.format})" if f.type in FORMATS else "")
-    )  # fmt: skip
+    what = NOT_A[f.type].format(f.format if f.type in FORMATS else "/".join(f.true + f.false))
     text, category = {
         MISSING: ("missing value", "missing value"), TYPE: (f"{shown} is {what}", what),
         BELOW: (f"{shown} is below its minimum {f.c.get('minimum')}", "below its minimum"),
