@@ -106,20 +106,23 @@ def constrain(f: Field, values: pa.Array, problem: np.ndarray, ranged: bool) -> 
 
 
 def cast_together(fields: list[Field], raws: list[pa.Array | None], n: int) -> dict[int, Any]:
-    """{field: (values, problem)} of the ordered columns that cast whole, one call a type, checked against
-    their ranges in numpy; a type whose columns do not all cast (a bad or missing value) is left out."""
+    """{field: (values, problem)} of the ordered columns that cast whole, one call a type (else a column),
+    checked against their ranges in numpy; one that does not cast (a bad or missing value) is left out."""
     done: dict[int, Any] = {}
     for kind, (low, high) in BOUNDS.items():
         ids = [i for i, f in enumerate(fields) if f.type == kind and raws[i] is not None and fast(f)]
-        try:
-            flat = pa.concat_arrays([raws[i] for i in ids]).view(pa.string()).cast(TYPES[kind])
-        except (pa.ArrowInvalid, ValueError):  # read value by value (ValueError: no column)
-            continue
-        v, problems = flat.to_numpy(False).reshape(len(ids), n), np.zeros((len(ids), n), np.int8)
-        lo = np.array([fields[i].c.get("minimum", low) for i in ids], v.dtype)[:, None]
-        hi = np.array([fields[i].c.get("maximum", high) for i in ids], v.dtype)[:, None]
-        problems[v < lo], problems[v > hi] = BELOW, ABOVE
-        done |= {i: (flat.slice(k * n, n), problems[k]) for k, i in enumerate(ids)}
+        for group in [ids, *([i] for i in ids)]:  # the type's columns together, else each alone
+            if not group or done.keys() & set(group):
+                continue
+            try:
+                flat = pa.concat_arrays([raws[i] for i in group]).view(pa.string()).cast(TYPES[kind])
+            except pa.ArrowInvalid:  # read value by value
+                continue
+            v, problems = flat.to_numpy(False).reshape(len(group), n), np.zeros((len(group), n), np.int8)
+            lo = np.array([fields[i].c.get("minimum", low) for i in group], v.dtype)[:, None]
+            hi = np.array([fields[i].c.get("maximum", high) for i in group], v.dtype)[:, None]
+            problems[v < lo], problems[v > hi] = BELOW, ABOVE
+            done |= {i: (flat.slice(k * n, n), problems[k]) for k, i in enumerate(group)}
     return done
 
 
