@@ -14,7 +14,13 @@ from etl.schema import FORMATS, TYPES, Field, Schema
 OK, MISSING, TYPE, BELOW, ABOVE, ENUM, CATEGORY, PATTERN, SHORT, LONG = range(10)  # a value's problem
 TRIM = " \t\r\n\"'"  # blanks and quotes around a value that is not a string do not count
 NUMERIC = {"integer": r"^[+-]?[0-9]{1,18}$", "number": r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"}
+NOT_A = {"integer": "not an integer", "number": "not a number", "date": "not a date ({})"}  # a TYPE problem
+NOT_A |= {"datetime": "not a date and time ({})", "boolean": "not one of {}"}
+NOT_A |= dict.fromkeys(("string", "any"), "not valid UTF-8 text")
 Reject = tuple[int, bytes, str, str]  # line, the row as read, reason, category
+NAT = {"date": np.datetime64("NaT", "D"), "datetime": np.datetime64("NaT", "s")}  # compares as false
+BOUNDS: dict[str, tuple[Any, Any]] = {k: (v, v) for k, v in NAT.items()}  # each ordered type's widest range
+BOUNDS |= {"integer": (np.iinfo(np.int64).min, np.iinfo(np.int64).max), "number": (-np.inf, np.inf)}
 Keys = dict[tuple[Any, ...], tuple[str, int]]  # primary key -> (file, line) of the row that has it
 
 
@@ -22,15 +28,14 @@ def original(field: bytes) -> bytes:  # the file's bytes of a field read as lati
     return field.decode("utf-8").encode("latin-1")
 
 
-@cache
-def fast(kind: str, fmt: str, missing: tuple[str, ...]) -> bool:
-    """Whether a column may be cast whole, no missing value reading as a value (else, or when that fails,
-    it is read piece by piece)."""
-    if kind not in ("integer", "number", "date", "datetime") or fmt != FORMATS.get(kind, ""):
+@cache  # a field is hashed by its identity
+def fast(f: Field) -> bool:
+    """Whether an ordered column may be cast whole: the standard format, no missing value reading as one."""
+    if f.type not in BOUNDS or f.format != FORMATS.get(f.type, ""):
         return False
-    for value in missing:
+    for value in f.missing:
         with contextlib.suppress(pa.ArrowInvalid):
-            pa.array([value.strip(TRIM)]).cast(TYPES[kind])
+            pa.array([value.strip(TRIM)]).cast(TYPES[f.type])
             return False  # it reads as a value
     return True
 
@@ -55,9 +60,6 @@ def text(raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def convert(f: Field, raw: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """(the values as the field's type, null where there is none; each value's problem code)."""
     problem = np.zeros(len(raw), np.int8)
-    if fast(f.type, f.format, f.missing):
-        with contextlib.suppress(pa.ArrowInvalid):
-            return raw.view(pa.string()).cast(TYPES[f.type]), problem
     if textual := f.type in ("string", "any"):
         s, lengths = text(raw)
         missing = pc.is_in(s, pa.array(f.missing, pa.string())) if f.missing != ("",) else lengths == 0
@@ -104,22 +106,23 @@ def constrain(f: Field, values: pa.Array, problem: np.ndarray, ranged: bool) -> 
 
 
 def cast_together(fields: list[Field], raws: list[pa.Array | None], n: int) -> dict[int, Any]:
-    """{field: (values, problem)} of the integer and the number columns, each type cast in one call and
-    checked against the ranges in numpy; a type whose columns do not all cast (a bad value) is left out."""
+    """{field: (values, problem)} of the ordered columns that cast whole, one call a type (else a column),
+    checked against their ranges in numpy; one that does not cast (a bad or missing value) is left out."""
     done: dict[int, Any] = {}
-    for kind, limits in (("integer", np.iinfo(np.int64)), ("number", np.finfo(np.float64))):
-        ids = [i for i, f in enumerate(fields) if raws[i] is not None and fast(f.type, f.format, f.missing)]
-        ids = [i for i in ids if fields[i].type == kind]
-        try:
-            flat = pa.concat_arrays([raws[i] for i in ids]).view(pa.string()).cast(TYPES[kind])
-        except (pa.ArrowInvalid, ValueError):  # a bad or missing value (or no column): one by one
-            continue
-        v = flat.to_numpy().reshape(len(ids), n)
-        lo = np.array([fields[i].c.get("minimum", limits.min) for i in ids])
-        hi = np.array([fields[i].c.get("maximum", limits.max) for i in ids])
-        problems = np.zeros(v.shape, np.int8)
-        problems[v < lo[:, None]], problems[v > hi[:, None]] = BELOW, ABOVE
-        done |= {i: (flat.slice(k * n, n), problems[k]) for k, i in enumerate(ids)}
+    for kind, (low, high) in BOUNDS.items():
+        ids = [i for i, f in enumerate(fields) if f.type == kind and raws[i] is not None and fast(f)]
+        for group in [ids, *([i] for i in ids)]:  # the type's columns together, else each alone
+            if not group or done.keys() & set(group):
+                continue
+            try:
+                flat = pa.concat_arrays([raws[i] for i in group]).view(pa.string()).cast(TYPES[kind])
+            except pa.ArrowInvalid:  # read value by value
+                continue
+            v, problems = flat.to_numpy(False).reshape(len(group), n), np.zeros((len(group), n), np.int8)
+            lo = np.array([fields[i].c.get("minimum", low) for i in group], v.dtype)[:, None]
+            hi = np.array([fields[i].c.get("maximum", high) for i in group], v.dtype)[:, None]
+            problems[v < lo], problems[v > hi] = BELOW, ABOVE
+            done |= {i: (flat.slice(k * n, n), problems[k]) for k, i in enumerate(group)}
     return done
 
 
@@ -127,12 +130,7 @@ def reason(f: Field, column: int | None, code: int, raw: pa.Scalar | None) -> tu
     """(reason, category) of a value's problem."""
     shown = repr(original(raw.as_py() or b"").decode("utf-8", "backslashreplace") if raw else "")
     shown = shown[:22] + "..." if len(shown) > 40 else shown
-    a = {"integer": "an integer", "number": "a number", "date": "a date", "datetime": "a date and time"}
-    what = (
-        f"not one of {'/'.join(f.true + f.false)}" if f.type == "boolean"
-        else "not valid UTF-8 text" if f.type in ("string", "any")
-        else f"not {a[f.type]}" + (f" ({f.format})" if f.type in FORMATS else "")
-    )  # fmt: skip
+    what = NOT_A[f.type].format(f.format if f.type in FORMATS else "/".join(f.true + f.false))
     text, category = {
         MISSING: ("missing value", "missing value"), TYPE: (f"{shown} is {what}", what),
         BELOW: (f"{shown} is below its minimum {f.c.get('minimum')}", "below its minimum"),
@@ -163,28 +161,25 @@ def check(schema: Schema, block: Block, info: FileInfo, keys: Keys) -> tuple[pa.
     matrix, batch = np.stack(problems), pa.RecordBatch.from_arrays(arrays, schema=schema.arrow)
     bad = matrix.any(axis=0)
     bad[list(notes)] = True
-    dup = duplicates(schema, batch, ~bad, block.lines, info.name, keys) if schema.primary_key else {}
-    bad[list(dup)] = True
+    if schema.primary_key:  # the rows without another problem whose key an earlier row has
+        bad[list(dup := duplicates(schema, batch, np.flatnonzero(~bad), block.lines, info.name, keys))] = True
+        notes = notes | dup
     if not len(which := np.flatnonzero(bad)):
         return batch, sorted(rejects)
     as_read = [map(original, c.take(which).to_pylist()) for c in (block.read or block.columns)[: info.ncols]]
     for j, row in zip(which.tolist(), zip(*as_read, strict=True), strict=True):
         found = [reason(f, info.columns[i], int(matrix[i, j]), None if (r := raws[i]) is None else r[j])
                  for i, f in enumerate(schema.fields) if matrix[i, j]]  # fmt: skip
-        found += [v for v in (notes.get(j), dup.get(j)) if v]
+        found += [notes[j]] if j in notes else []
         why = "; ".join(t for t, _ in found)
         rejects.append((int(block.lines[j]), info.delimiter.encode().join(row), why, found[0][1]))
     return batch.filter(pa.array(~bad)), sorted(rejects)
 
 
-def duplicates(schema: Schema, batch: pa.RecordBatch, good: np.ndarray, lines: np.ndarray, name: str,
+def duplicates(schema: Schema, batch: pa.RecordBatch, rows: np.ndarray, lines: np.ndarray, name: str,
                keys: Keys) -> dict[int, tuple[str, str]]:  # fmt: skip
-    """The rows whose primary key an earlier row has: row -> (reason naming both lines, category)."""
-    names, rows, found = (
-        ", ".join(schema.fields[i].name for i in schema.primary_key),
-        np.flatnonzero(good),
-        {},
-    )
+    """Of `rows`, those whose primary key an earlier row has: row -> (reason naming both lines, category)."""
+    names, found = ", ".join(schema.fields[i].name for i in schema.primary_key), {}
     columns = [batch.column(i).take(pa.array(rows)).to_pylist() for i in schema.primary_key]
     for j, key in zip(rows.tolist(), zip(*columns, strict=True), strict=True):
         if (first := keys.setdefault(key, (name, int(lines[j])))) != (name, int(lines[j])):

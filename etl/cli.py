@@ -6,7 +6,9 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,15 +21,17 @@ from etl.read import EtlError
 from etl.schema import Schema, SchemaError, load
 
 
+def stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any], staged: Path) -> None:
     """The whole job (its files written in `staged`); raises EtlError on failure. The report is filled in
     as it goes."""
     path = Path(opts.resource_config)  # this host and all hosts, when the job has a resource config
     try:
         config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-        host, hosts = (
-            (str(config["current_host"]), [str(h) for h in config["hosts"]]) if config else (None, [])
-        )
+        host, hosts = (str(config["current_host"]), list(map(str, config["hosts"]))) if config else (None, [])
     except (ValueError, KeyError, TypeError) as exc:
         raise EtlError(f"{path}: unreadable resource config ({exc}); expected its hosts") from exc
     report.update(host=host, hosts=hosts, outputs=(names := outputs.output_names(host, hosts)))
@@ -48,12 +52,9 @@ def run(opts: argparse.Namespace, schema: Schema, report: dict[str, Any], staged
     out, data = outputs.Outputs(staged, opts.output_dir, names, opts.progress_seconds, schema), []
     try:
         for job in jobs:
-            group = [outputs.file_stats(job.info, job.role, job.companion.name if job.companion else None)]
-            if job.companion:
-                group.append(outputs.file_stats(job.companion, job.companion_role, job.info.name))
-            report["files"] += group
-            started, stats = time.monotonic(), group[0]
-            for block in lay.job_blocks(job, schema, group):
+            report["files"].append(stats := outputs.file_stats(job.info, job.role))
+            started = time.monotonic()
+            for block in lay.job_blocks(job, schema, report["files"]):  # a layout may add a file's stats
                 out.write(stats, *clean.check(schema, block, job.info, keys))
             stats["seconds"] = round(time.monotonic() - started, 3)
             if job.role in lay.DATA_ROLES:
@@ -73,9 +74,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/output"))
     parser.add_argument("--input-url", help="the S3 URL of the run; an object URL selects that one file")
     parser.add_argument("--schema", type=Path, help="the Table Schema (default: the shipped etl/schema.json)")
-    parser.add_argument(
-        "--max-reject-fraction", type=float, default=MAX_REJECT_FRACTION, help="fail above it"
-    )
+    parser.add_argument("--max-reject-fraction", type=float, default=MAX_REJECT_FRACTION, help="fail above")
     parser.add_argument("--progress-seconds", type=float, default=10.0, help="progress log interval")
     config = os.environ.get("LOCAL_RESOURCE_CONFIG", "/opt/ml/config/resourceconfig.json")  # local runner's
     parser.add_argument("--resource-config", default=config, help=argparse.SUPPRESS)
@@ -83,10 +82,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not 0.0 <= opts.max_reject_fraction <= 1.0:
         parser.error("--max-reject-fraction must be between 0 and 1")
     return opts
-
-
-def stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,23 +101,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         pa.jemalloc_set_decay_ms(0)  # freed pages go back at once: the peak stays flat over a long run
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
     started = time.monotonic()
-    report: dict[str, Any] = {"status": "failed", "input_dir": str(opts.input_dir), "files": []}
-    report |= {"input_url": opts.input_url, "output_dir": str(opts.output_dir), "started_at": stamp()}
-    report |= {
-        "schema": schema.source,
-        "title": schema.title,
-        "max_reject_fraction": opts.max_reject_fraction,
-    }
+    report: dict[str, Any] = dict(status="failed", input_dir=str(opts.input_dir), files=[])
+    report |= dict(input_url=opts.input_url, output_dir=str(out := opts.output_dir), started_at=stamp())
+    report |= dict(schema=schema.source, title=schema.title, max_reject_fraction=opts.max_reject_fraction)
     with contextlib.ExitStack() as stack:
-        try:  # the report names the outputs once the staging folder is there
-            staged = stack.enter_context(outputs.staging(opts.output_dir))
+        try:  # the staging folder beside the output folder (a move is a rename), removed with what is left
+            out.mkdir(parents=True, exist_ok=True)
+            folder = tempfile.TemporaryDirectory(prefix=f".{out.name}-staging-", dir=out.parent)
+            staged = Path(stack.enter_context(folder))
             run(opts, schema, report, staged)
             report["status"] = "succeeded"
         except (EtlError, OSError) as exc:
             report["error"], code = str(exc), 1
             outputs.LOG.error("failed: %s", exc)
             print(f"etl: error: {exc}", file=sys.stderr)
-        report |= {"finished_at": stamp(), "seconds": round(time.monotonic() - started, 3)}
-        if "outputs" in report:
-            outputs.write_json(staged, opts.output_dir / report["outputs"]["report"], report)
+        report |= dict(finished_at=stamp(), seconds=round(time.monotonic() - started, 3))
+        if "outputs" in report:  # once the staging folder is there
+            (staged / (name := report["outputs"]["report"])).write_text(json.dumps(report, indent=2) + "\n")
+            shutil.move(staged / name, out / name)
     return code

@@ -54,7 +54,8 @@ def draft(path: Path, rows: int) -> dict[str, Any]:
     as_text = pv.ConvertOptions(column_types=dict.fromkeys(typed.column_names, pa.string()))
     text = pv.read_csv(body, skip, parse, as_text)
     fields = [describe(n, typed.column(n), text.column(n)) for n in typed.column_names]
-    draft = {"$schema": PROFILE, "title": info.stem, "fieldsMatch": "exact", "missingValues": [""]}
+    title = path.name.lower().removesuffix(".gz").rsplit(".", 1)[0]
+    draft = {"$schema": PROFILE, "title": title, "fieldsMatch": "exact", "missingValues": [""]}
     return draft | {"fields": fields}
 
 

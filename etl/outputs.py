@@ -1,18 +1,14 @@
 """The outputs (docs/etl.md), each written in a staging folder beside the output folder and moved into
 it whole once complete: the pipeline uploads the output folder continuously (S3UploadMode Continuous),
-so it only ever holds finished files, and a failed run's rejects and report reach S3 too."""
+so it only ever holds finished files, and a failed run's rejects and report reach S3 too (etl.cli)."""
 
 import csv
 import io
-import json
 import logging
 import shutil
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +29,10 @@ def output_names(host: str | None, hosts: list[str]) -> dict[str, str]:
     return {k: f"{k}{tail}.{'json' if k == 'report' else 'csv'}" for k in ("full_data", "rejects", "report")}
 
 
-def file_stats(info: FileInfo, role: str, paired_with: str | None = None) -> dict[str, Any]:
+def file_stats(info: FileInfo, role: str) -> dict[str, Any]:
     gz = "gzip" if info.gzip else None
     stats: dict[str, Any] = {"path": info.name, "role": role, "layout": info.layout, "compression": gz}
-    stats |= {**dict.fromkeys(COUNTS, 0), "rejected_by_reason": {}, "seconds": 0}
-    return {**stats, "paired_with": paired_with} if paired_with else stats
+    return stats | {**dict.fromkeys(COUNTS, 0), "rejected_by_reason": {}, "seconds": 0}
 
 
 def totals(report: dict[str, Any], data: list[dict[str, Any]], max_fraction: float) -> None:
@@ -56,36 +51,21 @@ def totals(report: dict[str, Any], data: list[dict[str, Any]], max_fraction: flo
         raise EtlError(f"no valid rows: all {sums['rows_read']} rows were rejected; see {rejects}")
 
 
-@contextmanager
-def staging(output: Path) -> Iterator[Path]:
-    """A new folder beside `output` (on its volume, so a move is a rename), removed with what is left."""
-    output.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}-staging-") as folder:
-        yield Path(folder)
-
-
-def write_json(staged: Path, path: Path, payload: dict[str, Any]) -> None:
-    (staged / path.name).write_text(json.dumps(payload, indent=2) + "\n")
-    shutil.move(staged / path.name, path)
-
-
 class Outputs:
-    """The two CSV files being written (the clean rows by pyarrow's writer, in a thread), the progress log."""
+    """The two CSV files, written in `staged` (the clean rows by pyarrow's writer, in a thread) and moved
+    into `output` by close(); the progress log."""
 
     def __init__(
-        self, staged: Path, output: Path, names: dict[str, str], progress_seconds: float, schema: Schema
+        self, staged: Path, output: Path, names: dict[str, str], every: float, schema: Schema
     ) -> None:
-        """Both files are written in `staged`; close() moves them into `output`."""
-        self.paths = {k: output / names[k] for k in ("full_data", "rejects")}
-        self.tmp = {k: staged / p.name for k, p in self.paths.items()}
-        self.progress_seconds = progress_seconds
+        self.staged, self.paths = staged, {k: output / names[k] for k in ("full_data", "rejects")}
         csv.writer(header := io.StringIO(), lineterminator="\n").writerow(schema.names)  # as pandas writes it
-        (data := pa.OSFile(str(self.tmp["full_data"]), "wb")).write(header.getvalue().encode())
+        (data := pa.OSFile(str(staged / names["full_data"]), "wb")).write(header.getvalue().encode())
         self.writer = pv.CSVWriter(data, schema.arrow, write_options=pv.WriteOptions(include_header=False))
-        self.rejects_file = open(self.tmp["rejects"], "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self.rejects_file = open(staged / names["rejects"], "w", encoding="utf-8", newline="")  # noqa: SIM115
         self.rejects = csv.writer(self.rejects_file, lineterminator="\n")
         self.rejects.writerow(["source_file", "line", "reason", "row"])
-        self.data, self.rows, self.started = data, 0, time.monotonic()
+        self.data, self.rows, self.every, self.started = data, 0, every, time.monotonic()
         self.last, self.thread, self.pending = self.started, ThreadPoolExecutor(max_workers=1), Future[None]()
         self.pending.set_result(None)
 
@@ -99,15 +79,15 @@ class Outputs:
         for key, n in zip(COUNTS, (batch.num_rows + len(rejects), batch.num_rows, len(rejects)), strict=True):
             stats[key] += n
         self.rows += batch.num_rows + len(rejects)
-        if (now := time.monotonic()) - self.last >= self.progress_seconds:
+        if (now := time.monotonic()) - self.last >= self.every:
             self.last, rate = now, self.rows / max(now - self.started, 1e-9)
             LOG.info("progress: %d rows done (%.0f rows/s), file %s", self.rows, rate, stats["path"])
 
     def close(self, keep: tuple[str, ...]) -> None:
-        """Close both files; move the `keep` ones into the output folder, remove the others."""
+        """Close both files; move the `keep` ones into the output folder (the others go with `staged`)."""
         self.pending.result()
         self.thread.shutdown()
         for file in (self.writer, self.data, self.rejects_file):
             file.close()
-        for key, tmp in self.tmp.items():
-            shutil.move(tmp, self.paths[key]) if key in keep else tmp.unlink(missing_ok=True)
+        for key in keep:
+            shutil.move(self.staged / self.paths[key].name, self.paths[key])

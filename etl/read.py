@@ -1,7 +1,6 @@
 """The files of a run, each read in blocks by pyarrow's streaming reader with its rows' line numbers; the
 default layout (a CSV with a header row). An example's layout.py provides the same five names instead."""
 
-import contextlib
 import csv
 import os
 from collections.abc import Callable, Iterator
@@ -42,18 +41,11 @@ class FileInfo:
     header_lines: int = 0  # the physical lines down to the header
     columns: list[int | None] = field(default_factory=list)  # each schema field's column (None: absent)
     tab_end: bool = False  # the rows end in a tab, which is not a field
-    more: dict[str, Any] = field(default_factory=dict)  # what a layout notes about the file
-
-    def __post_init__(self) -> None:
-        self.folder, _, base = self.name.rpartition("/")
-        self.stem = base.lower().removesuffix(".gz").rsplit(".", 1)[0]
 
 
 class Job(NamedTuple):
     info: FileInfo
     role: str
-    companion: FileInfo | None = None  # a file whose rows join this one's (its role: companion_role)
-    companion_role: str = ""
 
 
 class Block(NamedTuple):
@@ -151,7 +143,7 @@ def plan(infos: list[FileInfo], schema: Schema, hosts: int) -> list[Job]:  # eve
     return [Job(i, DATA) for i in infos]
 
 
-def job_blocks(job: Job, schema: Schema, stats: list[dict[str, Any]]) -> Iterator[Block]:
+def job_blocks(job: Job, schema: Schema, files: list[dict[str, Any]]) -> Iterator[Block]:
     return blocks(job.info)
 
 
@@ -178,39 +170,33 @@ def reader(info: FileInfo, stream: pa.NativeFile, odd: list[Any], threads: bool)
 def blocks(info: FileInfo) -> Iterator[Block]:
     """The rows below the file's header, in order (blank lines among the odd rows are left out). Parsed
     on every core while each line is a row; from the first block that may hold a row of another width
-    (whose line number pyarrow gives only on one thread) or a parse error, again on one thread."""
-    done, odd = 0, list[Any]()  # the rows handed out: each one line, no odd row among them
-    with opened(info) as stream, contextlib.suppress(pa.ArrowInvalid):  # raised again on one thread
-        for batch in reader(info, stream, odd, threads=True):
-            if odd:
-                break
-            lines = info.header_lines + 1 + done + np.arange(len(batch), dtype=np.int64)
-            yield without_blanks(Block(batch.columns[: info.ncols], lines, []))
-            done += len(batch)
-        if not odd:
-            return
-    yield from one_thread(info, done)
-
-
-def one_thread(info: FileInfo, done: int) -> Iterator[Block]:
-    """The rows from `done` rows below the header on, parsed on one thread (which gives the odd rows' line
-    numbers): the rows above are parsed again and dropped, pyarrow skipping rows only within a block."""
-    odd: list[tuple[int, bytes, int]] = []
-    line, sep = info.header_lines + 1, info.delimiter.encode()  # line: the first one not handed out
-    with opened(info) as stream:
-        try:
-            for batch in chain(reader(info, stream, odd, threads=False), [None]):  # None: odd rows left
-                lines = line_numbers(line, len(batch) if batch else 0, [o[0] for o in odd])
-                line = int(lines[-1]) + 1 if len(lines) else line if batch else 1 << 62
-                if batch and (k := int(np.searchsorted(lines, info.header_lines + 1 + done))):
-                    batch, lines = batch.slice(k), lines[k:]  # rows handed out already (no odd row there)
-                mine, odd[:] = [o for o in odd if o[0] < line], [o for o in odd if o[0] >= line]
-                rows = [o for o in mine if o[1].replace(sep, b"").strip()]
-                yield without_blanks(Block(batch.columns[: info.ncols] if batch else [], lines, rows))
-        except pa.ArrowInvalid as exc:  # "straddling": a row is longer than a block (the one after `line`)
-            at = max([line, *(o[0] + 1 for o in odd)])
-            long = f"line {at} is longer than {block_size(info.ncols)} bytes; expected rows of a few hundred"
-            raise bad(info, long if "straddl" in str(exc) else f"not valid CSV ({exc})") from exc
+    (whose line number pyarrow gives only on one thread) or a parse error, again on one thread, the rows
+    already handed out parsed and dropped (pyarrow skips rows only within a block)."""
+    first, sep = 0, info.delimiter.encode()  # first: the first line not handed out
+    for threads in (True, False):
+        odd: list[Any] = []
+        line = info.header_lines + 1  # the first line of the next batch
+        with opened(info) as stream:
+            try:
+                for batch in chain(reader(info, stream, odd, threads), [None]):  # None: odd rows left
+                    if threads and odd:
+                        break
+                    taken = odd[:]  # the odd rows of this block (on every core: none)
+                    del odd[: len(taken)]
+                    lines = line_numbers(line, len(batch) if batch else 0, [o[0] for o in taken])
+                    line = int(max([line - 1, *lines[-1:], *(o[0] for o in taken)])) + 1
+                    k = int(np.searchsorted(lines, first))  # rows handed out already
+                    rows = [o for o in taken if o[1].replace(sep, b"").strip()]
+                    columns = batch.slice(k).columns[: info.ncols] if batch else []
+                    yield without_blanks(Block(columns, lines[k:], rows))
+                    first = line
+                else:
+                    return
+            except pa.ArrowInvalid as exc:  # "straddling": a row longer than a block (the one after `line`)
+                if not threads:
+                    at, size = max([line, *(o[0] + 1 for o in odd)]), block_size(info.ncols)
+                    long = f"line {at} is longer than {size} bytes; expected rows of a few hundred"
+                    raise bad(info, long if "straddl" in str(exc) else f"not valid CSV ({exc})") from exc
 
 
 def without_blanks(block: Block) -> Block:

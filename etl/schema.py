@@ -1,5 +1,6 @@
 """The cleaning rules: a Frictionless Table Schema (v2), loaded and checked; the unsupported refused."""
 
+import contextlib
 import datetime as dt
 import importlib
 import json
@@ -33,7 +34,7 @@ class SchemaError(Exception):
     """A schema this ETL cannot apply: the message names the file and the property."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Field:
     name: str
     type: str
@@ -71,7 +72,7 @@ class Schema:
 
 def logical(f: Field, value: Any, where: str) -> Any:
     """A constraint's or category's value as the field's type (a JSON value or a string)."""
-    try:
+    with contextlib.suppress(ValueError):
         if isinstance(value, str) and f.type in FORMATS:
             parsed = dt.datetime.strptime(value, f.format)
             return parsed.date() if f.type == "date" else parsed
@@ -79,8 +80,6 @@ def logical(f: Field, value: Any, where: str) -> Any:
             return int(value) if f.type == "integer" else float(value)
         if type(value) is {"string": str, "any": str, "boolean": bool}.get(f.type):
             return value
-    except ValueError:
-        pass
     raise SchemaError(f"{where}: {value!r} is not a {f.type} ({f.format})")
 
 
@@ -94,10 +93,8 @@ def keys(obj: Any, allowed: set[str], where: str) -> dict[str, Any]:
 
 def strings(d: dict[str, Any], key: str, default: list[str], where: str) -> tuple[str, ...]:
     """d[key], a list of strings (or of objects with a string value: missingValues with labels)."""
-    value = d.get(key, default)
-    values: list[Any] = (
-        [v.get("value") if isinstance(v, dict) else v for v in value] if isinstance(value, list) else [0]
-    )
+    value = d.get(key, default) if isinstance(d.get(key, default), list) else [None]
+    values: list[Any] = [v.get("value") if isinstance(v, dict) else v for v in value]
     if not all(isinstance(v, str) for v in values):
         raise SchemaError(f"{where}.{key}: expected a list of strings")
     return tuple(values)

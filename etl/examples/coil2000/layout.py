@@ -7,14 +7,16 @@ code in the raw files as the custom property coil2000:code; the last field is th
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.clean import MISSING, OK, TRIM, TYPE, constrain, convert, original, reason
-from etl.read import Block, EtlError, FileInfo, Job, bad, blocks, opened, read_sample
+from etl.outputs import file_stats
+from etl.read import Block, EtlError, FileInfo, bad, blocks, opened, read_sample
 from etl.schema import Schema
 
 FIELD_PROPERTIES = ("coil2000:code",)
@@ -27,6 +29,22 @@ ELSEWHERE = (
     "; this is one of {} instances (ShardedByS3Key sends each object to one instance): process eval and "
     "targets files on one instance (ProcessingInstanceCount=1) or upload labelled rows"
 )
+
+
+@dataclass
+class CoilFile(FileInfo):
+    more: dict[str, Any] = field(default_factory=dict)  # its header, target words, blank lines above
+
+    def __post_init__(self) -> None:
+        self.folder, _, base = self.name.rpartition("/")
+        self.stem = base.lower().removesuffix(".gz").rsplit(".", 1)[0]
+
+
+class Job(NamedTuple):
+    info: CoilFile
+    role: str
+    companion: CoilFile | None = None  # an eval file's targets file, whose rows join its rows
+    companion_role: str = ""
 
 
 def codes(schema: Schema) -> list[str]:
@@ -46,8 +64,9 @@ def expected(schema: Schema) -> str:
     )
 
 
-def sniff(info: FileInfo, schema: Schema) -> FileInfo:
+def sniff(found: FileInfo, schema: Schema) -> CoilFile:
     """Recognise a file by its content: its role, layout, delimiter, header and width."""
+    info = CoilFile(found.path, found.name)
     n_columns, expect, more = len(schema.fields), expected(schema), info.more
     roles, n_features, code_list = (
         {n_columns: LABELLED, n_columns - 1: EVAL, 1: TARGETS},
@@ -92,7 +111,7 @@ def sniff(info: FileInfo, schema: Schema) -> FileInfo:
     return info
 
 
-def plan(infos: list[FileInfo], schema: Schema, hosts: int) -> list[Job]:
+def plan(infos: list[CoilFile], schema: Schema, hosts: int) -> list[Job]:
     """The dictionaries, the labelled files, then each eval file with its targets file: paired by name,
     else the only pair in a folder."""
     jobs = [Job(f, DICTIONARY) for f in infos if f.role == DICTIONARY] + [
@@ -119,16 +138,16 @@ def plan(infos: list[FileInfo], schema: Schema, hosts: int) -> list[Job]:
     return jobs + sorted(pairs, key=lambda p: p.info.name)
 
 
-def job_blocks(job: Job, schema: Schema, stats: list[dict[str, Any]]) -> Iterator[Block]:
+def job_blocks(job: Job, schema: Schema, files: list[dict[str, Any]]) -> Iterator[Block]:
     """The blocks of a job: none of a dictionary (checked), an eval file's with their targets' column."""
     if job.role == DICTIONARY:
         return check_dictionary(job.info, schema)
     if job.companion is None:
         return words(blocks(job.info), job.info, schema)
-    return paired(job, schema, stats)
+    return paired(job, schema, files)
 
 
-def words(source: Iterator[Block], info: FileInfo, schema: Schema) -> Iterator[Block]:
+def words(source: Iterator[Block], info: CoilFile, schema: Schema) -> Iterator[Block]:
     """The target column's words (No/Yes) as their codes; any other value is a note (rejected)."""
     for block in source:
         if not info.more["words"] or not block.columns:
@@ -156,7 +175,7 @@ def as_codes(raw: pa.Array, names: tuple[str, ...]) -> pa.Array:
 class Targets:
     """A targets file's values in row order, one byte a row, and the reasons of the bad ones."""
 
-    def __init__(self, info: FileInfo, of: FileInfo, schema: Schema) -> None:
+    def __init__(self, info: CoilFile, of: CoilFile, schema: Schema) -> None:
         self.info, self.of, self.at, self.problems, parts = info, of, 0, {}, [np.zeros(0, np.int8)]
         field = schema.fields[-1]
         for block in words(blocks(info), info, schema):
@@ -197,9 +216,12 @@ class Targets:
         return self.at - n
 
 
-def paired(job: Job, schema: Schema, stats: list[dict[str, Any]]) -> Iterator[Block]:
-    """An eval file's blocks, each row (and each row with a wrong number of fields) taking its target."""
+def paired(job: Job, schema: Schema, files: list[dict[str, Any]]) -> Iterator[Block]:
+    """An eval file's blocks, each row (and each row with a wrong number of fields) taking its target; the
+    targets file's stats after the eval file's (the last of `files`)."""
     assert job.companion is not None
+    files[-1]["paired_with"] = job.companion.name
+    files.append(stats := file_stats(job.companion, job.companion_role) | {"paired_with": job.info.name})
     targets = Targets(job.companion, job.info, schema)
     for block in blocks(job.info):
         records = np.sort(np.concatenate([block.lines, np.array([o[0] for o in block.odd], dtype=np.int64)]))
@@ -208,9 +230,9 @@ def paired(job: Job, schema: Schema, stats: list[dict[str, Any]]) -> Iterator[Bl
         notes = {j: targets.problems[int(a)] for j, a in enumerate(at.tolist()) if int(a) in targets.problems}
         yield Block([*block.columns, column] if block.columns else [], block.lines, block.odd, notes)
     if left := len(targets.codes) - targets.at:
-        more = f"{left} more rows than its eval file {job.info.name} ({stats[0]['rows_read']} rows)"
+        more = f"{left} more rows than its eval file {job.info.name} ({files[-2]['rows_read']} rows)"
         raise EtlError(f"{targets.info.name} has {more}; expected one target per eval row")
-    stats[1].update(rows_read=len(targets.codes), rows_written=stats[0]["rows_written"])
+    stats.update(rows_read=len(targets.codes), rows_written=files[-2]["rows_written"])
 
 
 def check_dictionary(info: FileInfo, schema: Schema) -> Iterator[Block]:
