@@ -37,10 +37,10 @@ def cmd_status(target: Target, args: argparse.Namespace) -> int:
         else:
             print(render_one(execution))
         return EXIT_OK
+    since = parse_time("--skips-since", args.skips_since) if args.skips else None
     executions = collector.recent(args.limit)
     queues = collector.queues()
-    since = parse_time("--skips-since", args.skips_since)
-    skips = recent_skips(target, since=since, limit=args.skips) if args.skips else None
+    skips = recent_skips(target, since=since, limit=args.skips) if since else None
     if args.json:
         print(as_json(target, executions, queues, skips))
     else:

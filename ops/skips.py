@@ -85,12 +85,13 @@ def recent(target: Target, *, since: datetime, limit: int, now: datetime | None 
         if code == "ResourceNotFoundException":
             found.note = f"none: the log group {group} does not exist yet (the trigger has not run)"
             return found
-        if code in DENIED:
-            found.note = f"unknown: {explain(exc, doing)} (logs:FilterLogEvents)"
-            return found
-        raise explain(exc, doing) from exc
+        # Skips are an extra section: a refusal is told on its line, the rest of status still prints.
+        need = " (logs:FilterLogEvents)" if code in DENIED else ""
+        found.note = f"unknown: {explain(exc, doing)}{need}"
+        return found
     except BotoCoreError as exc:
-        raise explain(exc, doing) from exc
+        found.note = f"unknown: {explain(exc, doing)}"
+        return found
     found.shown = list(reversed(newest))
     return found
 

@@ -301,7 +301,9 @@ def render_skips(skips: Skips, bucket: str | None, width: int) -> list[str]:
     if not skips.total:
         return [f"skips since {since}: none"]
     newest = (
-        f"the newest {len(skips.shown)} of {skips.total}" if skips.total > len(skips.shown) else skips.total
+        f"the newest {len(skips.shown)} of {skips.total}"
+        if skips.total > len(skips.shown)
+        else str(skips.total)
     )
     rows = [
         [
