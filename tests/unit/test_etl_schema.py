@@ -203,3 +203,19 @@ def test_a_missing_value_that_reads_as_a_number_stays_missing_whatever_its_place
     field = load(schema_file(tmp_path, schema)).fields[0]
     values, problems = clean.convert(field, pa.array([b"0", b"5"], pa.binary()))
     assert (values.to_pylist(), problems.tolist()) == ([None, 5], [clean.MISSING, clean.OK])
+
+
+def test_a_datetime_in_another_form_than_its_format_is_rejected_even_in_a_clean_block(tmp_path):
+    # Given a datetime column in the standard's default format, and values in two other ISO forms
+    schema = schema_file(
+        tmp_path,
+        {"title": "t", "fields": [{"name": "id", "type": "integer"}, {"name": "at", "type": "datetime"}]},
+    )
+    write(tmp_path / "in", "a.csv", "id,at\n1,2020-01-01T10:00:00\n2,2020-01-01\n3,2020-01-01 10:00\n")
+    # When the ETL runs
+    code, full, rejects = run(tmp_path, schema, "--max-reject-fraction", "0.9")
+    # Then only the value in the format is written; the others are rejected, naming the format
+    assert code == 0
+    assert full == [["id", "at"], ["1", "2020-01-01 10:00:00"]]
+    assert [r[1] for r in rejects[1:]] == ["3", "4"]
+    assert all("is not a date and time (%Y-%m-%dT%H:%M:%S)" in r[2] for r in rejects[1:])
