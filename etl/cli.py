@@ -117,6 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"etl: error: {exc}", file=sys.stderr)
         report |= dict(finished_at=stamp(), seconds=round(time.monotonic() - started, 3))
         if "outputs" in report:  # once the staging folder is there
-            (staged / (name := report["outputs"]["report"])).write_text(json.dumps(report, indent=2) + "\n")
-            shutil.move(staged / name, out / name)
+            try:
+                (staged / (name := report["outputs"]["report"])).write_text(
+                    json.dumps(report, indent=2) + "\n"
+                )
+                shutil.move(staged / name, out / name)
+            except OSError as exc:  # e.g. a full disk: said in one line, and the run fails
+                print(f"etl: error: writing the report: {exc}", file=sys.stderr)
+                code = 1
     return code
