@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -227,10 +228,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         progress.line("stop", "stopping (delivery, runner, functions, emulator)...")
     except RuntimeStartError as exc:
         raise CommandError(str(exc)) from exc
-    except OSError as exc:  # the port is taken
-        raise CommandError(
-            f"cannot serve on port {args.port}: {exc.strerror} (another `make up`? --port N)"
-        ) from exc
+    except OSError as exc:
+        taken = f"cannot serve on port {args.port}: {exc.strerror} (another `make up`? --port N)"
+        raise CommandError(taken if exc.errno == errno.EADDRINUSE else str(exc)) from exc
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
         runtime.stop()

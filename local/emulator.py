@@ -10,6 +10,7 @@ import itertools
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import urllib.request
@@ -436,10 +437,15 @@ class Emulator:
     listeners and the runner's records are process-wide, as moto's state is."""
 
     def __init__(self, region: str = DEFAULT_REGION, port: int = 0) -> None:
-        self.region, self.endpoint_url = region, ""
+        self.region, self.endpoint_url, self._port = region, "", port
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
 
     def start(self) -> Emulator:
+        """Serve; a taken port raises OSError here (moto's server thread would only print it and hang)."""
+        if self._port:
+            with socket.socket() as probe:  # as the server binds: a stopped run's TIME_WAIT is no obstacle
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(("127.0.0.1", self._port))
         _install_fidelity()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per request
         self._server.start()
