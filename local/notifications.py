@@ -16,11 +16,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.sqs.models import sqs_backends
-from trigger.errors import UnsupportedEvent
-from trigger.events import ObjectEvent, normalise
 
 from contract.folders import CODE_PREFIX
 from contract.routes import Routes
+from local.delivery import s3_keys
 from local.emulator import ACCOUNT_ID
 from local.stack import DeployedStack
 
@@ -86,13 +85,8 @@ class Notifications:
         self.events.put_targets(Rule=name, Targets=[{"Id": "uploads-seen", "Arn": arn}])
 
         def unrouted(body: str) -> None:
-            try:
-                items = normalise(json.loads(body))
-            except (ValueError, UnsupportedEvent):
-                return
-            for item in items:
-                key = item.key if isinstance(item, ObjectEvent) else None
-                if key and routes.root(key) is None and not key.startswith(own):
+            for key in s3_keys(body):
+                if routes.root(key) is None and not key.startswith(own):
                     self.notify("unrouted", {"stack": stack.name, "key": key, "prefixes": routes.prefixes()})
 
         self.readers.append((url, unrouted))
