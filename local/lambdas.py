@@ -100,6 +100,7 @@ class LogWriter:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _created: set[tuple[str, str]] = field(default_factory=set)  # the streams made (and their groups)
 
     def add(self, group: str, stream: str, line: str) -> None:
         with self._lock:
@@ -108,15 +109,23 @@ class LogWriter:
             )
 
     def flush(self) -> None:
+        # Imported here: the function's own process runs this module too, and its cold start is measured.
+        from botocore.exceptions import BotoCoreError, ClientError
+
         with self._lock:
             pending, self._pending = self._pending, {}
         exists = self.logs.exceptions.ResourceAlreadyExistsException
         for (group, stream), events in pending.items():
-            with contextlib.suppress(exists):
-                self.logs.create_log_group(logGroupName=group)
-            with contextlib.suppress(exists):
-                self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
-            self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+            try:
+                if (group, stream) not in self._created:
+                    with contextlib.suppress(exists):
+                        self.logs.create_log_group(logGroupName=group)
+                    with contextlib.suppress(exists):
+                        self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
+                    self._created.add((group, stream))
+                self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+            except (ClientError, BotoCoreError) as exc:  # said, and the writer goes on with the next batch
+                print(f"{len(events)} log line(s) not written to {group}: {exc}", file=sys.stderr)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
