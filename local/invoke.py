@@ -67,10 +67,13 @@ def created_objects(event: Any) -> list[ObjectEvent]:
         return []
 
 
-def put_objects(s3: Any, objects: list[ObjectEvent], bucket: str | None = None) -> dict[str, str]:
-    """Put each object (into ``bucket``, else its own, made versioned); the event's version IDs and eTags
-    -> those of the objects put. A key S3 refuses (too long, a path the HTTP layer rewrites) is left out."""
+def put_objects(
+    s3: Any, objects: list[ObjectEvent], bucket: str | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Put each object (into ``bucket``, else its own, made versioned): (the event's version IDs and eTags
+    -> those of the objects put, each key S3 refused -> why: too long, a path the HTTP layer rewrites)."""
     replaced: dict[str, str] = {}
+    refused: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as scratch:
         sample = generate(Path(scratch), layout="named", rows=SAMPLE_ROWS, seed=1).out_dir / "Caravan.csv"
         for item in objects:
@@ -82,7 +85,8 @@ def put_objects(s3: Any, objects: list[ObjectEvent], bucket: str | None = None) 
             data = sample.read_bytes() if item.key.lower().endswith(".csv") else b""  # a marker, a folder
             try:
                 put = s3.put_object(Bucket=name, Key=item.key, Body=data)
-            except ClientError:
+            except ClientError as exc:
+                refused[item.key] = str(exc)
                 continue
             for old, new in (
                 (item.version_id, put.get("VersionId")),
@@ -90,7 +94,7 @@ def put_objects(s3: Any, objects: list[ObjectEvent], bucket: str | None = None) 
             ):
                 if old and new:
                     replaced[old] = new
-    return replaced
+    return replaced, refused
 
 
 def env_overrides(
@@ -232,12 +236,14 @@ class LocalInvoke:
                     s3.create_bucket(Bucket=bucket)
         elif objects := created_objects(event):
             text = event_path.read_text(encoding="utf-8")
-            for old, new in put_objects(s3, objects).items():
+            replaced, refused = put_objects(s3, objects)
+            for old, new in replaced.items():
                 text = text.replace(old, new)
             event = json.loads(text)
-            print(
-                f"put {', '.join(o.key for o in objects)} (a sample file) for the event to announce", file=err
-            )
+            if put := [o.key for o in objects if o.key not in refused]:
+                print(f"put {', '.join(put)} (a sample file) for the event to announce", file=err)
+            for key, why in refused.items():
+                print(f"not put {key} (the event still announces it): {why}", file=err)
 
         code_dir, env = self._code(spec)
         where = "its sam build artifact" if ".aws-sam" in code_dir.parts else str(code_dir)
@@ -280,9 +286,12 @@ def replay_into_running(event_path: Path, err: TextIO = sys.stderr) -> int:
     with environment(
         {**CREDENTIALS, "AWS_ENDPOINT_URL": state["endpoint"], "AWS_DEFAULT_REGION": state["region"]}
     ):
-        put_objects(boto3.client("s3"), objects, bucket)
+        _, refused = put_objects(boto3.client("s3"), objects, bucket)
     for item in objects:
-        print(f"put s3://{bucket}/{item.key}: `make up` shows what becomes of it", file=err)
+        if item.key in refused:
+            print(f"not put s3://{bucket}/{item.key}: {refused[item.key]}", file=err)
+        else:
+            print(f"put s3://{bucket}/{item.key}: `make up` shows what becomes of it", file=err)
     return 0
 
 
